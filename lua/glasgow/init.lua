@@ -1,0 +1,31 @@
+-- glasgow: the API route files use.
+--
+--   local glasgow = require "glasgow"
+--   glasgow.sleep(ms)                 yields to the event loop
+--   glasgow.fail(status, code, msg)   answers with an error body
+--   glasgow.json.encode / decode / null
+--   glasgow.log(level, msg, fields)
+local core = require "glasgow.core"
+local errors = require "glasgow.errors"
+local json = require "glasgow.json"
+
+local _M = {
+    json = json,
+    errors = errors,
+    sleep = core.sleep,
+    now = core.now,
+    monotonic_ms = core.monotonic_ms,
+    random_bytes = core.random_bytes,
+    request_id = core.request_id,
+    fail = errors.raise,
+}
+
+-- Logs msg at level with optional fields (a table encoded as JSON members).
+function _M.log(level, msg, fields)
+    if fields ~= nil then
+        return core.log(level, msg, json.encode(fields))
+    end
+    return core.log(level, msg)
+end
+
+return _M

@@ -1,0 +1,252 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+int config_parse_uint(const char *text, uint64_t min, uint64_t max, int units, uint64_t *out)
+{
+    const char *p = text;
+    uint64_t v = 0;
+    if (!text || *p < '0' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    if (*p && units) {
+        unsigned shift;
+        switch (*p) {
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        default: return -1;
+        }
+        if (v > (UINT64_MAX >> shift))
+            return -1;
+        v <<= shift;
+        p++;
+        if (*p == 'i' || *p == 'B' || *p == 'b') /* accept KiB, kB, k */
+            p++;
+        if (*p == 'B' || *p == 'b')
+            p++;
+    }
+    if (*p != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int config_parse_addr(const char *text, config_addr *out)
+{
+    char host[64];
+    const char *port;
+    memset(out, 0, sizeof *out);
+    if (!text || strlen(text) >= sizeof out->text)
+        return -1;
+    snprintf(out->text, sizeof out->text, "%s", text);
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        if (!end || end[1] != ':' || (size_t)(end - text - 1) >= sizeof host)
+            return -1;
+        memcpy(host, text + 1, (size_t)(end - text - 1));
+        host[end - text - 1] = '\0';
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (!colon || (size_t)(colon - text) >= sizeof host)
+            return -1;
+        memcpy(host, text, (size_t)(colon - text));
+        host[colon - text] = '\0';
+        port = colon + 1;
+    }
+    uint64_t portnum;
+    if (config_parse_uint(port, 0, 65535, 0, &portnum) < 0)
+        return -1;
+    if (text[0] == '[') {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&out->ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)portnum);
+        if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+            return -1;
+        out->len = sizeof *s6;
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&out->ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)portnum);
+        if (host[0] == '\0')
+            s4->sin_addr.s_addr = htonl(INADDR_ANY);
+        else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+            return -1;
+        out->len = sizeof *s4;
+    }
+    return 0;
+}
+
+/* One numeric setting: its variable, bounds, unit support and destination. */
+struct uint_setting {
+    const char *name;
+    uint64_t def, min, max;
+    int units;
+    size_t offset;
+    int is_size; /* size_t field, else unsigned */
+};
+
+#define U(name, def, min, max, field) {name, def, min, max, 0, offsetof(config, field), 0}
+#define S(name, def, min, max, field) {name, def, min, max, 1, offsetof(config, field), 1}
+
+static const struct uint_setting uint_settings[] = {
+    U("GLASGOW_WORKERS", 0, 1, 256, workers),
+    S("GLASGOW_MAX_HEADER_BYTES", 16384, 1024, 1048576, max_header_bytes),
+    U("GLASGOW_MAX_HEADERS", 100, 8, 10000, max_headers),
+    S("GLASGOW_MAX_REQUEST_LINE", 8192, 256, 1048576, max_request_line),
+    S("GLASGOW_MAX_BODY_BYTES", 1048576, 0, (uint64_t)1 << 40, max_body_bytes),
+    U("GLASGOW_MAX_JSON_DEPTH", 64, 1, 1000, max_json_depth),
+    U("GLASGOW_MAX_CONNECTIONS", 10000, 1, 1000000, max_connections),
+    U("GLASGOW_MAX_CONNS_PER_IP", 256, 1, 1000000, max_conns_per_ip),
+    U("GLASGOW_HEADER_TIMEOUT_MS", 10000, 100, 3600000, header_timeout_ms),
+    U("GLASGOW_IDLE_TIMEOUT_MS", 60000, 1000, 3600000, idle_timeout_ms),
+    U("GLASGOW_REQUEST_TIMEOUT_MS", 30000, 10, 3600000, request_timeout_ms),
+    U("GLASGOW_SHUTDOWN_GRACE_MS", 20000, 0, 3600000, shutdown_grace_ms),
+    U("GLASGOW_RELOAD_INTERVAL_MS", 5000, 100, 3600000, reload_interval_ms),
+    U("GLASGOW_RELOAD_DEBOUNCE_MS", 200, 0, 60000, reload_debounce_ms),
+};
+
+static int copy_path(const char *name, const char *v, char *dst, size_t n, char *err, size_t errlen)
+{
+    if (strlen(v) >= n) {
+        snprintf(err, errlen, "%s: value too long", name);
+        return -1;
+    }
+    snprintf(dst, n, "%s", v);
+    return 0;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "on") || !strcmp(v, "yes"))
+        *out = 1;
+    else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "off") || !strcmp(v, "no"))
+        *out = 0;
+    else
+        return -1;
+    return 0;
+}
+
+int config_load(config *c, config_getenv_fn get, char *err, size_t errlen)
+{
+    const char *v;
+    memset(c, 0, sizeof *c);
+
+    v = get("GLASGOW_LISTEN");
+    if (config_parse_addr(v ? v : "127.0.0.1:8080", &c->listen) < 0) {
+        snprintf(err, errlen, "GLASGOW_LISTEN: expected HOST:PORT with a numeric address");
+        return -1;
+    }
+    v = get("GLASGOW_ADMIN_LISTEN");
+    if (config_parse_addr(v ? v : "127.0.0.1:9090", &c->admin_listen) < 0) {
+        snprintf(err, errlen, "GLASGOW_ADMIN_LISTEN: expected HOST:PORT with a numeric address");
+        return -1;
+    }
+    v = get("GLASGOW_ROUTES_DIR");
+    if (copy_path("GLASGOW_ROUTES_DIR", v && *v ? v : "./routes", c->routes_dir,
+                  sizeof c->routes_dir, err, errlen) < 0)
+        return -1;
+    v = get("GLASGOW_LUA_PATH");
+    if (v && copy_path("GLASGOW_LUA_PATH", v, c->lua_path, sizeof c->lua_path, err, errlen) < 0)
+        return -1;
+
+    for (size_t i = 0; i < sizeof uint_settings / sizeof uint_settings[0]; i++) {
+        const struct uint_setting *s = &uint_settings[i];
+        uint64_t val = s->def;
+        v = get(s->name);
+        if (v && config_parse_uint(v, s->min, s->max, s->is_size, &val) < 0) {
+            snprintf(err, errlen, "%s: expected %s between %llu and %llu, got \"%.40s\"", s->name,
+                     s->is_size ? "a size (bytes, or with k/m/g)" : "an integer",
+                     (unsigned long long)s->min, (unsigned long long)s->max, v);
+            return -1;
+        }
+        if (s->is_size)
+            *(size_t *)((char *)c + s->offset) = (size_t)val;
+        else
+            *(unsigned *)((char *)c + s->offset) = (unsigned)val;
+    }
+    if (c->workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->workers = n > 0 ? (unsigned)(n > 256 ? 256 : n) : 1;
+    }
+
+    const char *cert = get("GLASGOW_TLS_CERT_FILE");
+    const char *key = get("GLASGOW_TLS_KEY_FILE");
+    if ((cert && *cert) != (key && *key)) {
+        snprintf(err, errlen, "%s: must be set together with %s",
+                 cert && *cert ? "GLASGOW_TLS_CERT_FILE" : "GLASGOW_TLS_KEY_FILE",
+                 cert && *cert ? "GLASGOW_TLS_KEY_FILE" : "GLASGOW_TLS_CERT_FILE");
+        return -1;
+    }
+    if (cert && *cert) {
+        if (copy_path("GLASGOW_TLS_CERT_FILE", cert, c->tls_cert_file, sizeof c->tls_cert_file,
+                      err, errlen) < 0 ||
+            copy_path("GLASGOW_TLS_KEY_FILE", key, c->tls_key_file, sizeof c->tls_key_file, err,
+                      errlen) < 0)
+            return -1;
+    }
+
+    c->access_log = 1;
+    v = get("GLASGOW_ACCESS_LOG");
+    if (v && parse_bool(v, &c->access_log) < 0) {
+        snprintf(err, errlen, "GLASGOW_ACCESS_LOG: expected true or false");
+        return -1;
+    }
+    c->log_level = LOG_INFO;
+    v = get("GLASGOW_LOG_LEVEL");
+    if (v && (c->log_level = log_level_parse(v)) < 0) {
+        snprintf(err, errlen, "GLASGOW_LOG_LEVEL: expected debug, info, warn or error");
+        return -1;
+    }
+    return 0;
+}
+
+char *config_secret(config_getenv_fn get, const char *name, char *err, size_t errlen)
+{
+    char fname[128];
+    snprintf(fname, sizeof fname, "%s_FILE", name);
+    const char *direct = get(name);
+    const char *path = get(fname);
+    err[0] = '\0';
+    if (direct && path) {
+        snprintf(err, errlen, "%s: set either %s or %s, not both", name, name, fname);
+        return NULL;
+    }
+    if (direct)
+        return xstrdup(direct);
+    if (!path)
+        return NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open the file it names: %s", fname, strerror(errno));
+        return NULL;
+    }
+    char *buf = xmalloc(65536 + 1);
+    size_t n = fread(buf, 1, 65536 + 1, f);
+    fclose(f);
+    if (n > 65536) {
+        free(buf);
+        snprintf(err, errlen, "%s: the file it names is larger than 64 KiB", fname);
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (n > 0 && buf[n - 1] == '\n')
+        buf[--n] = '\0';
+    if (n > 0 && buf[n - 1] == '\r')
+        buf[--n] = '\0';
+    return buf;
+}

@@ -1,0 +1,77 @@
+/*
+ * config: the server's settings, read once from the environment at start-up.
+ *
+ * Every setting has a safe default; a malformed value is a start-up error
+ * whose message names the variable, so an operator sees at once what to fix.
+ */
+#ifndef GLASGOW_CONFIG_H
+#define GLASGOW_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef struct config_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char text[80]; /* as given, for log lines */
+} config_addr;
+
+typedef struct config {
+    config_addr listen;       /* GLASGOW_LISTEN */
+    config_addr admin_listen; /* GLASGOW_ADMIN_LISTEN */
+    char routes_dir[4096];    /* GLASGOW_ROUTES_DIR */
+    char lua_path[4096];      /* GLASGOW_LUA_PATH; empty means "next to the binary" */
+    unsigned workers;         /* GLASGOW_WORKERS */
+
+    /* limits */
+    size_t max_header_bytes;  /* GLASGOW_MAX_HEADER_BYTES: all header lines together */
+    unsigned max_headers;     /* GLASGOW_MAX_HEADERS */
+    size_t max_request_line;  /* GLASGOW_MAX_REQUEST_LINE: method, target and version */
+    size_t max_body_bytes;    /* GLASGOW_MAX_BODY_BYTES: default per-route body limit */
+    unsigned max_json_depth;  /* GLASGOW_MAX_JSON_DEPTH */
+    unsigned max_connections; /* GLASGOW_MAX_CONNECTIONS: per process */
+    unsigned max_conns_per_ip;     /* GLASGOW_MAX_CONNS_PER_IP */
+    unsigned header_timeout_ms;    /* GLASGOW_HEADER_TIMEOUT_MS: first byte to end of headers */
+    unsigned idle_timeout_ms;      /* GLASGOW_IDLE_TIMEOUT_MS: no traffic on a connection */
+    unsigned request_timeout_ms;   /* GLASGOW_REQUEST_TIMEOUT_MS: handler deadline */
+    unsigned shutdown_grace_ms;    /* GLASGOW_SHUTDOWN_GRACE_MS */
+    unsigned reload_interval_ms;   /* GLASGOW_RELOAD_INTERVAL_MS: periodic re-hash */
+    unsigned reload_debounce_ms;   /* GLASGOW_RELOAD_DEBOUNCE_MS */
+
+    char tls_cert_file[4096]; /* GLASGOW_TLS_CERT_FILE */
+    char tls_key_file[4096];  /* GLASGOW_TLS_KEY_FILE */
+    int access_log;           /* GLASGOW_ACCESS_LOG: true/false */
+    int log_level;            /* GLASGOW_LOG_LEVEL: debug, info, warn, error */
+} config;
+
+/* Looks a variable up; getenv() in production, a table in tests. */
+typedef const char *(*config_getenv_fn)(const char *name);
+
+/*
+ * Fills c from the environment. Returns 0, or -1 with a one-line message
+ * naming the offending variable in err (errlen bytes).
+ */
+int config_load(config *c, config_getenv_fn get, char *err, size_t errlen);
+
+/*
+ * Parses "host:port", "[v6]:port" or ":port" (all interfaces) into a numeric
+ * socket address; no name resolution. Returns 0 or -1.
+ */
+int config_parse_addr(const char *text, config_addr *out);
+
+/*
+ * Parses an unsigned decimal in [min, max] with an optional unit suffix
+ * when units is non-zero (k, m, g as powers of 1024). Returns 0 or -1.
+ */
+int config_parse_uint(const char *text, uint64_t min, uint64_t max, int units, uint64_t *out);
+
+/*
+ * Reads a secret given either as NAME or as NAME_FILE (a path to a mounted
+ * Secret file; one trailing newline is stripped). Returns a malloc'd string
+ * the caller frees, NULL when neither is set, and on error NULL with err
+ * filled (both set, unreadable file, file over 64 KiB).
+ */
+char *config_secret(config_getenv_fn get, const char *name, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,844 @@
+/*
+ * httpd: libmicrohttpd driven from each worker's own epoll loop.
+ *
+ * Request life cycle (see DESIGN.md section 2 for the libmicrohttpd rules
+ * it follows): the first access-handler call only records the request and
+ * checks the limits that the headers decide; body calls append to a
+ * bounded buffer; the last call runs the handler synchronously. If the
+ * handler yields, the connection is suspended and resumed when the
+ * coroutine completes; the response is queued on the call that follows.
+ */
+#include "httpd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "loop.h"
+#include "metrics.h"
+#include "tls.h"
+#include "util.h"
+
+#define IP_SLOTS 4096
+#define SWEEP_MS 250
+#define LOG_FLUSH_MS 200
+#define LOG_FLUSH_BYTES 32768
+
+/* Connections per client address, shared by every worker; hashed slots
+ * (a collision only makes the limit stricter for the two addresses). */
+static atomic_uint ip_conns[IP_SLOTS];
+
+typedef struct conn_state conn_state;
+typedef struct hreq hreq;
+
+struct worker {
+    unsigned index;
+    const config *cfg;
+    int listen_fd;
+    int tls;
+    pthread_t thread;
+    loop *lp;
+    struct MHD_Daemon *daemon;
+    loop_io mhd_io;
+    loop_timer sweep_timer;
+    loop_timer flush_timer;
+    int need_run;
+    lhost_gen *gen;
+    metrics_worker *metrics;
+    strbuf logbuf;
+    uint64_t rng[2];
+    conn_state *conns; /* every open connection, for the header timeout */
+    atomic_long in_flight;
+
+    pthread_mutex_t mu; /* guards the fields below, written by other threads */
+    lhost_gen *pending_gen;
+    int drain_requested;
+    unsigned grace_ms;
+
+    int draining;
+    uint64_t drain_deadline;
+};
+
+/* One TCP connection (MHD socket context). */
+struct conn_state {
+    worker *w;
+    int fd;
+    unsigned ip_slot;
+    int in_request;     /* headers of the current request are complete */
+    int bad_escape;     /* the unescape callback saw malformed %-encoding or a NUL */
+    uint64_t phase_ms;  /* when the wait for the next header block began */
+    uint64_t allow_ms;  /* how long that wait may last */
+    conn_state *prev, *next;
+};
+
+struct hreq {
+    request r;
+    worker *w;
+    struct MHD_Connection *conn;
+    conn_state *cs;
+    lhost_gen *gen;          /* generation the request was routed on */
+    struct MHD_Response *resp;
+    unsigned status;         /* status queued or to queue */
+    unsigned err_status;     /* a framing or limit error found in C */
+    const char *err_code;
+    char err_msg[160];
+    int suspended;
+    int ran;
+    loop_timer deadline;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    const char *route;       /* template, valid while gen is referenced */
+};
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static uint64_t rng_next(worker *w)
+{
+    /* xorshift128+: request ids need uniqueness, not secrecy */
+    uint64_t s1 = w->rng[0];
+    const uint64_t s0 = w->rng[1];
+    w->rng[0] = s0;
+    s1 ^= s1 << 23;
+    w->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return w->rng[1] + s0;
+}
+
+static int valid_request_id(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == ':'))
+            return 0;
+        if (n >= 64)
+            return 0;
+    }
+    return n > 0;
+}
+
+static unsigned ip_slot(const struct sockaddr *sa)
+{
+    const unsigned char *p;
+    size_t n;
+    if (sa->sa_family == AF_INET6) {
+        p = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+        n = 16;
+    } else {
+        p = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+        n = 4;
+    }
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h % IP_SLOTS;
+}
+
+static void client_text(const struct sockaddr *sa, char *out, size_t n)
+{
+    if (!sa) {
+        snprintf(out, n, "-");
+        return;
+    }
+    if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
+    else if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+    else
+        snprintf(out, n, "-");
+}
+
+int httpd_listen(const config_addr *addr, const char *var, char *err, size_t errlen)
+{
+    int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: socket: %s", var, strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 || listen(fd, 1024) < 0) {
+        snprintf(err, errlen, "%s: cannot listen on %s: %s", var, addr->text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* ---- access log and metrics --------------------------------------------------- */
+
+static void flush_log(worker *w)
+{
+    if (w->logbuf.len) {
+        log_write(w->logbuf.buf, w->logbuf.len);
+        strbuf_reset(&w->logbuf);
+    }
+}
+
+static void on_flush_timer(loop *lp, loop_timer *t)
+{
+    worker *w = t->data;
+    flush_log(w);
+    loop_timer_start(lp, t, LOG_FLUSH_MS);
+}
+
+static void record(hreq *h)
+{
+    worker *w = h->w;
+    double ms = (double)(loop_clock_ms() - h->r.started_ms);
+    metrics_observe(w->metrics, h->r.method, h->route, h->status, ms / 1000.0);
+    atomic_fetch_add_explicit(&metrics.bytes_in, h->bytes_in, memory_order_relaxed);
+    atomic_fetch_add_explicit(&metrics.bytes_out, h->bytes_out, memory_order_relaxed);
+    if (!w->cfg->access_log)
+        return;
+    log_access_rec rec = {
+        .request_id = h->r.request_id,
+        .method = h->r.method,
+        .route = h->route,
+        .path = h->r.path ? h->r.path : "",
+        .status = h->status,
+        .duration_ms = ms,
+        .bytes_in = h->bytes_in,
+        .bytes_out = h->bytes_out,
+        .client = h->r.client,
+    };
+    log_access_format(&w->logbuf, &rec);
+    if (w->logbuf.len > LOG_FLUSH_BYTES)
+        flush_log(w);
+}
+
+/* ---- responses ---------------------------------------------------------------- */
+
+static void add_header(void *arg, const char *name, const char *value)
+{
+    MHD_add_response_header(arg, name, value);
+}
+
+static void finish_response(hreq *h, struct MHD_Response *resp, unsigned status, size_t body_len)
+{
+    MHD_add_response_header(resp, "X-Request-ID", h->r.request_id);
+    if (h->w->draining)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    h->resp = resp;
+    h->status = status;
+    h->bytes_out = body_len;
+}
+
+static void make_error_response(hreq *h, unsigned status, const char *code, const char *msg,
+                                const char *allow)
+{
+    strbuf sb;
+    strbuf_init(&sb);
+    lhost_error_body(&sb, code, msg, h->r.request_id);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sb.len, sb.buf, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        die("out of memory creating a response");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    finish_response(h, resp, status, sb.len);
+    strbuf_dispose(&sb);
+}
+
+/* lhost calls this when the handler finished (or was aborted). */
+static void on_complete(request *r)
+{
+    hreq *h = r->owner;
+    lhost_response res;
+    lhost_result(r, &res);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(res.body_len, (void *)res.body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        die("out of memory creating a response");
+    lhost_result_headers(r, add_header, resp);
+    finish_response(h, resp, res.status, res.body_len);
+    if (h->suspended) {
+        loop_timer_stop(h->w->lp, &h->deadline);
+        h->suspended = 0;
+        MHD_resume_connection(h->conn);
+        h->w->need_run = 1;
+    }
+}
+
+static enum MHD_Result queue(hreq *h)
+{
+    enum MHD_Result ret = MHD_queue_response(h->conn, h->status, h->resp);
+    MHD_destroy_response(h->resp);
+    h->resp = NULL;
+    return ret;
+}
+
+static void on_deadline(loop *lp, loop_timer *t)
+{
+    hreq *h = t->data;
+    char msg[96];
+    (void)lp;
+    snprintf(msg, sizeof msg, "the request did not finish within %u ms",
+             h->w->cfg->request_timeout_ms);
+    lhost_abort(&h->r, 504, "deadline_exceeded", msg);
+}
+
+/* ---- request parsing checks ----------------------------------------------------- */
+
+typedef struct header_scan {
+    unsigned count;
+    size_t bytes;
+    unsigned content_lengths;
+    const char *content_length;
+    int cl_conflict;
+    int has_te;
+    int bad_char;
+    const char *request_id;
+} header_scan;
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    header_scan *s = cls;
+    (void)kind;
+    s->count++;
+    s->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
+    if (!value)
+        return MHD_YES;
+    for (const char *p = value; *p; p++)
+        if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+            s->bad_char = 1;
+    if (!strcasecmp(key, "Content-Length")) {
+        if (s->content_lengths++ && strcmp(s->content_length, value))
+            s->cl_conflict = 1;
+        s->content_length = value;
+    } else if (!strcasecmp(key, "Transfer-Encoding")) {
+        s->has_te = 1;
+    } else if (!strcasecmp(key, "X-Request-ID")) {
+        s->request_id = value;
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result sum_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    size_t *n = cls;
+    (void)kind;
+    *n += strlen(key) + (value ? strlen(value) : 0) + 2;
+    return MHD_YES;
+}
+
+static void set_error(hreq *h, unsigned status, const char *code, const char *msg)
+{
+    if (h->err_status)
+        return;
+    h->err_status = status;
+    h->err_code = code;
+    snprintf(h->err_msg, sizeof h->err_msg, "%s", msg);
+}
+
+/* Checks what the header block alone decides; sets h->err_* on a violation. */
+static void check_headers(hreq *h, const char *url)
+{
+    const config *cfg = h->w->cfg;
+    header_scan s;
+    memset(&s, 0, sizeof s);
+    MHD_get_connection_values(h->conn, MHD_HEADER_KIND, scan_header, &s);
+
+    if (s.request_id && valid_request_id(s.request_id))
+        snprintf(h->r.request_id, sizeof h->r.request_id, "%s", s.request_id);
+    else
+        snprintf(h->r.request_id, sizeof h->r.request_id, "%016llx%016llx",
+                 (unsigned long long)rng_next(h->w), (unsigned long long)rng_next(h->w));
+
+    size_t line = strlen(url) + strlen(h->r.method) + 12;
+    MHD_get_connection_values(h->conn, MHD_GET_ARGUMENT_KIND, sum_query, &line);
+    if (line > cfg->max_request_line)
+        set_error(h, 414, "uri_too_long", "the request line is longer than the limit");
+    if (s.count > cfg->max_headers)
+        set_error(h, 431, "too_many_headers", "the request has more header fields than allowed");
+    if (s.bytes > cfg->max_header_bytes)
+        set_error(h, 431, "headers_too_large", "the request header block is larger than allowed");
+    if (s.bad_char)
+        set_error(h, 400, "bad_header", "a header value contains a control character");
+    if (s.has_te && s.content_lengths)
+        set_error(h, 400, "bad_framing", "Content-Length and Transfer-Encoding together");
+    if (s.cl_conflict)
+        set_error(h, 400, "bad_framing", "conflicting Content-Length values");
+    if (s.content_length) {
+        uint64_t cl;
+        if (config_parse_uint(s.content_length, 0, UINT64_MAX, 0, &cl) < 0)
+            set_error(h, 400, "bad_framing", "Content-Length is not a non-negative integer");
+    }
+    if (h->cs && h->cs->bad_escape)
+        set_error(h, 400, "bad_path", "malformed percent-encoding in the request target");
+    if (url[0] != '/')
+        set_error(h, 400, "bad_path", "the request target must be an absolute path");
+
+    if (h->err_status)
+        return;
+    lhost_match(h->gen, &h->r);
+    if (h->r.route_status == ROUTER_FOUND && s.content_length) {
+        uint64_t cl = strtoull(s.content_length, NULL, 10);
+        if (cl > h->r.body_limit)
+            set_error(h, 413, "body_too_large", h->r.body_limit
+                                                    ? "the body is larger than this route accepts"
+                                                    : "this route takes no request body");
+    }
+}
+
+/* request.h callbacks: iterate MHD's header and query values */
+typedef struct pair_iter {
+    request_pair_fn fn;
+    void *arg;
+} pair_iter;
+
+static enum MHD_Result pair_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+    pair_iter *it = cls;
+    (void)kind;
+    it->fn(it->arg, key, value);
+    return MHD_YES;
+}
+
+static void each_header(request *r, request_pair_fn fn, void *arg)
+{
+    hreq *h = r->owner;
+    pair_iter it = {fn, arg};
+    MHD_get_connection_values(h->conn, MHD_HEADER_KIND, pair_cb, &it);
+}
+
+static void each_query(request *r, request_pair_fn fn, void *arg)
+{
+    hreq *h = r->owner;
+    pair_iter it = {fn, arg};
+    MHD_get_connection_values(h->conn, MHD_GET_ARGUMENT_KIND, pair_cb, &it);
+}
+
+static hreq *hreq_create(worker *w, struct MHD_Connection *conn, const char *url,
+                         const char *method)
+{
+    hreq *h = xcalloc(1, sizeof *h);
+    h->w = w;
+    h->conn = conn;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    h->cs = ci ? ci->socket_context : NULL;
+    h->r.started_ms = loop_clock_ms();
+    snprintf(h->r.method, sizeof h->r.method, "%s", method);
+    h->r.path = xstrdup(url);
+    strbuf_init(&h->r.body);
+    strbuf_init(&h->r.err_body);
+    h->r.owner = h;
+    h->r.each_header = each_header;
+    h->r.each_query = each_query;
+    h->r.on_complete = on_complete;
+    const union MHD_ConnectionInfo *ai =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    client_text(ai ? ai->client_addr : NULL, h->r.client, sizeof h->r.client);
+    loop_timer_init(&h->deadline, on_deadline, h);
+    h->gen = w->gen;
+    lhost_gen_ref(h->gen);
+    if (strlen(method) >= sizeof h->r.method)
+        set_error(h, 501, "not_implemented", "unknown method");
+    return h;
+}
+
+static void hreq_destroy(hreq *h)
+{
+    if (h->resp)
+        MHD_destroy_response(h->resp);
+    loop_timer_stop(h->w->lp, &h->deadline);
+    lhost_release(&h->r);
+    free(h->r.path);
+    strbuf_dispose(&h->r.body);
+    strbuf_dispose(&h->r.err_body);
+    lhost_gen_unref(h->gen);
+    free(h);
+}
+
+/* ---- libmicrohttpd callbacks -------------------------------------------------- */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **req_cls)
+{
+    worker *w = cls;
+    hreq *h = *req_cls;
+    (void)version;
+
+    if (!h) {
+        h = hreq_create(w, conn, url, method);
+        *req_cls = h;
+        atomic_fetch_add_explicit(&w->in_flight, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&metrics.in_flight, 1, memory_order_relaxed);
+        if (h->cs)
+            h->cs->in_request = 1;
+        check_headers(h, url);
+        return MHD_YES; /* never queue on the first call (DESIGN.md 2) */
+    }
+    if (h->resp)
+        return queue(h);
+    if (h->suspended)
+        return MHD_YES;
+
+    if (*upload_size) {
+        h->bytes_in += *upload_size;
+        if (!h->err_status && h->r.route_status == ROUTER_FOUND) {
+            if (h->r.body.len + *upload_size > h->r.body_limit)
+                set_error(h, 413, "body_too_large", "the body is larger than this route accepts");
+            else
+                strbuf_add(&h->r.body, upload, *upload_size);
+        }
+        *upload_size = 0;
+        if (!h->err_status && h->r.route_status == ROUTER_FOUND)
+            return MHD_YES;
+        /* an error or an unmatched route: answer now, the rest of the body is discarded */
+    }
+
+    if (h->err_status) {
+        make_error_response(h, h->err_status, h->err_code, h->err_msg, NULL);
+        return queue(h);
+    }
+    if (h->ran)
+        return MHD_YES;
+    h->ran = 1;
+    if (lhost_run(h->gen, &h->r) == LHOST_DONE) {
+        h->route = h->r.route_status == ROUTER_FOUND ? h->r.match.pattern : NULL;
+        return queue(h);
+    }
+    h->route = h->r.route_status == ROUTER_FOUND ? h->r.match.pattern : NULL;
+    h->suspended = 1;
+    MHD_suspend_connection(conn);
+    loop_timer_start(w->lp, &h->deadline, w->cfg->request_timeout_ms);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    worker *w = cls;
+    hreq *h = *req_cls;
+    (void)conn;
+    if (!h)
+        return;
+    *req_cls = NULL;
+    if (h->r.running)
+        lhost_abort(&h->r, 499, "client_closed", "the connection closed first");
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && h->status == 0)
+        h->status = 499;
+    else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && h->status < 400)
+        h->status = 499; /* the client did not get the whole response */
+    record(h);
+    if (h->cs) {
+        h->cs->in_request = 0;
+        h->cs->phase_ms = loop_clock_ms();
+        h->cs->allow_ms = (uint64_t)w->cfg->idle_timeout_ms + w->cfg->header_timeout_ms;
+    }
+    atomic_fetch_sub_explicit(&w->in_flight, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&metrics.in_flight, 1, memory_order_relaxed);
+    hreq_destroy(h);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    worker *w = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_state *cs = xcalloc(1, sizeof *cs);
+        const union MHD_ConnectionInfo *fi =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ai =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        cs->w = w;
+        cs->fd = fi ? fi->connect_fd : -1;
+        cs->ip_slot = ai ? ip_slot(ai->client_addr) : 0;
+        atomic_fetch_add(&ip_conns[cs->ip_slot], 1);
+        cs->phase_ms = loop_clock_ms();
+        cs->allow_ms = w->cfg->header_timeout_ms;
+        cs->next = w->conns;
+        if (w->conns)
+            w->conns->prev = cs;
+        w->conns = cs;
+        *socket_context = cs;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conn_state *cs = *socket_context;
+        if (!cs)
+            return;
+        atomic_fetch_sub(&ip_conns[cs->ip_slot], 1);
+        if (cs->prev)
+            cs->prev->next = cs->next;
+        else
+            w->conns = cs->next;
+        if (cs->next)
+            cs->next->prev = cs->prev;
+        free(cs);
+        *socket_context = NULL;
+    }
+}
+
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    worker *w = cls;
+    (void)addrlen;
+    if (w->draining)
+        return MHD_NO;
+    if (atomic_load(&ip_conns[ip_slot(addr)]) >= w->cfg->max_conns_per_ip) {
+        atomic_fetch_add_explicit(&metrics.connections_rejected, 1, memory_order_relaxed);
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Strict %-decoding in place; a malformed escape or an encoded NUL marks
+ * the connection so the request is answered 400. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    char *out = s;
+    const char *in = s;
+    int bad = 0;
+    (void)cls;
+    while (*in) {
+        if (*in == '%') {
+            int hi = hexval(in[1]);
+            int lo = hi < 0 ? -1 : hexval(in[2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+                bad = 1;
+                *out++ = *in++;
+                continue;
+            }
+            *out++ = (char)(hi * 16 + lo);
+            in += 3;
+        } else {
+            *out++ = *in++;
+        }
+    }
+    *out = '\0';
+    if (bad) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (ci && ci->socket_context)
+            ((conn_state *)ci->socket_context)->bad_escape = 1;
+    }
+    return (size_t)(out - s);
+}
+
+static void on_mhd_error(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_msg(LOG_DEBUG, NULL, "libmicrohttpd: %s", msg);
+}
+
+/* ---- the worker loop -------------------------------------------------------------- */
+
+static void on_mhd_ready(loop *lp, loop_io *io, uint32_t events)
+{
+    worker *w = io->data;
+    (void)lp;
+    (void)events;
+    w->need_run = 1;
+}
+
+/* Closes connections that have not sent a whole header block in time
+ * (slowloris); libmicrohttpd's own timeout only sees idleness. */
+static void on_sweep(loop *lp, loop_timer *t)
+{
+    worker *w = t->data;
+    uint64_t now = loop_now(lp);
+    for (conn_state *cs = w->conns; cs; cs = cs->next) {
+        if (cs->in_request || cs->fd < 0)
+            continue;
+        if (now - cs->phase_ms > cs->allow_ms) {
+            shutdown(cs->fd, SHUT_RDWR);
+            cs->fd = -1;
+            w->need_run = 1;
+            atomic_fetch_add_explicit(&metrics.header_timeouts, 1, memory_order_relaxed);
+        }
+    }
+    loop_timer_start(lp, t, SWEEP_MS);
+}
+
+static void on_wake(loop *lp, void *data)
+{
+    worker *w = data;
+    (void)lp;
+    pthread_mutex_lock(&w->mu);
+    lhost_gen *g = w->pending_gen;
+    w->pending_gen = NULL;
+    int drain = w->drain_requested && !w->draining;
+    pthread_mutex_unlock(&w->mu);
+    if (g) {
+        lhost_gen *old = w->gen;
+        w->gen = g;
+        lhost_gen_unref(old); /* closed when its last request ends */
+        log_msg(LOG_DEBUG, NULL, "worker %u: routes generation %llu active", w->index,
+                (unsigned long long)lhost_gen_number(g));
+    }
+    if (drain) {
+        w->draining = 1;
+        w->drain_deadline = loop_now(w->lp) + w->grace_ms;
+        MHD_socket s = MHD_quiesce_daemon(w->daemon);
+        if (s != MHD_INVALID_SOCKET)
+            close(s);
+    }
+    w->need_run = 1;
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    lhost_thread_init(w->lp);
+    for (;;) {
+        MHD_UNSIGNED_LONG_LONG to;
+        int64_t wait = -1;
+        if (MHD_get_timeout(w->daemon, &to) == MHD_YES)
+            wait = (int64_t)(to > 60000 ? 60000 : to);
+        if (w->need_run)
+            wait = 0;
+        if (w->draining) {
+            if (atomic_load(&w->in_flight) == 0 || loop_clock_ms() >= w->drain_deadline)
+                break;
+            if (wait < 0 || wait > 50)
+                wait = 50;
+        }
+        loop_run_once(w->lp, wait);
+        w->need_run = 0;
+        MHD_run(w->daemon);
+    }
+    flush_log(w);
+    MHD_stop_daemon(w->daemon);
+    w->daemon = NULL;
+    flush_log(w);
+    return NULL;
+}
+
+worker *worker_create(unsigned index, const config *cfg, int listen_fd, int tls, lhost_gen *gen,
+                      char *err, size_t errlen)
+{
+    worker *w = xcalloc(1, sizeof *w);
+    w->index = index;
+    w->cfg = cfg;
+    w->tls = tls;
+    w->gen = gen;
+    pthread_mutex_init(&w->mu, NULL);
+    strbuf_init(&w->logbuf);
+    util_random_bytes(w->rng, sizeof w->rng);
+    w->metrics = metrics_worker_create();
+    metrics_worker_register(w->metrics);
+    w->lp = loop_create();
+    if (!w->lp) {
+        snprintf(err, errlen, "worker %u: event loop: %s", index, strerror(errno));
+        return NULL;
+    }
+    w->listen_fd = dup(listen_fd);
+    if (w->listen_fd < 0) {
+        snprintf(err, errlen, "worker %u: dup: %s", index, strerror(errno));
+        return NULL;
+    }
+    size_t mem = cfg->max_header_bytes + cfg->max_request_line + 16384;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (tls)
+        flags |= MHD_USE_TLS;
+    unsigned per_worker = cfg->max_connections / cfg->workers;
+    if (tls)
+        w->daemon = MHD_start_daemon(
+            flags, 0, on_accept, w, on_request, w, MHD_OPTION_LISTEN_SOCKET, w->listen_fd,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_CONNECTION_LIMIT,
+            per_worker ? per_worker : 1u, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)(cfg->idle_timeout_ms / 1000), MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
+            w, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, w,
+            MHD_OPTION_HTTPS_CERT_CALLBACK, tls_retrieve, MHD_OPTION_HTTPS_PRIORITIES,
+            TLS_PRIORITIES, MHD_OPTION_END);
+    else
+        w->daemon = MHD_start_daemon(
+            flags, 0, on_accept, w, on_request, w, MHD_OPTION_LISTEN_SOCKET, w->listen_fd,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_CONNECTION_LIMIT,
+            per_worker ? per_worker : 1u, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)(cfg->idle_timeout_ms / 1000), MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
+            w, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, w,
+            MHD_OPTION_END);
+    if (!w->daemon) {
+        snprintf(err, errlen, "worker %u: libmicrohttpd refused to start", index);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(w->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!di || loop_io_add(w->lp, &w->mhd_io, di->epoll_fd, EPOLLIN, on_mhd_ready, w) < 0) {
+        snprintf(err, errlen, "worker %u: cannot watch libmicrohttpd's epoll descriptor", index);
+        return NULL;
+    }
+    loop_on_wake(w->lp, on_wake, w);
+    loop_timer_init(&w->sweep_timer, on_sweep, w);
+    loop_timer_start(w->lp, &w->sweep_timer, SWEEP_MS);
+    loop_timer_init(&w->flush_timer, on_flush_timer, w);
+    loop_timer_start(w->lp, &w->flush_timer, LOG_FLUSH_MS);
+    return w;
+}
+
+void worker_start(worker *w)
+{
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+        die("cannot start worker thread %u", w->index);
+}
+
+void worker_publish(worker *w, lhost_gen *gen)
+{
+    pthread_mutex_lock(&w->mu);
+    lhost_gen *superseded = w->pending_gen;
+    w->pending_gen = gen;
+    pthread_mutex_unlock(&w->mu);
+    /* never adopted, so nothing on the worker refers to it */
+    lhost_gen_unref(superseded);
+    loop_wake(w->lp);
+}
+
+void worker_drain(worker *w, unsigned grace_ms)
+{
+    pthread_mutex_lock(&w->mu);
+    w->drain_requested = 1;
+    w->grace_ms = grace_ms;
+    pthread_mutex_unlock(&w->mu);
+    loop_wake(w->lp);
+}
+
+void worker_join(worker *w)
+{
+    pthread_join(w->thread, NULL);
+    lhost_gen_unref(w->pending_gen);
+    lhost_gen_unref(w->gen);
+    loop_destroy(w->lp);
+    strbuf_dispose(&w->logbuf);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+long worker_in_flight(const worker *w)
+{
+    return atomic_load(&((worker *)w)->in_flight);
+}

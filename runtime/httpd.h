@@ -1,0 +1,46 @@
+/*
+ * httpd: the worker threads. Each owns an event loop, a libmicrohttpd
+ * daemon in external-epoll mode on a dup() of the shared listen socket,
+ * and the routes generation it serves (one lua_State).
+ */
+#ifndef GLASGOW_HTTPD_H
+#define GLASGOW_HTTPD_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "lhost.h"
+
+typedef struct worker worker;
+
+/* Binds and listens on addr (SO_REUSEADDR, non-blocking, close-on-exec).
+ * Returns the socket, or -1 with a message naming var in err. */
+int httpd_listen(const config_addr *addr, const char *var, char *err, size_t errlen);
+
+/*
+ * Creates worker number index serving gen (takes the caller's reference)
+ * on a dup of listen_fd. tls is non-zero to serve HTTPS through the tls
+ * module's current certificate. Returns NULL with err on failure.
+ */
+worker *worker_create(unsigned index, const config *cfg, int listen_fd, int tls, lhost_gen *gen,
+                      char *err, size_t errlen);
+
+/* Starts the worker's thread. */
+void worker_start(worker *w);
+
+/* Hands a new generation to w (takes the caller's reference); any thread.
+ * The worker swaps it in between requests; in-flight requests finish on
+ * the generation they started on. */
+void worker_publish(worker *w, lhost_gen *gen);
+
+/* Asks w to stop accepting, finish in-flight requests within grace_ms,
+ * then stop; any thread. */
+void worker_drain(worker *w, unsigned grace_ms);
+
+/* Waits for the worker's thread and frees it. */
+void worker_join(worker *w);
+
+/* Requests being handled by w now (approximate, any thread). */
+long worker_in_flight(const worker *w);
+
+#endif

@@ -1,0 +1,733 @@
+/*
+ * lhost: LuaJIT states, generations and the request coroutine runner.
+ */
+#include "lhost.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "router.h"
+#include "util.h"
+
+typedef struct route_info {
+    size_t max_body;
+    int wants_json;
+} route_info;
+
+struct lhost_gen {
+    lua_State *L;
+    router *router;
+    route_info *routes; /* indexed by route id - 1 */
+    size_t nroutes;
+    int handle_ref;     /* app.handle */
+    unsigned refs;
+    uint64_t number;
+    char hash[65];
+};
+
+static _Thread_local loop *tl_loop;
+static _Thread_local request *tl_current;
+
+/* Registry key for the generation's options table (address of a static char). */
+static const char limits_key = 'l';
+
+void lhost_thread_init(loop *lp)
+{
+    tl_loop = lp;
+}
+
+/* ---- bindings: require "glasgow.core" ------------------------------------ */
+
+/* The request whose coroutine is L, or a raised error: waiting is only
+ * possible from the request's own coroutine, not from a nested one. */
+static request *current_request(lua_State *L, const char *fname)
+{
+    request *r = tl_current;
+    if (!r || r->co != (void *)L || !tl_loop)
+        luaL_error(L, "%s: can only wait inside a request handler or a glasgow run script, "
+                      "not at load time or in a nested coroutine", fname);
+    return r;
+}
+
+static void resume_request(request *r, int nargs);
+
+static void sleep_done(loop *lp, loop_timer *t)
+{
+    request *r = t->data;
+    (void)lp;
+    r->cancel = NULL;
+    lua_pushboolean((lua_State *)r->co, 1);
+    resume_request(r, 1);
+}
+
+static void sleep_cancel(request *r)
+{
+    loop_timer_stop(tl_loop, &r->wait_timer);
+}
+
+/* glasgow.core.sleep(ms): yields to the loop for ms milliseconds. */
+static int core_sleep(lua_State *L)
+{
+    lua_Number ms = luaL_checknumber(L, 1);
+    if (!(ms >= 0 && ms <= 86400000.0))
+        return luaL_argerror(L, 1, "must be between 0 and 86400000 milliseconds");
+    request *r = current_request(L, "sleep");
+    loop_timer_init(&r->wait_timer, sleep_done, r);
+    loop_timer_start(tl_loop, &r->wait_timer, (uint64_t)ms);
+    r->cancel = sleep_cancel;
+    return lua_yield(L, 0);
+}
+
+static int core_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+static int core_monotonic_ms(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)loop_clock_ms());
+    return 1;
+}
+
+/* glasgow.core.log(level, msg [, extra]): extra is a JSON object text whose
+ * members are merged into the line. */
+static int core_log(lua_State *L)
+{
+    const char *lvl = luaL_checkstring(L, 1);
+    const char *msg = luaL_checkstring(L, 2);
+    size_t elen = 0;
+    const char *extra = luaL_optlstring(L, 3, NULL, &elen);
+    int level = log_level_parse(lvl);
+    if (level < 0)
+        return luaL_argerror(L, 1, "must be debug, info, warn or error");
+    if (!log_enabled(level))
+        return 0;
+    strbuf sb;
+    strbuf_init(&sb);
+    if (tl_current) {
+        strbuf_adds(&sb, ",\"request_id\":\"");
+        strbuf_add_json_escaped(&sb, tl_current->request_id, strlen(tl_current->request_id));
+        strbuf_adds(&sb, "\"");
+    }
+    if (extra && elen > 2 && extra[0] == '{' && extra[elen - 1] == '}') {
+        strbuf_adds(&sb, ",");
+        strbuf_add(&sb, extra + 1, elen - 2);
+    }
+    log_msg(level, sb.buf, "%s", msg);
+    strbuf_dispose(&sb);
+    return 0;
+}
+
+static int core_random_bytes(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    unsigned char buf[256];
+    if (n < 0 || n > (lua_Integer)sizeof buf)
+        return luaL_argerror(L, 1, "must be between 0 and 256");
+    util_random_bytes(buf, (size_t)n);
+    lua_pushlstring(L, (const char *)buf, (size_t)n);
+    return 1;
+}
+
+static int core_request_id(lua_State *L)
+{
+    if (!tl_current)
+        return 0;
+    lua_pushstring(L, tl_current->request_id);
+    return 1;
+}
+
+static int core_open(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"sleep", core_sleep},
+        {"now", core_now},
+        {"monotonic_ms", core_monotonic_ms},
+        {"log", core_log},
+        {"random_bytes", core_random_bytes},
+        {"request_id", core_request_id},
+        {NULL, NULL},
+    };
+    lua_newtable(L);
+    luaL_register(L, NULL, fns);
+    lua_pushlightuserdata(L, (void *)&limits_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_setfield(L, -2, "limits");
+    return 1;
+}
+
+/* ---- states ----------------------------------------------------------------- */
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/* Sets package.path and preloads glasgow.core. */
+static lua_State *new_state(const lhost_opts *o)
+{
+    lua_State *L = luaL_newstate();
+    if (!L)
+        die("cannot create a Lua state: out of memory");
+    luaL_openlibs(L);
+
+    lua_getglobal(L, "package");
+    lua_pushstring(L, o->lua_path);
+    lua_setfield(L, -2, "path");
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, core_open);
+    lua_setfield(L, -2, "glasgow.core");
+    lua_pop(L, 2);
+
+    lua_pushlightuserdata(L, (void *)&limits_key);
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, (lua_Integer)o->max_json_depth);
+    lua_setfield(L, -2, "max_json_depth");
+    lua_pushnumber(L, (lua_Number)o->max_body_bytes);
+    lua_setfield(L, -2, "max_body_bytes");
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    return L;
+}
+
+/* Copies the message at the top of L into err and pops it. */
+static void take_error(lua_State *L, char *err, size_t errlen)
+{
+    const char *msg = lua_tostring(L, -1);
+    snprintf(err, errlen, "%s", msg ? msg : "(non-string error)");
+    lua_pop(L, 1);
+}
+
+/* Registers every "_name.lua" file as package.preload["routes._name"]. */
+static int preload_helpers(lua_State *L, const bundle *b, char *err, size_t errlen)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    for (size_t i = 0; i < b->nfiles; i++) {
+        const bundle_file *f = &b->files[i];
+        if (f->name[0] != '_')
+            continue;
+        char chunk[300], modname[300];
+        snprintf(chunk, sizeof chunk, "@%s", f->name);
+        snprintf(modname, sizeof modname, "routes.%.*s", (int)(strlen(f->name) - 4), f->name);
+        if (luaL_loadbuffer(L, f->data, f->len, chunk) != 0) {
+            take_error(L, err, errlen);
+            lua_pop(L, 2);
+            return -1;
+        }
+        lua_setfield(L, -2, modname);
+    }
+    lua_pop(L, 2);
+    return 0;
+}
+
+/* Runs each route file and hands its table to app.declare(file, routes). */
+static int load_routes(lua_State *L, const bundle *b, int app, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < b->nfiles; i++) {
+        const bundle_file *f = &b->files[i];
+        char chunk[300];
+        if (f->name[0] == '_')
+            continue;
+        snprintf(chunk, sizeof chunk, "@%s", f->name);
+        lua_pushcfunction(L, traceback);
+        int tb = lua_gettop(L);
+        lua_getfield(L, app, "declare");
+        lua_pushstring(L, f->name);
+        if (luaL_loadbuffer(L, f->data, f->len, chunk) != 0) {
+            take_error(L, err, errlen);
+            lua_settop(L, tb - 1);
+            return -1;
+        }
+        if (lua_pcall(L, 0, 1, tb) != 0 || lua_pcall(L, 2, 0, tb) != 0) {
+            take_error(L, err, errlen);
+            lua_settop(L, tb - 1);
+            return -1;
+        }
+        lua_settop(L, tb - 1);
+    }
+    return 0;
+}
+
+/* Calls app.finalize() and builds the router from the list it returns. */
+static int build_router(lhost_gen *g, int app, char *err, size_t errlen)
+{
+    lua_State *L = g->L;
+    lua_pushcfunction(L, traceback);
+    int tb = lua_gettop(L);
+    lua_getfield(L, app, "finalize");
+    if (lua_pcall(L, 0, 1, tb) != 0) {
+        take_error(L, err, errlen);
+        lua_settop(L, tb - 1);
+        return -1;
+    }
+    size_t n = lua_objlen(L, -1);
+    g->router = router_create();
+    g->routes = xcalloc(n ? n : 1, sizeof *g->routes);
+    g->nroutes = n;
+    for (size_t i = 1; i <= n; i++) {
+        char rerr[256];
+        int conflict;
+        lua_rawgeti(L, -1, (int)i);
+        lua_getfield(L, -1, "method");
+        lua_getfield(L, -2, "path");
+        lua_getfield(L, -3, "where");
+        lua_getfield(L, -4, "max_body");
+        lua_getfield(L, -5, "json");
+        const char *method = lua_tostring(L, -5);
+        const char *path = lua_tostring(L, -4);
+        const char *where = lua_tostring(L, -3);
+        g->routes[i - 1].max_body = (size_t)lua_tonumber(L, -2);
+        g->routes[i - 1].wants_json = lua_toboolean(L, -1);
+        if (!method || !path || !where ||
+            router_add(g->router, method, path, (int)i, &conflict, rerr, sizeof rerr) < 0) {
+            const char *other = "";
+            if (method && path && where && conflict > 0) {
+                lua_rawgeti(L, -6, conflict);
+                lua_getfield(L, -1, "where");
+                other = lua_tostring(L, -1);
+                snprintf(err, errlen, "%s: %s (declared at %s)", where, rerr, other ? other : "?");
+            } else {
+                snprintf(err, errlen, "%s: %s", where ? where : "?", method && path ? rerr :
+                         "route without method or path");
+            }
+            lua_settop(L, tb - 1);
+            return -1;
+        }
+        lua_pop(L, 6);
+    }
+    lua_settop(L, tb - 1);
+    return 0;
+}
+
+/* After loading, assigning a global raises: routes keep no hidden global state. */
+static void lock_globals(lua_State *L)
+{
+    if (luaL_loadstring(L, "setmetatable(_G, {__newindex = function(_, k) "
+                           "error('assignment to undeclared global \"' .. tostring(k) .. '\"', 2) "
+                           "end})") != 0 ||
+        lua_pcall(L, 0, 0, 0) != 0)
+        die("cannot lock globals: %s", lua_tostring(L, -1));
+}
+
+lhost_gen *lhost_gen_create(const bundle *b, const lhost_opts *o, uint64_t number, char *err,
+                            size_t errlen)
+{
+    lhost_gen *g = xcalloc(1, sizeof *g);
+    g->L = new_state(o);
+    g->refs = 1;
+    g->number = number;
+    g->handle_ref = LUA_NOREF;
+    snprintf(g->hash, sizeof g->hash, "%s", b->hash);
+    lua_State *L = g->L;
+
+    lua_pushcfunction(L, traceback);
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "glasgow.app");
+    if (lua_pcall(L, 1, 1, -3) != 0) {
+        take_error(L, err, errlen);
+        goto err_destroy;
+    }
+    int app = lua_gettop(L);
+    if (!lua_istable(L, app)) {
+        snprintf(err, errlen, "glasgow.app did not return a table");
+        goto err_destroy;
+    }
+    if (preload_helpers(L, b, err, errlen) < 0 || load_routes(L, b, app, err, errlen) < 0 ||
+        build_router(g, app, err, errlen) < 0)
+        goto err_destroy;
+    lua_getfield(L, app, "handle");
+    g->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_settop(L, 0);
+    lock_globals(L);
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    return g;
+
+err_destroy:
+    lhost_gen_unref(g);
+    return NULL;
+}
+
+void lhost_gen_ref(lhost_gen *g)
+{
+    g->refs++;
+}
+
+void lhost_gen_unref(lhost_gen *g)
+{
+    if (!g || --g->refs > 0)
+        return;
+    lua_close(g->L);
+    router_destroy(g->router);
+    free(g->routes);
+    free(g);
+}
+
+uint64_t lhost_gen_number(const lhost_gen *g)
+{
+    return g->number;
+}
+
+const char *lhost_gen_hash(const lhost_gen *g)
+{
+    return g->hash;
+}
+
+size_t lhost_gen_route_count(const lhost_gen *g)
+{
+    return g->nroutes;
+}
+
+void lhost_match(lhost_gen *g, request *r)
+{
+    r->route_status = router_lookup(g->router, r->method, r->path, &r->match, r->allow,
+                                   sizeof r->allow);
+    r->body_limit = 0;
+    r->wants_json = 0;
+    if (r->route_status == ROUTER_FOUND) {
+        const route_info *ri = &g->routes[r->match.id - 1];
+        r->body_limit = ri->max_body;
+        r->wants_json = ri->wants_json;
+    }
+}
+
+/* ---- running requests --------------------------------------------------------- */
+
+void lhost_error_body(strbuf *sb, const char *code, const char *message, const char *request_id)
+{
+    strbuf_adds(sb, "{\"error\":{\"code\":\"");
+    strbuf_add_json_escaped(sb, code, strlen(code));
+    strbuf_adds(sb, "\",\"message\":\"");
+    strbuf_add_json_escaped(sb, message, strlen(message));
+    strbuf_adds(sb, "\",\"details\":null,\"request_id\":\"");
+    strbuf_add_json_escaped(sb, request_id, strlen(request_id));
+    strbuf_adds(sb, "\"}}");
+}
+
+static void set_c_error(request *r, unsigned status, const char *code, const char *message)
+{
+    r->err_status = status;
+    strbuf_reset(&r->err_body);
+    lhost_error_body(&r->err_body, code, message, r->request_id);
+}
+
+/* Stores (lowercased name -> value) into the table at the top of L; a
+ * repeated name becomes an array of its values in arrival order. */
+static void set_pair(void *arg, const char *name, const char *value)
+{
+    lua_State *L = arg;
+    char low[256];
+    size_t n = strlen(name);
+    if (n >= sizeof low)
+        n = sizeof low - 1;
+    for (size_t i = 0; i < n; i++)
+        low[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] + 32) : name[i];
+    lua_pushlstring(L, low, n);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushstring(L, value ? value : "");
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
+        lua_createtable(L, 2, 0);
+        lua_insert(L, -2);
+        lua_rawseti(L, -2, 1);
+        lua_pushstring(L, value ? value : "");
+        lua_rawseti(L, -2, 2);
+    } else {
+        lua_pushstring(L, value ? value : "");
+        lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+    }
+    lua_rawset(L, -3);
+}
+
+/* Query names are case-sensitive: same as set_pair without lowercasing. */
+static void set_query_pair(void *arg, const char *name, const char *value)
+{
+    lua_State *L = arg;
+    lua_pushstring(L, name);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushstring(L, value ? value : "");
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
+        lua_createtable(L, 2, 0);
+        lua_insert(L, -2);
+        lua_rawseti(L, -2, 1);
+        lua_pushstring(L, value ? value : "");
+        lua_rawseti(L, -2, 2);
+    } else {
+        lua_pushstring(L, value ? value : "");
+        lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+    }
+    lua_rawset(L, -3);
+}
+
+static void push_request_table(lua_State *co, request *r)
+{
+    lua_createtable(co, 0, 12);
+    lua_pushstring(co, r->method);
+    lua_setfield(co, -2, "method");
+    lua_pushstring(co, r->path);
+    lua_setfield(co, -2, "path");
+    lua_pushstring(co, r->request_id);
+    lua_setfield(co, -2, "id");
+    lua_pushstring(co, r->client);
+    lua_setfield(co, -2, "client");
+    if (r->route_status == ROUTER_FOUND) {
+        lua_pushstring(co, r->match.pattern);
+        lua_setfield(co, -2, "route");
+    } else if (r->route_status == ROUTER_METHOD_NOT_ALLOWED) {
+        lua_pushstring(co, r->allow);
+        lua_setfield(co, -2, "allow");
+    }
+    lua_createtable(co, 0, (int)r->match.nparams);
+    if (r->route_status == ROUTER_FOUND)
+        for (size_t i = 0; i < r->match.nparams; i++) {
+            const router_param *p = &r->match.params[i];
+            lua_pushlstring(co, p->name, p->name_len);
+            lua_pushlstring(co, p->value, p->value_len);
+            lua_rawset(co, -3);
+        }
+    lua_setfield(co, -2, "params");
+    lua_newtable(co);
+    if (r->each_query)
+        r->each_query(r, set_query_pair, co);
+    lua_setfield(co, -2, "query");
+    lua_createtable(co, 0, 8);
+    if (r->each_header)
+        r->each_header(r, set_pair, co);
+    lua_setfield(co, -2, "headers");
+    if (r->body.len > 0 || r->body.buf) {
+        lua_pushlstring(co, r->body.buf ? r->body.buf : "", r->body.len);
+        lua_setfield(co, -2, "body");
+    }
+}
+
+/* Checks the runner's results (status, body, headers) on the coroutine stack. */
+static int results_valid(lua_State *co)
+{
+    if (lua_gettop(co) < 2 || !lua_isnumber(co, 1) || lua_type(co, 2) != LUA_TSTRING)
+        return 0;
+    lua_Number st = lua_tonumber(co, 1);
+    if (!(st >= 100 && st <= 599) || st != floor(st))
+        return 0;
+    return lua_gettop(co) < 3 || lua_isnil(co, 3) || lua_istable(co, 3);
+}
+
+/* Finishes r: calls on_complete, then drops the coroutine and generation. */
+static void complete(request *r)
+{
+    r->running = 0;
+    r->on_complete(r);
+    lhost_release(r);
+}
+
+static void resume_request(request *r, int nargs)
+{
+    lua_State *co = r->co;
+    request *prev = tl_current;
+    tl_current = r;
+    int st = lua_resume(co, nargs);
+    tl_current = prev;
+    if (st == LUA_YIELD) {
+        if (r->cancel)
+            return; /* a binding armed an operation; the loop resumes us */
+        set_c_error(r, 500, "internal", "handler yielded outside a glasgow binding");
+        log_msg(LOG_ERROR, NULL, "request %s: coroutine.yield() in a handler", r->request_id);
+    } else if (st != 0) {
+        const char *msg = lua_tostring(co, -1);
+        set_c_error(r, 500, "internal", "internal error");
+        log_msg(LOG_ERROR, NULL, "request %s: runner failed: %s", r->request_id,
+                msg ? msg : "(non-string error)");
+    } else if (!r->raw_results && !results_valid(co)) {
+        set_c_error(r, 500, "internal", "internal error");
+        log_msg(LOG_ERROR, NULL, "request %s: runner returned malformed results", r->request_id);
+    }
+    complete(r);
+}
+
+int lhost_run(lhost_gen *g, request *r)
+{
+    lua_State *L = g->L;
+    lhost_gen_ref(g);
+    r->gen = g;
+    r->err_status = 0;
+    r->cancel = NULL;
+    r->running = 1;
+    lua_State *co = lua_newthread(L);
+    r->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    r->co = co;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, g->handle_ref);
+    lua_pushinteger(co, r->route_status == ROUTER_FOUND ? r->match.id
+                        : r->route_status == ROUTER_METHOD_NOT_ALLOWED ? -1 : 0);
+    push_request_table(co, r);
+    resume_request(r, 2);
+    return r->running ? LHOST_YIELDED : LHOST_DONE;
+}
+
+void lhost_abort(request *r, unsigned status, const char *code, const char *message)
+{
+    if (!r->running)
+        return;
+    if (r->cancel) {
+        r->cancel(r);
+        r->cancel = NULL;
+    }
+    set_c_error(r, status, code, message);
+    complete(r);
+}
+
+void lhost_result(request *r, lhost_response *out)
+{
+    out->route = r->route_status == ROUTER_FOUND ? r->match.pattern : NULL;
+    if (r->err_status || !r->co) {
+        out->status = r->err_status ? r->err_status : 500;
+        out->body = r->err_body.buf ? r->err_body.buf : "";
+        out->body_len = r->err_body.len;
+        return;
+    }
+    lua_State *co = r->co;
+    out->status = (unsigned)lua_tointeger(co, 1);
+    out->body = lua_tolstring(co, 2, &out->body_len);
+}
+
+void lhost_result_headers(request *r, request_pair_fn fn, void *arg)
+{
+    if (r->err_status || !r->co) {
+        fn(arg, "Content-Type", "application/json");
+        return;
+    }
+    lua_State *co = r->co;
+    if (lua_gettop(co) < 3 || !lua_istable(co, 3))
+        return;
+    lua_pushnil(co);
+    while (lua_next(co, 3) != 0) {
+        if (lua_type(co, -2) == LUA_TSTRING && lua_type(co, -1) == LUA_TSTRING)
+            fn(arg, lua_tostring(co, -2), lua_tostring(co, -1));
+        lua_pop(co, 1);
+    }
+}
+
+void lhost_release(request *r)
+{
+    lhost_gen *g = r->gen;
+    if (!g)
+        return;
+    if (r->co_ref != LUA_NOREF && r->co_ref != 0) {
+        luaL_unref(g->L, LUA_REGISTRYINDEX, r->co_ref);
+        r->co_ref = LUA_NOREF;
+    }
+    r->co = NULL;
+    r->gen = NULL;
+    lhost_gen_unref(g);
+}
+
+/* ---- glasgow run --------------------------------------------------------------- */
+
+typedef struct script_state {
+    int status;
+    int done;
+} script_state;
+
+static void script_complete(request *r)
+{
+    script_state *ss = r->owner;
+    ss->done = 1;
+    if (r->err_status) {
+        ss->status = 1;
+        return;
+    }
+    lua_State *co = r->co;
+    ss->status = lua_isnumber(co, 1) ? (int)lua_tointeger(co, 1) : 0;
+}
+
+/* Runs the chunk in a coroutine; prints errors; results pass through. */
+static const char script_runner[] =
+    "local chunk = ...\n"
+    "return function(...)\n"
+    "  local ok, res = xpcall(chunk, debug.traceback, ...)\n"
+    "  if not ok then io.stderr:write('glasgow run: ', tostring(res), '\\n'); return 1 end\n"
+    "  return res\n"
+    "end\n";
+
+int lhost_run_script(const lhost_opts *o, const char *file, int argc, char **argv)
+{
+    loop *lp = loop_create();
+    if (!lp)
+        die_errno("loop");
+    lhost_thread_init(lp);
+    lhost_gen *g = xcalloc(1, sizeof *g);
+    g->L = new_state(o);
+    g->refs = 1;
+    lua_State *L = g->L;
+
+    lua_createtable(L, argc, 1);
+    lua_pushstring(L, file);
+    lua_rawseti(L, -2, 0);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setglobal(L, "arg");
+
+    if (luaL_loadfile(L, file) != 0) {
+        fprintf(stderr, "glasgow run: %s\n", lua_tostring(L, -1));
+        lhost_gen_unref(g);
+        loop_destroy(lp);
+        return 1;
+    }
+    if (luaL_loadstring(L, script_runner) != 0)
+        die("script runner: %s", lua_tostring(L, -1));
+    lua_insert(L, -2);
+    lua_call(L, 1, 1);
+    g->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    script_state ss = {0, 0};
+    request r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.method, sizeof r.method, "RUN");
+    snprintf(r.request_id, sizeof r.request_id, "run");
+    r.path = xstrdup(file);
+    strbuf_init(&r.body);
+    strbuf_init(&r.err_body);
+    r.on_complete = script_complete;
+    r.owner = &ss;
+    r.route_status = ROUTER_NOT_FOUND;
+    r.gen = g;
+    lhost_gen_ref(g);
+    r.running = 1;
+    r.raw_results = 1;
+    lua_State *co = lua_newthread(L);
+    r.co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    r.co = co;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, g->handle_ref);
+    for (int i = 0; i < argc; i++)
+        lua_pushstring(co, argv[i]);
+    resume_request(&r, argc);
+    while (!ss.done)
+        loop_run_once(lp, -1);
+    free(r.path);
+    strbuf_dispose(&r.body);
+    strbuf_dispose(&r.err_body);
+    lhost_gen_unref(g);
+    loop_destroy(lp);
+    return ss.status;
+}

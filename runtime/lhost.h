@@ -1,0 +1,100 @@
+/*
+ * lhost: the Lua host. Builds generations (one lua_State each, loaded from a
+ * routes bundle) and runs requests as coroutines on them.
+ *
+ * A generation is immutable once built: its routes, router and OpenAPI
+ * document never change. It may be built on one thread and then handed to
+ * a worker, which alone uses it afterwards. Bindings that wait (sleep, and
+ * later database and S3 calls) arm an operation on the worker's loop and
+ * yield; the loop resumes the coroutine when the operation completes.
+ */
+#ifndef GLASGOW_LHOST_H
+#define GLASGOW_LHOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bundle.h"
+#include "loop.h"
+#include "request.h"
+
+typedef struct lhost_gen lhost_gen;
+
+typedef struct lhost_opts {
+    const char *lua_path;  /* package.path entries for lua/ */
+    unsigned max_json_depth;
+    size_t max_body_bytes; /* default per-route body limit */
+} lhost_opts;
+
+enum { LHOST_DONE = 0, LHOST_YIELDED = 1 };
+
+/* Binds the calling thread to lp: bindings that wait arm timers there. */
+void lhost_thread_init(loop *lp);
+
+/*
+ * Builds a generation from b: a fresh state with the library and bindings,
+ * every route file compiled and run, routes validated and routed, the
+ * OpenAPI document built. Returns NULL with "file:line: message" in err when
+ * anything fails. The generation starts with one reference.
+ */
+lhost_gen *lhost_gen_create(const bundle *b, const lhost_opts *o, uint64_t number, char *err,
+                            size_t errlen);
+
+/* Reference counting; single-threaded (the owning worker's). Dropping the
+ * last reference closes the state. */
+void lhost_gen_ref(lhost_gen *g);
+void lhost_gen_unref(lhost_gen *g);
+
+uint64_t lhost_gen_number(const lhost_gen *g);
+const char *lhost_gen_hash(const lhost_gen *g);
+size_t lhost_gen_route_count(const lhost_gen *g);
+
+/* Routes r->method and r->path: fills route_status, match, allow and the
+ * route's body limit. Call when the headers are in. */
+void lhost_match(lhost_gen *g, request *r);
+
+/*
+ * Runs the handler for r on g (takes a reference to g). Returns LHOST_DONE
+ * when it finished (r->on_complete already called) or LHOST_YIELDED when it
+ * waits; on_complete is then called later from the loop.
+ */
+int lhost_run(lhost_gen *g, request *r);
+
+/*
+ * Stops a yielded request: cancels its pending operation, discards its
+ * coroutine and completes it with an error response of status/code/message.
+ * A no-op when r is not running.
+ */
+void lhost_abort(request *r, unsigned status, const char *code, const char *message);
+
+/* Inside on_complete: the response the handler produced. */
+typedef struct lhost_response {
+    unsigned status;
+    const char *body;
+    size_t body_len;
+    const char *route; /* template for logs and metrics, NULL when unmatched */
+} lhost_response;
+
+void lhost_result(request *r, lhost_response *out);
+
+/* Inside on_complete: calls fn for each response header. */
+void lhost_result_headers(request *r, request_pair_fn fn, void *arg);
+
+/* Releases what lhost holds for r (coroutine, generation reference). */
+void lhost_release(request *r);
+
+/*
+ * Formats the standard JSON error body into sb:
+ * {"error":{"code":..,"message":..,"details":null,"request_id":..}}
+ */
+void lhost_error_body(strbuf *sb, const char *code, const char *message, const char *request_id);
+
+/*
+ * glasgow run: executes file as a coroutine with the same library and
+ * bindings and an event loop, with arg = {[0]=file, ...}. Returns the exit
+ * status: the script's integer return value, 0 when it returns nothing,
+ * 1 on error (printed to stderr).
+ */
+int lhost_run_script(const lhost_opts *o, const char *file, int argc, char **argv);
+
+#endif

@@ -1,0 +1,233 @@
+/*
+ * loop: epoll plus a binary min-heap of timers.
+ */
+#include "loop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define LOOP_MAX_EVENTS 64
+
+struct loop {
+    int epfd;
+    int wakefd;
+    uint64_t now;
+    loop_timer **heap;
+    size_t heap_len;
+    size_t heap_cap;
+    loop_io wake_io;
+    void (*wake_cb)(loop *lp, void *data);
+    void *wake_data;
+};
+
+uint64_t loop_clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void loop_drain_wake(loop *lp, loop_io *io, uint32_t events)
+{
+    uint64_t n;
+    (void)events;
+    while (read(io->fd, &n, sizeof n) > 0) {
+    }
+    if (lp->wake_cb)
+        lp->wake_cb(lp, lp->wake_data);
+}
+
+loop *loop_create(void)
+{
+    loop *lp = xcalloc(1, sizeof *lp);
+    lp->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (lp->epfd < 0)
+        goto err_free;
+    lp->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (lp->wakefd < 0)
+        goto err_close_ep;
+    if (loop_io_add(lp, &lp->wake_io, lp->wakefd, EPOLLIN, loop_drain_wake, NULL) < 0)
+        goto err_close_wake;
+    lp->now = loop_clock_ms();
+    return lp;
+
+err_close_wake:
+    close(lp->wakefd);
+err_close_ep:
+    close(lp->epfd);
+err_free:
+    free(lp);
+    return NULL;
+}
+
+void loop_destroy(loop *lp)
+{
+    if (!lp)
+        return;
+    close(lp->wakefd);
+    close(lp->epfd);
+    free(lp->heap);
+    free(lp);
+}
+
+uint64_t loop_now(const loop *lp)
+{
+    return lp->now;
+}
+
+/* Heap helpers: the heap is ordered by due_ms; each timer knows its slot. */
+static void heap_set(loop *lp, size_t i, loop_timer *t)
+{
+    lp->heap[i] = t;
+    t->heap_index = i;
+}
+
+static void heap_up(loop *lp, size_t i)
+{
+    loop_timer *t = lp->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (lp->heap[parent]->due_ms <= t->due_ms)
+            break;
+        heap_set(lp, i, lp->heap[parent]);
+        i = parent;
+    }
+    heap_set(lp, i, t);
+}
+
+static void heap_down(loop *lp, size_t i)
+{
+    loop_timer *t = lp->heap[i];
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= lp->heap_len)
+            break;
+        if (child + 1 < lp->heap_len && lp->heap[child + 1]->due_ms < lp->heap[child]->due_ms)
+            child++;
+        if (t->due_ms <= lp->heap[child]->due_ms)
+            break;
+        heap_set(lp, i, lp->heap[child]);
+        i = child;
+    }
+    heap_set(lp, i, t);
+}
+
+void loop_timer_init(loop_timer *t, loop_timer_cb cb, void *data)
+{
+    t->due_ms = 0;
+    t->heap_index = SIZE_MAX;
+    t->cb = cb;
+    t->data = data;
+}
+
+int loop_timer_active(const loop_timer *t)
+{
+    return t->heap_index != SIZE_MAX;
+}
+
+void loop_timer_stop(loop *lp, loop_timer *t)
+{
+    size_t i = t->heap_index;
+    if (i == SIZE_MAX)
+        return;
+    t->heap_index = SIZE_MAX;
+    lp->heap_len--;
+    if (i == lp->heap_len)
+        return;
+    loop_timer *moved = lp->heap[lp->heap_len];
+    heap_set(lp, i, moved);
+    heap_up(lp, i);
+    heap_down(lp, moved->heap_index);
+}
+
+void loop_timer_start(loop *lp, loop_timer *t, uint64_t after_ms)
+{
+    loop_timer_stop(lp, t);
+    if (lp->heap_len == lp->heap_cap) {
+        lp->heap_cap = lp->heap_cap ? lp->heap_cap * 2 : 64;
+        lp->heap = xrealloc(lp->heap, lp->heap_cap * sizeof *lp->heap);
+    }
+    t->due_ms = lp->now + after_ms;
+    lp->heap[lp->heap_len] = t;
+    t->heap_index = lp->heap_len;
+    lp->heap_len++;
+    heap_up(lp, t->heap_index);
+}
+
+int64_t loop_next_timeout(const loop *lp)
+{
+    if (lp->heap_len == 0)
+        return -1;
+    uint64_t due = lp->heap[0]->due_ms;
+    uint64_t now = loop_clock_ms();
+    return due > now ? (int64_t)(due - now) : 0;
+}
+
+int loop_io_add(loop *lp, loop_io *io, int fd, uint32_t events, loop_io_cb cb, void *data)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = io};
+    io->fd = fd;
+    io->cb = cb;
+    io->data = data;
+    return epoll_ctl(lp->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+int loop_io_mod(loop *lp, loop_io *io, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = io};
+    return epoll_ctl(lp->epfd, EPOLL_CTL_MOD, io->fd, &ev);
+}
+
+void loop_io_del(loop *lp, loop_io *io)
+{
+    epoll_ctl(lp->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+}
+
+void loop_on_wake(loop *lp, void (*cb)(loop *lp, void *data), void *data)
+{
+    lp->wake_cb = cb;
+    lp->wake_data = data;
+}
+
+void loop_wake(loop *lp)
+{
+    uint64_t one = 1;
+    ssize_t n = write(lp->wakefd, &one, sizeof one);
+    (void)n; /* EAGAIN means a wake is already pending */
+}
+
+static void loop_run_timers(loop *lp)
+{
+    while (lp->heap_len > 0 && lp->heap[0]->due_ms <= lp->now) {
+        loop_timer *t = lp->heap[0];
+        loop_timer_stop(lp, t);
+        t->cb(lp, t);
+    }
+}
+
+int loop_run_once(loop *lp, int64_t max_wait_ms)
+{
+    struct epoll_event events[LOOP_MAX_EVENTS];
+    int64_t wait = loop_next_timeout(lp);
+    if (max_wait_ms >= 0 && (wait < 0 || max_wait_ms < wait))
+        wait = max_wait_ms;
+    if (wait > 60000)
+        wait = 60000;
+    int n = epoll_wait(lp->epfd, events, LOOP_MAX_EVENTS, (int)wait);
+    if (n < 0 && errno != EINTR)
+        die_errno("epoll_wait");
+    lp->now = loop_clock_ms();
+    for (int i = 0; i < n; i++) {
+        loop_io *io = events[i].data.ptr;
+        io->cb(lp, io, events[i].events);
+    }
+    loop_run_timers(lp);
+    return n < 0 ? 0 : n;
+}

@@ -1,0 +1,88 @@
+/*
+ * loop: a single-threaded epoll event loop with millisecond timers.
+ *
+ * One loop per worker thread. Nothing here is thread-safe except
+ * loop_wake(), which any thread may call to interrupt epoll_wait().
+ * Timers and I/O watchers are embedded in their owner's structs
+ * (init/start/stop, no allocation), so arming a timer on the request
+ * path costs no malloc.
+ */
+#ifndef GLASGOW_LOOP_H
+#define GLASGOW_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct loop loop;
+typedef struct loop_timer loop_timer;
+typedef struct loop_io loop_io;
+
+typedef void (*loop_timer_cb)(loop *lp, loop_timer *t);
+typedef void (*loop_io_cb)(loop *lp, loop_io *io, uint32_t events);
+
+struct loop_timer {
+    uint64_t due_ms;    /* monotonic deadline */
+    size_t heap_index;  /* position in the heap, or SIZE_MAX when idle */
+    loop_timer_cb cb;
+    void *data;         /* owner's pointer, untouched by the loop */
+};
+
+struct loop_io {
+    int fd;
+    loop_io_cb cb;
+    void *data;
+};
+
+/* Creates a loop; aborts on allocation failure, returns NULL (errno set)
+ * when the kernel refuses an epoll or eventfd descriptor. */
+loop *loop_create(void);
+
+/* Closes the loop's descriptors and frees it. Watchers and timers still
+ * registered are simply forgotten; their owners must not use them again. */
+void loop_destroy(loop *lp);
+
+/* Monotonic milliseconds, refreshed once per iteration (cheap to call). */
+uint64_t loop_now(const loop *lp);
+
+/* Monotonic milliseconds read from the clock now. */
+uint64_t loop_clock_ms(void);
+
+/* Prepares an idle timer; must be called once before loop_timer_start. */
+void loop_timer_init(loop_timer *t, loop_timer_cb cb, void *data);
+
+/* Arms (or re-arms) t to fire once, after_ms from now. */
+void loop_timer_start(loop *lp, loop_timer *t, uint64_t after_ms);
+
+/* Disarms t; a no-op for an idle timer. */
+void loop_timer_stop(loop *lp, loop_timer *t);
+
+/* Returns non-zero while t is armed. */
+int loop_timer_active(const loop_timer *t);
+
+/* Watches fd for events (EPOLLIN, EPOLLOUT, ...); io must outlive the
+ * registration. Returns 0, or -1 with errno from epoll_ctl. */
+int loop_io_add(loop *lp, loop_io *io, int fd, uint32_t events, loop_io_cb cb, void *data);
+
+/* Changes the event mask of a registered watcher. */
+int loop_io_mod(loop *lp, loop_io *io, uint32_t events);
+
+/* Stops watching io's descriptor (does not close it). */
+void loop_io_del(loop *lp, loop_io *io);
+
+/* Sets the function run on the loop's thread after loop_wake(). */
+void loop_on_wake(loop *lp, void (*cb)(loop *lp, void *data), void *data);
+
+/* Wakes the loop from any thread; async-signal-safe. */
+void loop_wake(loop *lp);
+
+/* Milliseconds until the next timer is due, or -1 when none is armed. */
+int64_t loop_next_timeout(const loop *lp);
+
+/*
+ * Runs one iteration: waits for I/O at most min(max_wait_ms, next timer)
+ * milliseconds (max_wait_ms < 0 means no cap), dispatches ready watchers,
+ * then runs every timer that is due. Returns the number of events seen.
+ */
+int loop_run_once(loop *lp, int64_t max_wait_ms);
+
+#endif

@@ -1,0 +1,227 @@
+/*
+ * glasgow: one binary, several subcommands (serve, check, run).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "bundle.h"
+#include "config.h"
+#include "httpd.h"
+#include "lhost.h"
+#include "log.h"
+#include "metrics.h"
+#include "reload.h"
+#include "tls.h"
+#include "util.h"
+
+#define GLASGOW_VERSION "0.1.0"
+
+static const char usage[] =
+    "usage: glasgow serve            serve the API (configured by GLASGOW_* variables)\n"
+    "       glasgow check DIR        load a routes bundle as a reload would; exit 1 on error\n"
+    "       glasgow run FILE [ARGS]  run a Lua script with the same library and bindings\n"
+    "       glasgow version\n";
+
+static const char *env(const char *name)
+{
+    return getenv(name);
+}
+
+static int has_app(const char *dir)
+{
+    char path[PATH_MAX + 64];
+    struct stat st;
+    snprintf(path, sizeof path, "%.4000s/glasgow/app.lua", dir);
+    return stat(path, &st) == 0;
+}
+
+/* GLASGOW_LUA_PATH, else lua/ beside the binary (build tree or install). */
+static void lua_path(const config *cfg, char *out, size_t n)
+{
+    if (cfg->lua_path[0]) {
+        snprintf(out, n, "%s", cfg->lua_path);
+        return;
+    }
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    const char *dir = NULL;
+    char cand[2][PATH_MAX];
+    if (len > 0) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        if (strlen(exe) > PATH_MAX - 32)
+            exe[0] = '\0';
+        snprintf(cand[0], sizeof cand[0], "%.4000s/../lua", exe);
+        snprintf(cand[1], sizeof cand[1], "%.4000s/../share/glasgow/lua", exe);
+        for (int i = 0; i < 2 && !dir; i++)
+            if (has_app(cand[i]))
+                dir = cand[i];
+    }
+    if (!dir)
+        dir = "./lua";
+    snprintf(out, n, "%.4000s/?.lua;%.4000s/?/init.lua;/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua",
+             dir, dir);
+}
+
+static void load_config(config *cfg)
+{
+    char err[512];
+    if (config_load(cfg, env, err, sizeof err) < 0)
+        die("%s", err);
+    log_set_level(cfg->log_level);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    config cfg;
+    char lp[PATH_MAX * 2 + 200];
+    char err[1024];
+    if (argc != 1) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    load_config(&cfg);
+    lua_path(&cfg, lp, sizeof lp);
+    lhost_opts o = {lp, cfg.max_json_depth, cfg.max_body_bytes};
+    bundle *b = bundle_read(argv[0], err, sizeof err);
+    if (!b) {
+        fprintf(stderr, "glasgow check: %s\n", err);
+        return 1;
+    }
+    lhost_gen *g = lhost_gen_create(b, &o, 1, err, sizeof err);
+    if (!g) {
+        fprintf(stderr, "glasgow check: %s\n", err);
+        bundle_free(b);
+        return 1;
+    }
+    printf("ok: %zu files, %zu routes, hash %s\n", b->nfiles, lhost_gen_route_count(g), b->hash);
+    lhost_gen_unref(g);
+    bundle_free(b);
+    return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    config cfg;
+    char lp[PATH_MAX * 2 + 200];
+    if (argc < 1) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    load_config(&cfg);
+    lua_path(&cfg, lp, sizeof lp);
+    lhost_opts o = {lp, cfg.max_json_depth, cfg.max_body_bytes};
+    return lhost_run_script(&o, argv[0], argc - 1, argv + 1);
+}
+
+static int cmd_serve(void)
+{
+    static config cfg;
+    static char lp[PATH_MAX * 2 + 200];
+    char err[1024];
+    sigset_t sigs;
+
+    load_config(&cfg);
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* every thread inherits the mask */
+
+    lua_path(&cfg, lp, sizeof lp);
+    static lhost_opts opts;
+    opts = (lhost_opts){lp, cfg.max_json_depth, cfg.max_body_bytes};
+
+    int tls = cfg.tls_cert_file[0] != '\0';
+    if (tls && tls_load(cfg.tls_cert_file, cfg.tls_key_file, err, sizeof err) < 0)
+        die("GLASGOW_TLS_CERT_FILE: %s", err);
+
+    if (bundle_looks_like_subpath(cfg.routes_dir))
+        log_msg(LOG_WARN, NULL, "%s looks like a subPath mount, which Kubernetes never updates; "
+                "mount the routes ConfigMap as a whole directory for hot reload", cfg.routes_dir);
+    bundle *b = bundle_read(cfg.routes_dir, err, sizeof err);
+    if (!b)
+        die("GLASGOW_ROUTES_DIR: %s", err);
+    lhost_gen **gens = xcalloc(cfg.workers, sizeof *gens);
+    if (reload_build(b, &opts, 1, gens, cfg.workers, err, sizeof err) < 0)
+        die("routes: %s", err);
+    atomic_store(&metrics.routes_generation, 1);
+    metrics_set_routes_hash(b->hash);
+
+    int lfd = httpd_listen(&cfg.listen, "GLASGOW_LISTEN", err, sizeof err);
+    if (lfd < 0)
+        die("%s", err);
+    int afd = httpd_listen(&cfg.admin_listen, "GLASGOW_ADMIN_LISTEN", err, sizeof err);
+    if (afd < 0)
+        die("%s", err);
+
+    worker **workers = xcalloc(cfg.workers, sizeof *workers);
+    for (unsigned i = 0; i < cfg.workers; i++) {
+        workers[i] = worker_create(i, &cfg, lfd, tls, gens[i], err, sizeof err);
+        if (!workers[i])
+            die("%s", err);
+    }
+    free(gens);
+    if (admin_start(afd) < 0)
+        die("GLASGOW_ADMIN_LISTEN: cannot start the admin listener");
+    for (unsigned i = 0; i < cfg.workers; i++)
+        worker_start(workers[i]);
+    reloader *rl = reloader_create(&cfg, &opts, workers, cfg.workers, b->hash, 2);
+    reloader_start(rl);
+    log_msg(LOG_INFO, NULL,
+            "glasgow %s serving %s on %s (admin %s), %u workers, routes %s (%zu files, hash %.12s)",
+            GLASGOW_VERSION, tls ? "https" : "http", cfg.listen.text, cfg.admin_listen.text,
+            cfg.workers, cfg.routes_dir, b->nfiles, b->hash);
+    bundle_free(b);
+
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0) {
+    }
+    atomic_store(&metrics.draining, 1);
+    log_msg(LOG_INFO, NULL, "%s received: draining (grace %u ms, %ld requests in flight)",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.shutdown_grace_ms,
+            atomic_load(&metrics.in_flight));
+    for (unsigned i = 0; i < cfg.workers; i++)
+        worker_drain(workers[i], cfg.shutdown_grace_ms);
+    for (unsigned i = 0; i < cfg.workers; i++)
+        worker_join(workers[i]);
+    close(lfd);
+    reloader_stop(rl);
+    admin_stop();
+    free(workers);
+    log_msg(LOG_INFO, NULL, "stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "serve"))
+        return cmd_serve();
+    if (!strcmp(argv[1], "check"))
+        return cmd_check(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "run"))
+        return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+        printf("glasgow %s\n", GLASGOW_VERSION);
+        return 0;
+    }
+    if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    fprintf(stderr, "glasgow: unknown command '%s'\n%s", argv[1], usage);
+    return 2;
+}

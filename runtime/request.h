@@ -1,0 +1,58 @@
+/*
+ * request: one HTTP request as the Lua host sees it, free of libmicrohttpd
+ * and Lua types so that either side can be tested alone.
+ *
+ * httpd owns the struct (one per request, freed when the connection is done
+ * with it); lhost fills the route fields and runs the handler coroutine.
+ */
+#ifndef GLASGOW_REQUEST_H
+#define GLASGOW_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loop.h"
+#include "router.h"
+#include "util.h"
+
+typedef struct request request;
+
+/* Calls fn for each (name, value) pair of one kind (headers or query). */
+typedef void (*request_pair_fn)(void *arg, const char *name, const char *value);
+
+struct request {
+    /* set by httpd before lhost sees the request */
+    char method[16];
+    char *path;               /* decoded path, owned */
+    char request_id[72];
+    char client[64];
+    strbuf body;              /* raw request body */
+    uint64_t started_ms;
+    void (*each_header)(request *r, request_pair_fn fn, void *arg);
+    void (*each_query)(request *r, request_pair_fn fn, void *arg);
+    /* Called once when the handler finished, synchronously or after a yield;
+     * lhost_result() is valid only during this call. */
+    void (*on_complete)(request *r);
+    void *owner; /* httpd's connection state */
+
+    /* set by lhost_match */
+    int route_status; /* ROUTER_FOUND, ROUTER_NOT_FOUND, ROUTER_METHOD_NOT_ALLOWED */
+    router_match match;
+    char allow[96];
+    size_t body_limit;
+    int wants_json;           /* route declares a JSON body */
+
+    /* coroutine state, owned by lhost */
+    void *gen;                /* lhost_gen the request runs on (referenced) */
+    void *co;                 /* lua_State of the coroutine */
+    int co_ref;
+    int running;              /* between lhost_run and completion */
+    loop_timer wait_timer;    /* the pending sleep, if any */
+    void (*cancel)(request *r); /* cancels the pending I/O operation */
+    void *op;                 /* the pending operation's state */
+    int raw_results;          /* glasgow run: results are not an HTTP response */
+    unsigned err_status;      /* a response made in C (abort, runner failure) */
+    strbuf err_body;
+};
+
+#endif

@@ -1,0 +1,318 @@
+#include "router.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+enum { SEG_LITERAL = 0, SEG_PARAM = 1, SEG_WILDCARD = 2 };
+
+typedef struct segment {
+    int kind;
+    const char *text; /* literal text or parameter name, into route->pattern */
+    size_t len;
+} segment;
+
+typedef struct route {
+    int id;
+    char method[16];
+    char *pattern;
+    size_t nseg;
+    segment seg[ROUTER_MAX_SEGMENTS];
+} route;
+
+struct router {
+    route **routes;
+    size_t len;
+    size_t cap;
+};
+
+router *router_create(void)
+{
+    return xcalloc(1, sizeof(router));
+}
+
+void router_destroy(router *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->len; i++) {
+        free(r->routes[i]->pattern);
+        free(r->routes[i]);
+    }
+    free(r->routes);
+    free(r);
+}
+
+size_t router_count(const router *r)
+{
+    return r->len;
+}
+
+static int is_name_char(char c, int first)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+           (!first && c >= '0' && c <= '9');
+}
+
+/* Literal segments may hold RFC 3986 pchar characters other than ':' and '*' first. */
+static int is_literal_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           strchr("-._~!$&'()+,;=@:", c) != NULL;
+}
+
+static int parse_pattern(route *rt, char *err, size_t errlen)
+{
+    const char *p = rt->pattern;
+    size_t nparams = 0;
+    if (p[0] != '/') {
+        snprintf(err, errlen, "path must start with '/'");
+        return -1;
+    }
+    rt->nseg = 0;
+    if (p[1] == '\0')
+        return 0; /* "/" has no segments */
+    while (*p == '/') {
+        const char *start = ++p;
+        while (*p && *p != '/')
+            p++;
+        size_t len = (size_t)(p - start);
+        if (rt->nseg == ROUTER_MAX_SEGMENTS) {
+            snprintf(err, errlen, "path has more than %d segments", ROUTER_MAX_SEGMENTS);
+            return -1;
+        }
+        segment *s = &rt->seg[rt->nseg++];
+        if (len == 0) {
+            snprintf(err, errlen, "path has an empty segment");
+            return -1;
+        }
+        if (start[0] == ':' || start[0] == '*') {
+            s->kind = start[0] == ':' ? SEG_PARAM : SEG_WILDCARD;
+            s->text = start + 1;
+            s->len = len - 1;
+            if (s->len == 0 || !is_name_char(s->text[0], 1)) {
+                snprintf(err, errlen, "parameter name must start with a letter or '_'");
+                return -1;
+            }
+            for (size_t i = 1; i < s->len; i++)
+                if (!is_name_char(s->text[i], 0)) {
+                    snprintf(err, errlen, "parameter name may hold only letters, digits, '_'");
+                    return -1;
+                }
+            if (s->kind == SEG_WILDCARD && *p) {
+                snprintf(err, errlen, "a '*' parameter must be the last segment");
+                return -1;
+            }
+            if (++nparams > ROUTER_MAX_PARAMS) {
+                snprintf(err, errlen, "more than %d parameters", ROUTER_MAX_PARAMS);
+                return -1;
+            }
+            for (size_t j = 0; j + 1 < rt->nseg; j++) {
+                const segment *o = &rt->seg[j];
+                if (o->kind != SEG_LITERAL && o->len == s->len && !memcmp(o->text, s->text, s->len)) {
+                    snprintf(err, errlen, "parameter '%.*s' appears twice", (int)s->len, s->text);
+                    return -1;
+                }
+            }
+        } else {
+            s->kind = SEG_LITERAL;
+            s->text = start;
+            s->len = len;
+            for (size_t i = 0; i < len; i++)
+                if (!is_literal_char(start[i])) {
+                    snprintf(err, errlen, "character '%c' not allowed in a path", start[i]);
+                    return -1;
+                }
+        }
+    }
+    if (*p) {
+        snprintf(err, errlen, "path is malformed");
+        return -1;
+    }
+    return 0;
+}
+
+/* Same shape: same literals in the same places, parameters of the same kind. */
+static int same_shape(const route *a, const route *b)
+{
+    if (a->nseg != b->nseg)
+        return 0;
+    for (size_t i = 0; i < a->nseg; i++) {
+        if (a->seg[i].kind != b->seg[i].kind)
+            return 0;
+        if (a->seg[i].kind == SEG_LITERAL &&
+            (a->seg[i].len != b->seg[i].len || memcmp(a->seg[i].text, b->seg[i].text, a->seg[i].len)))
+            return 0;
+    }
+    return 1;
+}
+
+/* Orders by specificity: compares segment kinds left to right, then length. */
+static int more_specific(const route *a, const route *b)
+{
+    size_t n = a->nseg < b->nseg ? a->nseg : b->nseg;
+    for (size_t i = 0; i < n; i++)
+        if (a->seg[i].kind != b->seg[i].kind)
+            return a->seg[i].kind < b->seg[i].kind;
+    return a->nseg > b->nseg;
+}
+
+int router_add(router *r, const char *method, const char *pattern, int id, int *conflict_id,
+               char *err, size_t errlen)
+{
+    size_t mlen = strlen(method);
+    if (conflict_id)
+        *conflict_id = -1;
+    if (mlen == 0 || mlen >= sizeof(((route *)0)->method)) {
+        snprintf(err, errlen, "method must be an HTTP token of 1 to 15 characters");
+        return -1;
+    }
+    for (size_t i = 0; i < mlen; i++)
+        if (method[i] < 'A' || method[i] > 'Z') {
+            snprintf(err, errlen, "method must be upper-case letters");
+            return -1;
+        }
+    route *rt = xcalloc(1, sizeof *rt);
+    rt->id = id;
+    memcpy(rt->method, method, mlen + 1);
+    rt->pattern = xstrdup(pattern);
+    if (parse_pattern(rt, err, errlen) < 0)
+        goto err_free_route;
+    for (size_t i = 0; i < r->len; i++) {
+        if (!strcmp(r->routes[i]->method, method) && same_shape(r->routes[i], rt)) {
+            snprintf(err, errlen, "%s %s conflicts with %s %s", method, pattern, method,
+                     r->routes[i]->pattern);
+            if (conflict_id)
+                *conflict_id = r->routes[i]->id;
+            goto err_free_route;
+        }
+    }
+    if (r->len == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->routes = xrealloc(r->routes, r->cap * sizeof *r->routes);
+    }
+    /* insertion keeps the array sorted, most specific first */
+    size_t pos = r->len;
+    while (pos > 0 && more_specific(rt, r->routes[pos - 1])) {
+        r->routes[pos] = r->routes[pos - 1];
+        pos--;
+    }
+    r->routes[pos] = rt;
+    r->len++;
+    return 0;
+
+err_free_route:
+    free(rt->pattern);
+    free(rt);
+    return -1;
+}
+
+/* Splits path into segment offsets; returns the count, or -1 if too many or malformed. */
+static int split_path(const char *path, const char **starts, size_t *lens, size_t max)
+{
+    size_t n = 0;
+    if (path[0] != '/')
+        return -1;
+    if (path[1] == '\0')
+        return 0;
+    const char *p = path;
+    while (*p == '/') {
+        const char *start = ++p;
+        while (*p && *p != '/')
+            p++;
+        if (n == max)
+            return -1;
+        starts[n] = start;
+        lens[n] = (size_t)(p - start);
+        n++;
+    }
+    return (int)n;
+}
+
+static int route_matches(const route *rt, const char *const *starts, const size_t *lens, size_t n,
+                         router_match *m)
+{
+    size_t np = 0;
+    if (rt->nseg > n)
+        return 0;
+    for (size_t i = 0; i < rt->nseg; i++) {
+        const segment *s = &rt->seg[i];
+        if (lens[i] == 0)
+            return 0;
+        if (s->kind == SEG_LITERAL) {
+            if (s->len != lens[i] || memcmp(s->text, starts[i], s->len))
+                return 0;
+        } else if (m) {
+            router_param *pm = &m->params[np++];
+            pm->name = s->text;
+            pm->name_len = s->len;
+            pm->value = starts[i];
+            if (s->kind == SEG_WILDCARD) {
+                const char *end = starts[n - 1] + lens[n - 1];
+                pm->value_len = (size_t)(end - starts[i]);
+            } else {
+                pm->value_len = lens[i];
+            }
+        }
+        if (s->kind == SEG_WILDCARD)
+            return 1;
+    }
+    if (rt->nseg != n)
+        return 0;
+    if (m)
+        m->nparams = np;
+    return 1;
+}
+
+static int method_matches(const route *rt, const char *method)
+{
+    return !strcmp(rt->method, method) || (!strcmp(method, "HEAD") && !strcmp(rt->method, "GET"));
+}
+
+static void allow_add(char *allow, size_t allowlen, const char *method)
+{
+    size_t used = strlen(allow);
+    /* skip duplicates: a method appears once however many shapes offer it */
+    const char *p = allow;
+    size_t ml = strlen(method);
+    while ((p = strstr(p, method)) != NULL) {
+        if ((p == allow || p[-1] == ' ') && (p[ml] == ',' || p[ml] == '\0'))
+            return;
+        p += ml;
+    }
+    snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", method);
+}
+
+int router_lookup(const router *r, const char *method, const char *path, router_match *m,
+                 char *allow, size_t allowlen)
+{
+    const char *starts[ROUTER_MAX_SEGMENTS + 1];
+    size_t lens[ROUTER_MAX_SEGMENTS + 1];
+    int n = split_path(path, starts, lens, ROUTER_MAX_SEGMENTS + 1);
+    int path_matched = 0;
+
+    if (allow && allowlen)
+        allow[0] = '\0';
+    if (n < 0)
+        return ROUTER_NOT_FOUND; /* deeper than any route can be */
+    for (size_t i = 0; i < r->len; i++) {
+        const route *rt = r->routes[i];
+        if (!route_matches(rt, starts, lens, (size_t)n, NULL))
+            continue;
+        if (method_matches(rt, method)) {
+            route_matches(rt, starts, lens, (size_t)n, m);
+            m->id = rt->id;
+            m->pattern = rt->pattern;
+            return ROUTER_FOUND;
+        }
+        path_matched = 1;
+        if (allow && allowlen) {
+            allow_add(allow, allowlen, rt->method);
+            if (!strcmp(rt->method, "GET"))
+                allow_add(allow, allowlen, "HEAD");
+        }
+    }
+    return path_matched ? ROUTER_METHOD_NOT_ALLOWED : ROUTER_NOT_FOUND;
+}

@@ -1,0 +1,63 @@
+/*
+ * router: maps (method, path) to a route id.
+ *
+ * Patterns are absolute paths whose segments are literals, ":name"
+ * parameters (one non-empty segment) or, last only, "*name" (the non-empty
+ * rest of the path, slashes included). When several routes match, the most
+ * specific wins, segment by segment: literal over parameter over wildcard.
+ * A GET route also answers HEAD. The router is immutable once built and may
+ * be read from several threads.
+ */
+#ifndef GLASGOW_ROUTER_H
+#define GLASGOW_ROUTER_H
+
+#include <stddef.h>
+
+#define ROUTER_MAX_PARAMS 16
+#define ROUTER_MAX_SEGMENTS 64
+
+enum { ROUTER_FOUND = 0, ROUTER_NOT_FOUND = 1, ROUTER_METHOD_NOT_ALLOWED = 2 };
+
+typedef struct router router;
+
+typedef struct router_param {
+    const char *name; /* points into the router; not NUL-terminated */
+    size_t name_len;
+    const char *value; /* points into the matched path */
+    size_t value_len;
+} router_param;
+
+typedef struct router_match {
+    int id;
+    const char *pattern; /* the matched route's pattern, owned by the router */
+    size_t nparams;
+    router_param params[ROUTER_MAX_PARAMS];
+} router_match;
+
+/* Creates an empty router; aborts on allocation failure. */
+router *router_create(void);
+
+/* Frees r and every pattern it holds. */
+void router_destroy(router *r);
+
+/*
+ * Adds a route. method is an upper-case token; pattern as described above.
+ * Returns 0, or -1 with a message in err when the pattern is malformed or
+ * the same method already has a route of the same shape (then *conflict_id,
+ * if not NULL, is that route's id; otherwise -1).
+ */
+int router_add(router *r, const char *method, const char *pattern, int id, int *conflict_id,
+               char *err, size_t errlen);
+
+/*
+ * Matches a decoded path. Returns ROUTER_FOUND with m filled,
+ * ROUTER_METHOD_NOT_ALLOWED with the methods that would match in allow
+ * ("GET, HEAD, POST"), or ROUTER_NOT_FOUND.
+ */
+int router_lookup(const router *r, const char *method, const char *path, router_match *m,
+                 char *allow, size_t allowlen);
+
+/* Number of routes added. */
+size_t router_count(const router *r);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * util: allocation that aborts on failure, fatal errors, small string helpers.
+ */
+#ifndef GLASGOW_UTIL_H
+#define GLASGOW_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Allocators: abort the process when memory is exhausted (Redis style),
+ * so callers never handle NULL. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t n);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Prints "glasgow: MESSAGE" to stderr and exits 1. */
+void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* Like die(), appending ": strerror(errno)". */
+void die_errno(const char *what) __attribute__((noreturn));
+
+/* A growable byte buffer; the bytes are always NUL-terminated. */
+typedef struct strbuf {
+    char *buf;
+    size_t len;
+    size_t cap;
+} strbuf;
+
+void strbuf_init(strbuf *sb);
+void strbuf_dispose(strbuf *sb);
+void strbuf_reset(strbuf *sb);
+void strbuf_add(strbuf *sb, const void *p, size_t n);
+void strbuf_adds(strbuf *sb, const char *s);
+void strbuf_addf(strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as the body of a JSON string (no quotes), escaping per RFC 8259;
+ * bytes that are not valid UTF-8 are replaced by U+FFFD. */
+void strbuf_add_json_escaped(strbuf *sb, const char *s, size_t n);
+
+/* Fills buf with n cryptographically random bytes (getrandom); aborts on failure. */
+void util_random_bytes(void *buf, size_t n);
+
+/* Lowercase hex of n bytes into out (2n+1 bytes). */
+void util_hex(const unsigned char *in, size_t n, char *out);
+
+/* Wall-clock time as RFC 3339 UTC with milliseconds into out (>= 32 bytes). */
+void util_timestamp(char *out, size_t outlen);
+
+#endif
