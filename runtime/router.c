@@ -256,8 +256,11 @@ static int route_matches(const route *rt, const char *const *starts, const size_
                 pm->value_len = lens[i];
             }
         }
-        if (s->kind == SEG_WILDCARD)
+        if (s->kind == SEG_WILDCARD) {
+            if (m)
+                m->nparams = np;
             return 1;
+        }
     }
     if (rt->nseg != n)
         return 0;

@@ -123,9 +123,19 @@ end
 -- Freezes the route set: adds GET /openapi.json and returns the routing
 -- table the C side builds its router from.
 function _M.finalize()
-    local decls = {}
+    local decls, seen = {}, {}
     for i, r in ipairs(routes) do
-        decls[i] = r.decl
+        local d = r.decl
+        -- same method and shape (parameter names aside) is a conflict; the C
+        -- router would refuse it too, but here both places are known
+        local shape = d.method .. " " .. d.path:gsub("/:[%w_]+", "/:"):gsub("/%*[%w_]+$", "/*")
+        local other = seen[shape]
+        if other then
+            error(format("%s: %s %s conflicts with %s %s (declared at %s)", r.where, d.method,
+                         d.path, other.decl.method, other.decl.path, other.where), 0)
+        end
+        seen[shape] = r
+        decls[i] = d
     end
     openapi_text = openapi.encode(openapi.document(decls, { title = "Glasgow API", version = "1" }))
     routes[#routes + 1] = {
@@ -151,7 +161,7 @@ function _M.routes()
     return routes
 end
 
-local function error_body(status, code, message, details, request_id)
+local function error_body(code, message, details, request_id)
     return json.encode({
         error = {
             code = code,
@@ -290,7 +300,7 @@ function _M.handle(id, req)
     local e = status
     if e.unexpected then
         core.log("error", "handler failed", json.encode({ route = req.route, error = e.message }))
-        return 500, error_body(500, "internal", "internal error", nil, req.id), JSON_HEADERS
+        return 500, error_body("internal", "internal error", nil, req.id), JSON_HEADERS
     end
     local h = { ["Content-Type"] = "application/json" }
     if e.headers then
@@ -302,7 +312,7 @@ function _M.handle(id, req)
     if type(code) ~= "string" then
         code = tostring(code)
     end
-    return e.status, error_body(e.status, code, tostring(e.message or code), e.details, req.id), h
+    return e.status, error_body(code, tostring(e.message or code), e.details, req.id), h
 end
 
 return _M

@@ -10,6 +10,24 @@ local core = require "glasgow.core"
 
 local _M = {}
 
+local find, type, pairs = string.find, type, pairs
+local huge = math.huge
+
+-- Returns false when v holds an infinite number anywhere.
+local function finite(v, depth)
+    local t = type(v)
+    if t == "number" then
+        return v ~= huge and v ~= -huge
+    elseif t == "table" and depth < 1000 then
+        for _, x in pairs(v) do
+            if not finite(x, depth + 1) then
+                return false
+            end
+        end
+    end
+    return true
+end
+
 local depth = (core.limits and core.limits.max_json_depth) or 64
 
 local decoder = cjson_safe.new()
@@ -32,6 +50,11 @@ function _M.decode(text)
     local value, err = decoder.decode(text)
     if value == nil and err then
         return nil, err
+    end
+    -- cjson turns 1e999 into infinity, which JSON cannot hold; look for it
+    -- only when the text has a three-digit exponent, so the common case pays nothing
+    if find(text, "[eE][+-]?%d%d%d") and not finite(value, 0) then
+        return nil, "number out of range"
     end
     return value
 end

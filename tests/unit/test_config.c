@@ -1,0 +1,132 @@
+/* Config parsing: defaults, each variable's validation, secrets from files. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "tap.h"
+
+static const char *const *vars; /* NAME, VALUE pairs, NULL-terminated */
+
+static const char *fake_env(const char *name)
+{
+    for (const char *const *p = vars; p && p[0]; p += 2)
+        if (!strcmp(p[0], name))
+            return p[1];
+    return NULL;
+}
+
+static int load(config *c, const char *const *v, char *err)
+{
+    vars = v;
+    err[0] = '\0';
+    return config_load(c, fake_env, err, 256);
+}
+
+static void test_defaults(void)
+{
+    config c;
+    char err[256];
+    static const char *const none[] = {NULL};
+    is_int(load(&c, none, err), 0, "empty environment loads");
+    is_str(c.listen.text, "127.0.0.1:8080", "default listen");
+    is_str(c.admin_listen.text, "127.0.0.1:9090", "default admin listen");
+    is_str(c.routes_dir, "./routes", "default routes dir");
+    ok(c.workers >= 1, "workers default to the core count");
+    is_int(c.max_body_bytes, 1048576, "default body limit");
+    is_int(c.max_headers, 100, "default header count");
+    is_int(c.header_timeout_ms, 10000, "default header timeout");
+    is_int(c.access_log, 1, "access log on by default");
+    is_str(c.tls_cert_file, "", "TLS off by default");
+}
+
+static void test_values(void)
+{
+    config c;
+    char err[256];
+    static const char *const v[] = {"GLASGOW_LISTEN", "0.0.0.0:80", "GLASGOW_ADMIN_LISTEN",
+                                    "[::1]:9000", "GLASGOW_WORKERS", "3",
+                                    "GLASGOW_MAX_BODY_BYTES", "16m", "GLASGOW_MAX_HEADER_BYTES",
+                                    "8KiB", "GLASGOW_ACCESS_LOG", "false", NULL};
+    is_int(load(&c, v, err), 0, "valid values load (%s)", err);
+    is_int(c.workers, 3, "workers");
+    is_int(c.max_body_bytes, 16u << 20, "16m body limit");
+    is_int(c.max_header_bytes, 8192, "8KiB header limit");
+    is_int(c.access_log, 0, "access log off");
+    is_int(c.admin_listen.ss.ss_family, AF_INET6, "IPv6 admin address");
+    static const char *const any[] = {"GLASGOW_LISTEN", ":8080", NULL};
+    is_int(load(&c, any, err), 0, "':port' means all interfaces");
+}
+
+static void test_bad_values(void)
+{
+    static const char *const cases[][2] = {
+        {"GLASGOW_WORKERS", "abc"},          {"GLASGOW_WORKERS", "0"},
+        {"GLASGOW_WORKERS", "-1"},           {"GLASGOW_WORKERS", "99999"},
+        {"GLASGOW_WORKERS", "2x"},           {"GLASGOW_WORKERS", ""},
+        {"GLASGOW_LISTEN", "nonsense"},      {"GLASGOW_LISTEN", "localhost:80"},
+        {"GLASGOW_LISTEN", "1.2.3.4:99999"}, {"GLASGOW_LISTEN", "1.2.3.4:"},
+        {"GLASGOW_ADMIN_LISTEN", "[::1]"},   {"GLASGOW_MAX_BODY_BYTES", "1t"},
+        {"GLASGOW_MAX_BODY_BYTES", "99999999999999999999999"},
+        {"GLASGOW_HEADER_TIMEOUT_MS", "5"},  {"GLASGOW_ACCESS_LOG", "maybe"},
+        {"GLASGOW_LOG_LEVEL", "loud"},       {"GLASGOW_TLS_CERT_FILE", "/x.pem"},
+        {"GLASGOW_MAX_JSON_DEPTH", "100000"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        config c;
+        char err[256];
+        const char *v[] = {cases[i][0], cases[i][1], NULL};
+        int rc = load(&c, v, err);
+        ok(rc < 0 && strstr(err, cases[i][0]) == err, "%s=\"%s\" is refused naming it: %s",
+           cases[i][0], cases[i][1], err);
+    }
+}
+
+static void test_parse_uint(void)
+{
+    uint64_t v;
+    ok(config_parse_uint("0", 0, 10, 0, &v) == 0 && v == 0, "zero");
+    ok(config_parse_uint("18446744073709551615", 0, UINT64_MAX, 0, &v) == 0, "max uint64");
+    ok(config_parse_uint("18446744073709551616", 0, UINT64_MAX, 0, &v) < 0, "overflow refused");
+    ok(config_parse_uint("+1", 0, 10, 0, &v) < 0, "sign refused");
+    ok(config_parse_uint(" 1", 0, 10, 0, &v) < 0, "space refused");
+    ok(config_parse_uint("1k", 0, 1 << 20, 0, &v) < 0, "unit refused where not allowed");
+    ok(config_parse_uint("2k", 0, 1 << 20, 1, &v) == 0 && v == 2048, "2k is 2048");
+}
+
+static void test_secret(void)
+{
+    char err[256];
+    char path[] = "/tmp/glasgow-secret-XXXXXX";
+    int fd = mkstemp(path);
+    ok(fd >= 0, "temp file");
+    ok(write(fd, "s3cret\n", 7) == 7, "write secret");
+    close(fd);
+    const char *v1[] = {"DB_PASSWORD_FILE", path, NULL};
+    vars = v1;
+    char *s = config_secret(fake_env, "DB_PASSWORD", err, sizeof err);
+    is_str(s, "s3cret", "secret read from NAME_FILE, newline stripped");
+    free(s);
+    const char *v2[] = {"DB_PASSWORD", "direct", "DB_PASSWORD_FILE", path, NULL};
+    vars = v2;
+    s = config_secret(fake_env, "DB_PASSWORD", err, sizeof err);
+    ok(s == NULL && strstr(err, "not both"), "both set is an error");
+    const char *v3[] = {"DB_PASSWORD_FILE", "/nonexistent/x", NULL};
+    vars = v3;
+    s = config_secret(fake_env, "DB_PASSWORD", err, sizeof err);
+    ok(s == NULL && strstr(err, "DB_PASSWORD_FILE"), "unreadable file names the variable");
+    const char *v4[] = {NULL};
+    vars = v4;
+    s = config_secret(fake_env, "DB_PASSWORD", err, sizeof err);
+    ok(s == NULL && err[0] == '\0', "unset is NULL without error");
+    unlink(path);
+}
+
+int main(void)
+{
+    test_defaults();
+    test_values();
+    test_bad_values();
+    test_parse_uint();
+    test_secret();
+    return done_testing();
+}

@@ -1,0 +1,121 @@
+/* Router matching: literals, parameters, wildcards, precedence, 405, conflicts. */
+#include "router.h"
+#include "tap.h"
+
+static int lookup(router *r, const char *method, const char *path, router_match *m, char *allow)
+{
+    return router_lookup(r, method, path, m, allow, 96);
+}
+
+static void test_basic(void)
+{
+    char err[256], allow[96];
+    router_match m;
+    router *r = router_create();
+    ok(router_add(r, "GET", "/hello", 1, NULL, err, sizeof err) == 0, "add literal route");
+    ok(router_add(r, "GET", "/v1/users/:id", 2, NULL, err, sizeof err) == 0, "add param route");
+    ok(router_add(r, "PATCH", "/v1/users/:id", 3, NULL, err, sizeof err) == 0,
+       "same shape, other method");
+    ok(router_add(r, "GET", "/v1/users/me", 4, NULL, err, sizeof err) == 0, "add literal sibling");
+    ok(router_add(r, "GET", "/files/:bucket/*key", 5, NULL, err, sizeof err) == 0,
+       "add wildcard route");
+    ok(router_add(r, "GET", "/", 6, NULL, err, sizeof err) == 0, "add root");
+
+    is_int(lookup(r, "GET", "/hello", &m, allow), ROUTER_FOUND, "literal matches");
+    is_int(m.id, 1, "literal id");
+    is_int(m.nparams, 0, "no params");
+    is_int(lookup(r, "GET", "/", &m, allow), ROUTER_FOUND, "root matches");
+    is_int(m.id, 6, "root id");
+    is_int(lookup(r, "GET", "/hello/", &m, allow), ROUTER_NOT_FOUND, "trailing slash differs");
+    is_int(lookup(r, "GET", "/hello/x", &m, allow), ROUTER_NOT_FOUND, "longer path no match");
+    is_int(lookup(r, "GET", "/hell", &m, allow), ROUTER_NOT_FOUND, "prefix no match");
+
+    is_int(lookup(r, "GET", "/v1/users/42", &m, allow), ROUTER_FOUND, "param matches");
+    is_int(m.id, 2, "param route id");
+    is_int(m.nparams, 1, "one param");
+    ok(m.params[0].name_len == 2 && !memcmp(m.params[0].name, "id", 2), "param name");
+    ok(m.params[0].value_len == 2 && !memcmp(m.params[0].value, "42", 2), "param value");
+    is_str(m.pattern, "/v1/users/:id", "pattern reported");
+
+    is_int(lookup(r, "GET", "/v1/users/me", &m, allow), ROUTER_FOUND, "literal beats param");
+    is_int(m.id, 4, "literal sibling id");
+    is_int(lookup(r, "PATCH", "/v1/users/me", &m, allow), ROUTER_FOUND,
+           "falls back to param route when the literal lacks the method");
+    is_int(m.id, 3, "PATCH route id");
+
+    is_int(lookup(r, "GET", "/v1/users/", &m, allow), ROUTER_NOT_FOUND, "empty param no match");
+    is_int(lookup(r, "GET", "/v1/users//", &m, allow), ROUTER_NOT_FOUND, "empty segments");
+
+    is_int(lookup(r, "DELETE", "/v1/users/42", &m, allow), ROUTER_METHOD_NOT_ALLOWED,
+           "wrong method is 405");
+    is_str(allow, "GET, HEAD, PATCH", "Allow lists the methods");
+    is_int(lookup(r, "HEAD", "/hello", &m, allow), ROUTER_FOUND, "HEAD uses GET routes");
+
+    is_int(lookup(r, "GET", "/files/b1/a/b/c.txt", &m, allow), ROUTER_FOUND, "wildcard");
+    is_int(m.nparams, 2, "wildcard has two params");
+    ok(m.params[1].value_len == 9 && !memcmp(m.params[1].value, "a/b/c.txt", 9),
+       "wildcard takes the rest");
+    is_int(lookup(r, "GET", "/files/b1", &m, allow), ROUTER_NOT_FOUND, "wildcard needs a rest");
+    is_int(lookup(r, "GET", "", &m, allow), ROUTER_NOT_FOUND, "empty path");
+    is_int(lookup(r, "GET", "hello", &m, allow), ROUTER_NOT_FOUND, "relative path");
+    router_destroy(r);
+}
+
+static void test_deep_path(void)
+{
+    char err[256], allow[96], path[4096];
+    router_match m;
+    router *r = router_create();
+    router_add(r, "GET", "/a/:x", 1, NULL, err, sizeof err);
+    size_t n = 0;
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)snprintf(path + n, sizeof path - n, "/a");
+    is_int(lookup(r, "GET", path, &m, allow), ROUTER_NOT_FOUND, "1000 segments: no match, no crash");
+    router_destroy(r);
+}
+
+static void test_bad_patterns(void)
+{
+    static const struct {
+        const char *method, *pattern;
+    } bad[] = {
+        {"GET", "hello"},       {"GET", "/a//b"},      {"GET", "/a/:"},      {"GET", "/a/:1x"},
+        {"GET", "/*rest/more"}, {"GET", "/a/:x/:x"},   {"get", "/a"},        {"", "/a"},
+        {"GET", "/a b"},        {"GET", "/a/:x-y"},    {"GET", "/a?b"},      {"VERYLONGMETHODNAME", "/"},
+    };
+    char err[256];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        router *r = router_create();
+        err[0] = '\0';
+        ok(router_add(r, bad[i].method, bad[i].pattern, 1, NULL, err, sizeof err) < 0 && err[0],
+           "rejects %s '%s' (%s)", bad[i].method, bad[i].pattern, err);
+        router_destroy(r);
+    }
+}
+
+static void test_conflicts(void)
+{
+    char err[256];
+    int other = 0;
+    router *r = router_create();
+    router_add(r, "GET", "/v1/users/:id", 7, NULL, err, sizeof err);
+    ok(router_add(r, "GET", "/v1/users/:uid", 8, &other, err, sizeof err) < 0,
+       "same shape with another param name conflicts");
+    is_int(other, 7, "conflict names the other route");
+    ok(strstr(err, "/v1/users/:id") != NULL, "message names the other pattern");
+    ok(router_add(r, "POST", "/v1/users/:uid", 9, &other, err, sizeof err) == 0,
+       "another method does not conflict");
+    ok(router_add(r, "GET", "/v1/users/*rest", 10, &other, err, sizeof err) == 0,
+       "a wildcard is another shape");
+    is_int(router_count(r), 3, "three routes");
+    router_destroy(r);
+}
+
+int main(void)
+{
+    test_basic();
+    test_deep_path();
+    test_bad_patterns();
+    test_conflicts();
+    return done_testing();
+}
