@@ -105,9 +105,9 @@ struct uint_setting {
 
 static const struct uint_setting uint_settings[] = {
     U("GLASGOW_WORKERS", 0, 1, 256, workers),
-    S("GLASGOW_MAX_HEADER_BYTES", 16384, 1024, 1048576, max_header_bytes),
+    S("GLASGOW_MAX_HEADER_BYTES", 8192, 1024, 1048576, max_header_bytes),
     U("GLASGOW_MAX_HEADERS", 100, 8, 10000, max_headers),
-    S("GLASGOW_MAX_REQUEST_LINE", 8192, 256, 1048576, max_request_line),
+    S("GLASGOW_MAX_REQUEST_LINE", 4096, 256, 1048576, max_request_line),
     S("GLASGOW_MAX_BODY_BYTES", 1048576, 0, (uint64_t)1 << 40, max_body_bytes),
     U("GLASGOW_MAX_JSON_DEPTH", 64, 1, 1000, max_json_depth),
     U("GLASGOW_MAX_CONNECTIONS", 10000, 1, 1000000, max_connections),

@@ -196,8 +196,8 @@ static void on_flush_timer(loop *lp, loop_timer *t)
 static void record(hreq *h)
 {
     worker *w = h->w;
-    double ms = (double)(loop_clock_ms() - h->r.started_ms);
-    metrics_observe(w->metrics, h->r.method, h->route, h->status, ms / 1000.0);
+    uint64_t us = loop_clock_us() - h->r.started_us;
+    metrics_observe(w->metrics, h->r.method, h->route, h->status, (double)us / 1e6);
     atomic_fetch_add_explicit(&metrics.bytes_in, h->bytes_in, memory_order_relaxed);
     atomic_fetch_add_explicit(&metrics.bytes_out, h->bytes_out, memory_order_relaxed);
     if (!w->cfg->access_log)
@@ -208,7 +208,7 @@ static void record(hreq *h)
         .route = h->route,
         .path = h->r.path ? h->r.path : "",
         .status = h->status,
-        .duration_ms = ms,
+        .duration_us = us,
         .bytes_in = h->bytes_in,
         .bytes_out = h->bytes_out,
         .client = h->r.client,
@@ -227,6 +227,7 @@ static void add_header(void *arg, const char *name, const char *value)
 
 static void finish_response(hreq *h, struct MHD_Response *resp, unsigned status, size_t body_len)
 {
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_DATE, util_http_date());
     MHD_add_response_header(resp, "X-Request-ID", h->r.request_id);
     if (h->w->draining)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -355,9 +356,10 @@ static void check_headers(hreq *h, const char *url)
 
     if (s.request_id && valid_request_id(s.request_id))
         snprintf(h->r.request_id, sizeof h->r.request_id, "%s", s.request_id);
-    else
-        snprintf(h->r.request_id, sizeof h->r.request_id, "%016llx%016llx",
-                 (unsigned long long)rng_next(h->w), (unsigned long long)rng_next(h->w));
+    else {
+        uint64_t id[2] = {rng_next(h->w), rng_next(h->w)};
+        util_hex((const unsigned char *)id, sizeof id, h->r.request_id);
+    }
 
     size_t line = strlen(url) + strlen(h->r.method) + 12;
     MHD_get_connection_values(h->conn, MHD_GET_ARGUMENT_KIND, sum_query, &line);
@@ -433,7 +435,7 @@ static hreq *hreq_create(worker *w, struct MHD_Connection *conn, const char *url
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     h->cs = ci ? ci->socket_context : NULL;
-    h->r.started_ms = loop_clock_ms();
+    h->r.started_us = loop_clock_us();
     snprintf(h->r.method, sizeof h->r.method, "%s", method);
     h->r.path = xstrdup(url);
     strbuf_init(&h->r.body);
@@ -760,8 +762,13 @@ worker *worker_create(unsigned index, const config *cfg, int listen_fd, int tls,
         snprintf(err, errlen, "worker %u: dup: %s", index, strerror(errno));
         return NULL;
     }
-    size_t mem = cfg->max_header_bytes + cfg->max_request_line + 16384;
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* libmicrohttpd zeroes a connection's pool for every request: size it
+     * to the header limits plus room for the response headers, no more */
+    size_t mem = cfg->max_header_bytes + cfg->max_request_line + 4096;
+    /* the Date header comes from a per-second cache (finish_response), not
+     * from a gmtime call per response inside libmicrohttpd */
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     MHD_USE_SUPPRESS_DATE_NO_CLOCK;
     if (tls)
         flags |= MHD_USE_TLS;
     unsigned per_worker = cfg->max_connections / cfg->workers;

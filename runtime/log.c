@@ -67,28 +67,47 @@ void log_msg(int level, const char *extra, const char *fmt, ...)
 
 static void add_field(strbuf *sb, const char *name, const char *value)
 {
-    strbuf_addf(sb, ",\"%s\":", name);
+    strbuf_adds(sb, ",\"");
+    strbuf_adds(sb, name);
     if (!value) {
-        strbuf_adds(sb, "null");
+        strbuf_adds(sb, "\":null");
         return;
     }
-    strbuf_adds(sb, "\"");
+    strbuf_adds(sb, "\":\"");
     strbuf_add_json_escaped(sb, value, strlen(value));
     strbuf_adds(sb, "\"");
+}
+
+static void add_number(strbuf *sb, const char *name, uint64_t v)
+{
+    char num[24];
+    size_t n = util_format_u64(num, v);
+    strbuf_adds(sb, ",\"");
+    strbuf_adds(sb, name);
+    strbuf_adds(sb, "\":");
+    strbuf_add(sb, num, n);
 }
 
 void log_access_format(strbuf *sb, const log_access_rec *rec)
 {
     char ts[40];
     util_timestamp(ts, sizeof ts);
-    strbuf_addf(sb, "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"request\"", ts);
+    strbuf_adds(sb, "{\"ts\":\"");
+    strbuf_adds(sb, ts);
+    strbuf_adds(sb, "\",\"level\":\"info\",\"msg\":\"request\"");
     add_field(sb, "request_id", rec->request_id);
     add_field(sb, "method", rec->method);
     add_field(sb, "route", rec->route);
     add_field(sb, "path", rec->path);
-    strbuf_addf(sb, ",\"status\":%u,\"duration_ms\":%.3f,\"bytes_in\":%llu,\"bytes_out\":%llu",
-                rec->status, rec->duration_ms, (unsigned long long)rec->bytes_in,
-                (unsigned long long)rec->bytes_out);
+    add_number(sb, "status", rec->status);
+    /* duration in ms with microsecond resolution, without printf */
+    uint64_t us = rec->duration_us;
+    char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10), 0};
+    add_number(sb, "duration_ms", us / 1000);
+    strbuf_adds(sb, ".");
+    strbuf_add(sb, frac, 3);
+    add_number(sb, "bytes_in", rec->bytes_in);
+    add_number(sb, "bytes_out", rec->bytes_out);
     add_field(sb, "client", rec->client);
     strbuf_adds(sb, "}\n");
 }

@@ -38,7 +38,7 @@ typedef struct log_access_rec {
     const char *route; /* template, or NULL when no route matched */
     const char *path;
     unsigned status;
-    double duration_ms;
+    uint64_t duration_us;
     uint64_t bytes_in;
     uint64_t bytes_out;
     const char *client;

@@ -47,6 +47,9 @@ uint64_t loop_now(const loop *lp);
 /* Monotonic milliseconds read from the clock now. */
 uint64_t loop_clock_ms(void);
 
+/* Monotonic microseconds read from the clock now. */
+uint64_t loop_clock_us(void);
+
 /* Prepares an idle timer; must be called once before loop_timer_start. */
 void loop_timer_init(loop_timer *t, loop_timer_cb cb, void *data);
 

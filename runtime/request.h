@@ -27,7 +27,7 @@ struct request {
     char request_id[72];
     char client[64];
     strbuf body;              /* raw request body */
-    uint64_t started_ms;
+    uint64_t started_us;     /* monotonic, when the headers were in */
     void (*each_header)(request *r, request_pair_fn fn, void *arg);
     void (*each_query)(request *r, request_pair_fn fn, void *arg);
     /* Called once when the handler finished, synchronously or after a yield;

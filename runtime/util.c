@@ -164,17 +164,26 @@ void strbuf_add_json_escaped(strbuf *sb, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
+    strbuf_grow(sb, n);
     while (i < n) {
+        /* copy the longest run of bytes that need no escaping in one go */
+        size_t run = i;
+        while (run < n && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' && p[run] != '\\')
+            run++;
+        if (run > i) {
+            strbuf_add(sb, p + i, run - i);
+            i = run;
+            continue;
+        }
         unsigned char c = p[i];
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
             strbuf_add(sb, esc, 2);
             i++;
         } else if (c < 0x20 || c == 0x7f) {
-            strbuf_addf(sb, "\\u%04x", c);
-            i++;
-        } else if (c < 0x80) {
-            strbuf_add(sb, &p[i], 1);
+            static const char hex[] = "0123456789abcdef";
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            strbuf_add(sb, esc, 6);
             i++;
         } else {
             size_t len = utf8_seq_len(p + i, n - i);
@@ -216,10 +225,56 @@ void util_hex(const unsigned char *in, size_t n, char *out)
 
 void util_timestamp(char *out, size_t outlen)
 {
+    /* strftime is slow and the access log calls this per request: cache the
+     * formatted second per thread */
+    static _Thread_local time_t cached_sec = -1;
+    static _Thread_local char cached[24];
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, outlen - n, ".%03ldZ", ts.tv_nsec / 1000000L);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_sec = ts.tv_sec;
+    }
+    unsigned ms = (unsigned)(ts.tv_nsec / 1000000L);
+    if (outlen < 25) {
+        snprintf(out, outlen, "%s", cached);
+        return;
+    }
+    memcpy(out, cached, 19);
+    out[19] = '.';
+    out[20] = (char)('0' + ms / 100);
+    out[21] = (char)('0' + ms / 10 % 10);
+    out[22] = (char)('0' + ms % 10);
+    out[23] = 'Z';
+    out[24] = '\0';
+}
+
+size_t util_format_u64(char *out, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
+const char *util_http_date(void)
+{
+    static _Thread_local time_t cached_sec = -1;
+    static _Thread_local char cached[40];
+    time_t now = time(NULL);
+    if (now != cached_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(cached, sizeof cached, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        cached_sec = now;
+    }
+    return cached;
 }

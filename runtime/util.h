@@ -47,4 +47,11 @@ void util_hex(const unsigned char *in, size_t n, char *out);
 /* Wall-clock time as RFC 3339 UTC with milliseconds into out (>= 32 bytes). */
 void util_timestamp(char *out, size_t outlen);
 
+/* Decimal digits of v into out (>= 21 bytes); returns the length. */
+size_t util_format_u64(char *out, uint64_t v);
+
+/* The current time as an IMF-fixdate for the Date header, cached per
+ * thread and second; valid until the calling thread's next call. */
+const char *util_http_date(void);
+
 #endif
