@@ -1,0 +1,151 @@
+local stub = require "core_stub"
+
+-- app keeps its routes in module state: load a fresh copy per test
+local function fresh_app()
+    for _, name in ipairs({ "glasgow.app", "glasgow.json", "glasgow.errors" }) do
+        package.loaded[name] = nil
+    end
+    return require "glasgow.app"
+end
+
+local function ok_handler()
+    return 200, { ok = true }
+end
+
+describe("glasgow.app declare", function()
+    it("accepts a minimal route and finalize adds openapi.json", function()
+        local app = fresh_app()
+        app.declare("a.lua", { { method = "GET", path = "/a", handler = ok_handler } })
+        local out = app.finalize()
+        assert.are.equal(2, #out)
+        assert.are.equal("/a", out[1].path)
+        assert.are.equal("/openapi.json", out[2].path)
+        assert.are.equal(0, out[1].max_body)
+    end)
+
+    local bad = {
+        { "not a table", 42, "must return a table" },
+        { "map instead of array", { x = {} }, "array of routes" },
+        { "unknown method", { { method = "FETCH", path = "/a", handler = ok_handler } }, "method" },
+        { "relative path", { { method = "GET", path = "a", handler = ok_handler } }, "path" },
+        { "missing handler", { { method = "GET", path = "/a" } }, "handler" },
+        { "typo field", { { method = "GET", path = "/a", handler = ok_handler, hanlder = 1 } },
+          "unknown field" },
+        { "negative max_body", { { method = "POST", path = "/a", handler = ok_handler,
+                                   max_body = -1 } }, "max_body" },
+        { "param without schema", { { method = "GET", path = "/a/:id", handler = ok_handler,
+                                      params = { type = "object", properties = {} } } },
+          "has no schema" },
+    }
+    for _, case in ipairs(bad) do
+        it("rejects " .. case[1] .. " with file:line", function()
+            local app = fresh_app()
+            local okk, err = pcall(app.declare, "r.lua", case[2])
+            assert.is_false(okk)
+            assert.truthy(err:find("^r%.lua:%d+"), err)
+            assert.truthy(err:find(case[3], 1, true), err)
+        end)
+    end
+
+    it("reports conflicting routes with both places", function()
+        local app = fresh_app()
+        app.declare("a.lua", { { method = "GET", path = "/u/:id", handler = ok_handler,
+                                 params = { type = "object", properties = { id = { type = "string" } } } } })
+        app.declare("b.lua", { { method = "GET", path = "/u/:uid", handler = ok_handler,
+                                 params = { type = "object", properties = { uid = { type = "string" } } } } })
+        local okk, err = pcall(app.finalize)
+        assert.is_false(okk)
+        assert.truthy(err:find("^b%.lua:%d+"), err)
+        assert.truthy(err:find("a.lua:", 1, true), err)
+    end)
+end)
+
+describe("glasgow.app handle", function()
+    local json = require "glasgow.json"
+
+    local function setup(routes)
+        local app = fresh_app()
+        app.declare("t.lua", routes)
+        app.finalize()
+        return app
+    end
+
+    local function req(t)
+        t.method = t.method or "GET"
+        t.path = t.path or "/"
+        t.id = "rid"
+        t.params = t.params or {}
+        t.query = t.query or {}
+        t.headers = t.headers or {}
+        return t
+    end
+
+    it("encodes table bodies as JSON", function()
+        local app = setup({ { method = "GET", path = "/x", handler = ok_handler } })
+        local status, body, headers = app.handle(1, req({ path = "/x" }))
+        assert.are.equal(200, status)
+        assert.are.same({ ok = true }, json.decode(body))
+        assert.are.equal("application/json", headers["Content-Type"])
+    end)
+
+    it("answers 404 and 405 in the error shape", function()
+        local app = setup({})
+        local status, body = app.handle(0, req({ path = "/nope" }))
+        assert.are.equal(404, status)
+        local e = json.decode(body).error
+        assert.are.equal("not_found", e.code)
+        assert.are.equal("rid", e.request_id)
+        local s2, _, h2 = app.handle(-1, req({ method = "POST", path = "/x", allow = "GET, HEAD" }))
+        assert.are.equal(405, s2)
+        assert.are.equal("GET, HEAD", h2.Allow)
+    end)
+
+    it("hides unexpected errors behind a 500 and logs them", function()
+        local app = setup({ { method = "GET", path = "/x",
+                              handler = function() error("db password=hunter2") end } })
+        local status, body = app.handle(1, req({ path = "/x" }))
+        assert.are.equal(500, status)
+        assert.falsy(body:find("hunter2", 1, true))
+        assert.truthy(stub.logged[#stub.logged].extra:find("hunter2", 1, true))
+    end)
+
+    it("validates query parameters", function()
+        local app = setup({ {
+            method = "GET", path = "/x",
+            handler = function(r) return 200, { n = r.query.n } end,
+            query = { type = "object", properties = { n = { type = "integer", maximum = 5 } },
+                      additionalProperties = false },
+        } })
+        local s1, b1 = app.handle(1, req({ path = "/x", query = { n = "3" } }))
+        assert.are.equal(200, s1)
+        assert.are.equal(3, json.decode(b1).n)
+        local s2, b2 = app.handle(1, req({ path = "/x", query = { n = "9" } }))
+        assert.are.equal(400, s2)
+        assert.are.equal("query.n", json.decode(b2).error.details.field)
+        local s3 = app.handle(1, req({ path = "/x", query = { m = "1" } }))
+        assert.are.equal(400, s3)
+    end)
+end)
+
+describe("glasgow.json", function()
+    local json = require "glasgow.json"
+    it("refuses nesting deeper than the limit", function()
+        local v, err = json.decode(string.rep("[", 17) .. string.rep("]", 17))
+        assert.is_nil(v)
+        assert.truthy(err)
+        assert.truthy(json.decode(string.rep("[", 16) .. string.rep("]", 16)))
+    end)
+    it("refuses numbers that overflow to infinity", function()
+        local v, err = json.decode('{"a":[1e999]}')
+        assert.is_nil(v)
+        assert.are.equal("number out of range", err)
+    end)
+    it("keeps null as a sentinel", function()
+        local v = json.decode('{"a":null}')
+        assert.are.equal(json.null, v.a)
+        assert.are.equal('{"a":null}', json.encode(v))
+    end)
+    it("raises on misuse", function()
+        assert.has_error(function() json.decode(nil) end)
+    end)
+end)
