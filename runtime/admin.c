@@ -13,7 +13,8 @@ static struct MHD_Daemon *admin_daemon;
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
                              const char *body, size_t len)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
@@ -41,8 +42,9 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char 
     }
     static const char json[] = "application/json";
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        static const char b[] = "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"use GET\","
-                                "\"details\":null}}";
+        static const char b[] =
+            "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"use GET\","
+            "\"details\":null}}";
         return reply(c, 405, json, b, sizeof b - 1);
     }
     if (!strcmp(url, "/livez")) {
@@ -61,7 +63,8 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char 
         strbuf sb;
         strbuf_init(&sb);
         metrics_render(&sb);
-        enum MHD_Result ret = reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", sb.buf, sb.len);
+        enum MHD_Result ret =
+            reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", sb.buf, sb.len);
         strbuf_dispose(&sb);
         return ret;
     }
@@ -72,11 +75,11 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char 
 
 int admin_start(int fd)
 {
-    admin_daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, on_admin, NULL,
-        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-        MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
-        MHD_OPTION_END);
+    admin_daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, on_admin,
+                         NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                         MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                         (size_t)32768, MHD_OPTION_END);
     return admin_daemon ? 0 : -1;
 }
 

@@ -25,9 +25,12 @@ int config_parse_uint(const char *text, uint64_t min, uint64_t max, int units, u
     if (*p && units) {
         unsigned shift;
         switch (*p) {
-        case 'k': case 'K': shift = 10; break;
-        case 'm': case 'M': shift = 20; break;
-        case 'g': case 'G': shift = 30; break;
+        case 'k':
+        case 'K': shift = 10; break;
+        case 'm':
+        case 'M': shift = 20; break;
+        case 'g':
+        case 'G': shift = 30; break;
         default: return -1;
         }
         if (v > (UINT64_MAX >> shift))
@@ -95,13 +98,18 @@ int config_parse_addr(const char *text, config_addr *out)
 struct uint_setting {
     const char *name;
     uint64_t def, min, max;
-    int units;
     size_t offset;
-    int is_size; /* size_t field, else unsigned */
+    int is_size; /* size_t field with unit suffixes, else unsigned */
 };
 
-#define U(name, def, min, max, field) {name, def, min, max, 0, offsetof(config, field), 0}
-#define S(name, def, min, max, field) {name, def, min, max, 1, offsetof(config, field), 1}
+#define U(name, def, min, max, field)                                                              \
+    {                                                                                              \
+        name, def, min, max, offsetof(config, field), 0                                            \
+    }
+#define S(name, def, min, max, field)                                                              \
+    {                                                                                              \
+        name, def, min, max, offsetof(config, field), 1                                            \
+    }
 
 static const struct uint_setting uint_settings[] = {
     U("GLASGOW_WORKERS", 0, 1, 256, workers),
@@ -193,8 +201,8 @@ int config_load(config *c, config_getenv_fn get, char *err, size_t errlen)
         return -1;
     }
     if (cert && *cert) {
-        if (copy_path("GLASGOW_TLS_CERT_FILE", cert, c->tls_cert_file, sizeof c->tls_cert_file,
-                      err, errlen) < 0 ||
+        if (copy_path("GLASGOW_TLS_CERT_FILE", cert, c->tls_cert_file, sizeof c->tls_cert_file, err,
+                      errlen) < 0 ||
             copy_path("GLASGOW_TLS_KEY_FILE", key, c->tls_key_file, sizeof c->tls_key_file, err,
                       errlen) < 0)
             return -1;

@@ -25,19 +25,19 @@ typedef struct config {
     unsigned workers;         /* GLASGOW_WORKERS */
 
     /* limits */
-    size_t max_header_bytes;  /* GLASGOW_MAX_HEADER_BYTES: all header lines together */
-    unsigned max_headers;     /* GLASGOW_MAX_HEADERS */
-    size_t max_request_line;  /* GLASGOW_MAX_REQUEST_LINE: method, target and version */
-    size_t max_body_bytes;    /* GLASGOW_MAX_BODY_BYTES: default per-route body limit */
-    unsigned max_json_depth;  /* GLASGOW_MAX_JSON_DEPTH */
-    unsigned max_connections; /* GLASGOW_MAX_CONNECTIONS: per process */
-    unsigned max_conns_per_ip;     /* GLASGOW_MAX_CONNS_PER_IP */
-    unsigned header_timeout_ms;    /* GLASGOW_HEADER_TIMEOUT_MS: first byte to end of headers */
-    unsigned idle_timeout_ms;      /* GLASGOW_IDLE_TIMEOUT_MS: no traffic on a connection */
-    unsigned request_timeout_ms;   /* GLASGOW_REQUEST_TIMEOUT_MS: handler deadline */
-    unsigned shutdown_grace_ms;    /* GLASGOW_SHUTDOWN_GRACE_MS */
-    unsigned reload_interval_ms;   /* GLASGOW_RELOAD_INTERVAL_MS: periodic re-hash */
-    unsigned reload_debounce_ms;   /* GLASGOW_RELOAD_DEBOUNCE_MS */
+    size_t max_header_bytes;     /* GLASGOW_MAX_HEADER_BYTES: all header lines together */
+    unsigned max_headers;        /* GLASGOW_MAX_HEADERS */
+    size_t max_request_line;     /* GLASGOW_MAX_REQUEST_LINE: method, target and version */
+    size_t max_body_bytes;       /* GLASGOW_MAX_BODY_BYTES: default per-route body limit */
+    unsigned max_json_depth;     /* GLASGOW_MAX_JSON_DEPTH */
+    unsigned max_connections;    /* GLASGOW_MAX_CONNECTIONS: per process */
+    unsigned max_conns_per_ip;   /* GLASGOW_MAX_CONNS_PER_IP */
+    unsigned header_timeout_ms;  /* GLASGOW_HEADER_TIMEOUT_MS: first byte to end of headers */
+    unsigned idle_timeout_ms;    /* GLASGOW_IDLE_TIMEOUT_MS: no traffic on a connection */
+    unsigned request_timeout_ms; /* GLASGOW_REQUEST_TIMEOUT_MS: handler deadline */
+    unsigned shutdown_grace_ms;  /* GLASGOW_SHUTDOWN_GRACE_MS */
+    unsigned reload_interval_ms; /* GLASGOW_RELOAD_INTERVAL_MS: periodic re-hash */
+    unsigned reload_debounce_ms; /* GLASGOW_RELOAD_DEBOUNCE_MS */
 
     char tls_cert_file[4096]; /* GLASGOW_TLS_CERT_FILE */
     char tls_key_file[4096];  /* GLASGOW_TLS_KEY_FILE */

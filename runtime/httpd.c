@@ -75,10 +75,10 @@ struct conn_state {
     worker *w;
     int fd;
     unsigned ip_slot;
-    int in_request;     /* headers of the current request are complete */
-    int bad_escape;     /* the unescape callback saw malformed %-encoding or a NUL */
-    uint64_t phase_ms;  /* when the wait for the next header block began */
-    uint64_t allow_ms;  /* how long that wait may last */
+    int in_request;    /* headers of the current request are complete */
+    int bad_escape;    /* the unescape callback saw malformed %-encoding or a NUL */
+    uint64_t phase_ms; /* when the wait for the next header block began */
+    uint64_t allow_ms; /* how long that wait may last */
     conn_state *prev, *next;
 };
 
@@ -87,10 +87,10 @@ struct hreq {
     worker *w;
     struct MHD_Connection *conn;
     conn_state *cs;
-    lhost_gen *gen;          /* generation the request was routed on */
+    lhost_gen *gen; /* generation the request was routed on */
     struct MHD_Response *resp;
-    unsigned status;         /* status queued or to queue */
-    unsigned err_status;     /* a framing or limit error found in C */
+    unsigned status;     /* status queued or to queue */
+    unsigned err_status; /* a framing or limit error found in C */
     const char *err_code;
     char err_msg[160];
     int suspended;
@@ -98,7 +98,7 @@ struct hreq {
     loop_timer deadline;
     uint64_t bytes_in;
     uint64_t bytes_out;
-    const char *route;       /* template, valid while gen is referenced */
+    const char *route; /* template, valid while gen is referenced */
 };
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -317,7 +317,7 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
         if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
             s->bad_char = 1;
     if (!strcasecmp(key, "Content-Length")) {
-        if (s->content_lengths++ && strcmp(s->content_length, value))
+        if (s->content_lengths++ && strcmp(s->content_length, value) != 0)
             s->cl_conflict = 1;
         s->content_length = value;
     } else if (!strcasecmp(key, "Transfer-Encoding")) {
@@ -391,9 +391,9 @@ static void check_headers(hreq *h, const char *url)
     if (h->r.route_status == ROUTER_FOUND && s.content_length) {
         uint64_t cl = strtoull(s.content_length, NULL, 10);
         if (cl > h->r.body_limit)
-            set_error(h, 413, "body_too_large", h->r.body_limit
-                                                    ? "the body is larger than this route accepts"
-                                                    : "this route takes no request body");
+            set_error(h, 413, "body_too_large",
+                      h->r.body_limit ? "the body is larger than this route accepts"
+                                      : "this route takes no request body");
     }
 }
 
@@ -536,9 +536,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     *req_cls = NULL;
     if (h->r.running)
         lhost_abort(&h->r, 499, "client_closed", "the connection closed first");
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && h->status == 0)
-        h->status = 499;
-    else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && h->status < 400)
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && h->status < 400)
         h->status = 499; /* the client did not get the whole response */
     record(h);
     if (h->cs) {

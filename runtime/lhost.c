@@ -26,7 +26,7 @@ struct lhost_gen {
     router *router;
     route_info *routes; /* indexed by route id - 1 */
     size_t nroutes;
-    int handle_ref;     /* app.handle */
+    int handle_ref; /* app.handle */
     unsigned refs;
     uint64_t number;
     char hash[65];
@@ -51,8 +51,10 @@ static request *current_request(lua_State *L, const char *fname)
 {
     request *r = tl_current;
     if (!r || r->co != (void *)L || !tl_loop)
-        luaL_error(L, "%s: can only wait inside a request handler or a glasgow run script, "
-                      "not at load time or in a nested coroutine", fname);
+        luaL_error(L,
+                   "%s: can only wait inside a request handler or a glasgow run script, "
+                   "not at load time or in a nested coroutine",
+                   fname);
     return r;
 }
 
@@ -304,8 +306,8 @@ static int build_router(lhost_gen *g, int app, char *err, size_t errlen)
                 other = lua_tostring(L, -1);
                 snprintf(err, errlen, "%s: %s (declared at %s)", where, rerr, other ? other : "?");
             } else {
-                snprintf(err, errlen, "%s: %s", where ? where : "?", method && path ? rerr :
-                         "route without method or path");
+                snprintf(err, errlen, "%s: %s", where ? where : "?",
+                         method && path ? rerr : "route without method or path");
             }
             lua_settop(L, tb - 1);
             return -1;
@@ -396,8 +398,8 @@ size_t lhost_gen_route_count(const lhost_gen *g)
 
 void lhost_match(lhost_gen *g, request *r)
 {
-    r->route_status = router_lookup(g->router, r->method, r->path, &r->match, r->allow,
-                                   sizeof r->allow);
+    r->route_status =
+        router_lookup(g->router, r->method, r->path, &r->match, r->allow, sizeof r->allow);
     r->body_limit = 0;
     r->wants_json = 0;
     if (r->route_status == ROUTER_FOUND) {
@@ -576,8 +578,9 @@ int lhost_run(lhost_gen *g, request *r)
     r->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     r->co = co;
     lua_rawgeti(co, LUA_REGISTRYINDEX, g->handle_ref);
-    lua_pushinteger(co, r->route_status == ROUTER_FOUND ? r->match.id
-                        : r->route_status == ROUTER_METHOD_NOT_ALLOWED ? -1 : 0);
+    lua_pushinteger(co, r->route_status == ROUTER_FOUND                ? r->match.id
+                        : r->route_status == ROUTER_METHOD_NOT_ALLOWED ? -1
+                                                                       : 0);
     push_request_table(co, r);
     resume_request(r, 2);
     return r->running ? LHOST_YIELDED : LHOST_DONE;

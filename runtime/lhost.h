@@ -21,7 +21,7 @@
 typedef struct lhost_gen lhost_gen;
 
 typedef struct lhost_opts {
-    const char *lua_path;  /* package.path entries for lua/ */
+    const char *lua_path; /* package.path entries for lua/ */
     unsigned max_json_depth;
     size_t max_body_bytes; /* default per-route body limit */
 } lhost_opts;

@@ -102,7 +102,8 @@ void log_access_format(strbuf *sb, const log_access_rec *rec)
     add_number(sb, "status", rec->status);
     /* duration in ms with microsecond resolution, without printf */
     uint64_t us = rec->duration_us;
-    char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10), 0};
+    char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10),
+                    0};
     add_number(sb, "duration_ms", us / 1000);
     strbuf_adds(sb, ".");
     strbuf_add(sb, frac, 3);

@@ -29,7 +29,8 @@ int log_enabled(int level);
  * or a sequence of already-encoded JSON members starting with a comma
  * (",\"file\":\"x\""). msg is escaped here.
  */
-void log_msg(int level, const char *extra, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void log_msg(int level, const char *extra, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* One finished request, as the access log records it. */
 typedef struct log_access_rec {

@@ -21,10 +21,10 @@ typedef void (*loop_timer_cb)(loop *lp, loop_timer *t);
 typedef void (*loop_io_cb)(loop *lp, loop_io *io, uint32_t events);
 
 struct loop_timer {
-    uint64_t due_ms;    /* monotonic deadline */
-    size_t heap_index;  /* position in the heap, or SIZE_MAX when idle */
+    uint64_t due_ms;   /* monotonic deadline */
+    size_t heap_index; /* position in the heap, or SIZE_MAX when idle */
     loop_timer_cb cb;
-    void *data;         /* owner's pointer, untouched by the loop */
+    void *data; /* owner's pointer, untouched by the loop */
 };
 
 struct loop_io {

@@ -68,8 +68,10 @@ static void lua_path(const config *cfg, char *out, size_t n)
     }
     if (!dir)
         dir = "./lua";
-    snprintf(out, n, "%.4000s/?.lua;%.4000s/?/init.lua;/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua",
-             dir, dir);
+    snprintf(
+        out, n,
+        "%.4000s/?.lua;%.4000s/?/init.lua;/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua",
+        dir, dir);
 }
 
 static void load_config(config *cfg)
@@ -146,8 +148,10 @@ static int cmd_serve(void)
         die("GLASGOW_TLS_CERT_FILE: %s", err);
 
     if (bundle_looks_like_subpath(cfg.routes_dir))
-        log_msg(LOG_WARN, NULL, "%s looks like a subPath mount, which Kubernetes never updates; "
-                "mount the routes ConfigMap as a whole directory for hot reload", cfg.routes_dir);
+        log_msg(LOG_WARN, NULL,
+                "%s looks like a subPath mount, which Kubernetes never updates; "
+                "mount the routes ConfigMap as a whole directory for hot reload",
+                cfg.routes_dir);
     bundle *b = bundle_read(cfg.routes_dir, err, sizeof err);
     if (!b)
         die("GLASGOW_ROUTES_DIR: %s", err);

@@ -109,7 +109,8 @@ static void check_routes(reloader *rl)
     atomic_store(&metrics.routes_generation, rl->next_gen);
     atomic_fetch_add(&metrics.reload_success, 1);
     metrics_set_routes_hash(b->hash);
-    log_msg(LOG_INFO, NULL, "routes generation %llu published: %zu files, hash %.12s, built in %llu ms",
+    log_msg(LOG_INFO, NULL,
+            "routes generation %llu published: %zu files, hash %.12s, built in %llu ms",
             (unsigned long long)rl->next_gen, b->nfiles, b->hash,
             (unsigned long long)(loop_clock_ms() - t0));
     rl->next_gen++;
@@ -160,8 +161,8 @@ static void *reloader_main(void *arg)
             while ((got = read(rl->ifd, buf, sizeof buf)) > 0) {
                 for (char *p = buf; p < buf + got;) {
                     const struct inotify_event *ev = (const struct inotify_event *)(void *)p;
-                    if (ev->wd == rl->routes_wd && (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF |
-                                                                 IN_IGNORED)))
+                    if (ev->wd == rl->routes_wd &&
+                        (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)))
                         replaced = 1;
                     p += sizeof *ev + ev->len;
                 }

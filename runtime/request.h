@@ -23,11 +23,11 @@ typedef void (*request_pair_fn)(void *arg, const char *name, const char *value);
 struct request {
     /* set by httpd before lhost sees the request */
     char method[16];
-    char *path;               /* decoded path, owned */
+    char *path; /* decoded path, owned */
     char request_id[72];
     char client[64];
-    strbuf body;              /* raw request body */
-    uint64_t started_us;     /* monotonic, when the headers were in */
+    strbuf body;         /* raw request body */
+    uint64_t started_us; /* monotonic, when the headers were in */
     void (*each_header)(request *r, request_pair_fn fn, void *arg);
     void (*each_query)(request *r, request_pair_fn fn, void *arg);
     /* Called once when the handler finished, synchronously or after a yield;
@@ -40,18 +40,18 @@ struct request {
     router_match match;
     char allow[96];
     size_t body_limit;
-    int wants_json;           /* route declares a JSON body */
+    int wants_json; /* route declares a JSON body */
 
     /* coroutine state, owned by lhost */
-    void *gen;                /* lhost_gen the request runs on (referenced) */
-    void *co;                 /* lua_State of the coroutine */
+    void *gen; /* lhost_gen the request runs on (referenced) */
+    void *co;  /* lua_State of the coroutine */
     int co_ref;
-    int running;              /* between lhost_run and completion */
-    loop_timer wait_timer;    /* the pending sleep, if any */
+    int running;                /* between lhost_run and completion */
+    loop_timer wait_timer;      /* the pending sleep, if any */
     void (*cancel)(request *r); /* cancels the pending I/O operation */
-    void *op;                 /* the pending operation's state */
-    int raw_results;          /* glasgow run: results are not an HTTP response */
-    unsigned err_status;      /* a response made in C (abort, runner failure) */
+    void *op;                   /* the pending operation's state */
+    int raw_results;            /* glasgow run: results are not an HTTP response */
+    unsigned err_status;        /* a response made in C (abort, runner failure) */
     strbuf err_body;
 };
 

@@ -111,7 +111,8 @@ static int parse_pattern(route *rt, char *err, size_t errlen)
             }
             for (size_t j = 0; j + 1 < rt->nseg; j++) {
                 const segment *o = &rt->seg[j];
-                if (o->kind != SEG_LITERAL && o->len == s->len && !memcmp(o->text, s->text, s->len)) {
+                if (o->kind != SEG_LITERAL && o->len == s->len &&
+                    !memcmp(o->text, s->text, s->len)) {
                     snprintf(err, errlen, "parameter '%.*s' appears twice", (int)s->len, s->text);
                     return -1;
                 }
@@ -143,7 +144,8 @@ static int same_shape(const route *a, const route *b)
         if (a->seg[i].kind != b->seg[i].kind)
             return 0;
         if (a->seg[i].kind == SEG_LITERAL &&
-            (a->seg[i].len != b->seg[i].len || memcmp(a->seg[i].text, b->seg[i].text, a->seg[i].len)))
+            (a->seg[i].len != b->seg[i].len ||
+             memcmp(a->seg[i].text, b->seg[i].text, a->seg[i].len) != 0))
             return 0;
     }
     return 1;
@@ -242,7 +244,7 @@ static int route_matches(const route *rt, const char *const *starts, const size_
         if (lens[i] == 0)
             return 0;
         if (s->kind == SEG_LITERAL) {
-            if (s->len != lens[i] || memcmp(s->text, starts[i], s->len))
+            if (s->len != lens[i] || memcmp(s->text, starts[i], s->len) != 0)
                 return 0;
         } else if (m) {
             router_param *pm = &m->params[np++];
@@ -289,7 +291,7 @@ static void allow_add(char *allow, size_t allowlen, const char *method)
 }
 
 int router_lookup(const router *r, const char *method, const char *path, router_match *m,
-                 char *allow, size_t allowlen)
+                  char *allow, size_t allowlen)
 {
     const char *starts[ROUTER_MAX_SEGMENTS + 1];
     size_t lens[ROUTER_MAX_SEGMENTS + 1];

@@ -55,7 +55,7 @@ int router_add(router *r, const char *method, const char *pattern, int id, int *
  * ("GET, HEAD, POST"), or ROUTER_NOT_FOUND.
  */
 int router_lookup(const router *r, const char *method, const char *path, router_match *m,
-                 char *allow, size_t allowlen);
+                  char *allow, size_t allowlen);
 
 /* Number of routes added. */
 size_t router_count(const router *r);

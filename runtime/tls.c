@@ -1,8 +1,8 @@
 #include "tls.h"
 
 #include <gnutls/abstract.h>
-#include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -72,7 +72,8 @@ int tls_load(const char *cert_file, const char *key_file, char *err, size_t errl
     tls_cred *c = xcalloc(1, sizeof *c);
     memcpy(c->digest, digest, sizeof digest);
     c->npcerts = TLS_MAX_CHAIN;
-    int e = gnutls_pcert_list_import_x509_raw(c->pcerts, &c->npcerts, &cert, GNUTLS_X509_FMT_PEM, 0);
+    int e =
+        gnutls_pcert_list_import_x509_raw(c->pcerts, &c->npcerts, &cert, GNUTLS_X509_FMT_PEM, 0);
     if (e < 0 || c->npcerts == 0) {
         snprintf(err, errlen, "%s: not a PEM certificate chain: %s", cert_file, gnutls_strerror(e));
         c->npcerts = 0;
@@ -117,8 +118,8 @@ out_free_cert:
 }
 
 int tls_retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
-                    const gnutls_pk_algorithm_t *algos, int nalgos, gnutls_pcert_st **pcert,
-                    unsigned int *pcert_length, gnutls_privkey_t *pkey)
+                 const gnutls_pk_algorithm_t *algos, int nalgos, gnutls_pcert_st **pcert,
+                 unsigned int *pcert_length, gnutls_privkey_t *pkey)
 {
     (void)session;
     (void)req_ca_dn;

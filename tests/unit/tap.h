@@ -24,7 +24,7 @@ static int tap_failed;
         const char *g_ = (got), *w_ = (want);                                                      \
         int same_ = (g_ && w_) ? strcmp(g_, w_) == 0 : g_ == w_;                                   \
         if (!tap_ok(same_, __FILE__, __LINE__, __VA_ARGS__))                                       \
-            printf("#   got \"%s\", want \"%s\"\n", g_ ? g_ : "(null)", w_ ? w_ : "(null)");      \
+            printf("#   got \"%s\", want \"%s\"\n", g_ ? g_ : "(null)", w_ ? w_ : "(null)");       \
     } while (0)
 
 __attribute__((format(printf, 4, 5))) static int tap_ok(int pass, const char *file, int line,

@@ -43,10 +43,19 @@ static void test_values(void)
 {
     config c;
     char err[256];
-    static const char *const v[] = {"GLASGOW_LISTEN", "0.0.0.0:80", "GLASGOW_ADMIN_LISTEN",
-                                    "[::1]:9000", "GLASGOW_WORKERS", "3",
-                                    "GLASGOW_MAX_BODY_BYTES", "16m", "GLASGOW_MAX_HEADER_BYTES",
-                                    "8KiB", "GLASGOW_ACCESS_LOG", "false", NULL};
+    static const char *const v[] = {"GLASGOW_LISTEN",
+                                    "0.0.0.0:80",
+                                    "GLASGOW_ADMIN_LISTEN",
+                                    "[::1]:9000",
+                                    "GLASGOW_WORKERS",
+                                    "3",
+                                    "GLASGOW_MAX_BODY_BYTES",
+                                    "16m",
+                                    "GLASGOW_MAX_HEADER_BYTES",
+                                    "8KiB",
+                                    "GLASGOW_ACCESS_LOG",
+                                    "false",
+                                    NULL};
     is_int(load(&c, v, err), 0, "valid values load (%s)", err);
     is_int(c.workers, 3, "workers");
     is_int(c.max_body_bytes, 16u << 20, "16m body limit");
@@ -60,15 +69,23 @@ static void test_values(void)
 static void test_bad_values(void)
 {
     static const char *const cases[][2] = {
-        {"GLASGOW_WORKERS", "abc"},          {"GLASGOW_WORKERS", "0"},
-        {"GLASGOW_WORKERS", "-1"},           {"GLASGOW_WORKERS", "99999"},
-        {"GLASGOW_WORKERS", "2x"},           {"GLASGOW_WORKERS", ""},
-        {"GLASGOW_LISTEN", "nonsense"},      {"GLASGOW_LISTEN", "localhost:80"},
-        {"GLASGOW_LISTEN", "1.2.3.4:99999"}, {"GLASGOW_LISTEN", "1.2.3.4:"},
-        {"GLASGOW_ADMIN_LISTEN", "[::1]"},   {"GLASGOW_MAX_BODY_BYTES", "1t"},
+        {"GLASGOW_WORKERS", "abc"},
+        {"GLASGOW_WORKERS", "0"},
+        {"GLASGOW_WORKERS", "-1"},
+        {"GLASGOW_WORKERS", "99999"},
+        {"GLASGOW_WORKERS", "2x"},
+        {"GLASGOW_WORKERS", ""},
+        {"GLASGOW_LISTEN", "nonsense"},
+        {"GLASGOW_LISTEN", "localhost:80"},
+        {"GLASGOW_LISTEN", "1.2.3.4:99999"},
+        {"GLASGOW_LISTEN", "1.2.3.4:"},
+        {"GLASGOW_ADMIN_LISTEN", "[::1]"},
+        {"GLASGOW_MAX_BODY_BYTES", "1t"},
         {"GLASGOW_MAX_BODY_BYTES", "99999999999999999999999"},
-        {"GLASGOW_HEADER_TIMEOUT_MS", "5"},  {"GLASGOW_ACCESS_LOG", "maybe"},
-        {"GLASGOW_LOG_LEVEL", "loud"},       {"GLASGOW_TLS_CERT_FILE", "/x.pem"},
+        {"GLASGOW_HEADER_TIMEOUT_MS", "5"},
+        {"GLASGOW_ACCESS_LOG", "maybe"},
+        {"GLASGOW_LOG_LEVEL", "loud"},
+        {"GLASGOW_TLS_CERT_FILE", "/x.pem"},
         {"GLASGOW_MAX_JSON_DEPTH", "100000"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

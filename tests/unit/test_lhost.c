@@ -131,7 +131,8 @@ static const char *const app_routes =
     "     local co = coroutine.wrap(function() glasgow.sleep(1) end); co(); return 200, {} end },\n"
     " { method = 'GET', path = '/items/:id', params = { type = 'object',\n"
     "     properties = { id = { type = 'integer', minimum = 1 } }, required = { 'id' } },\n"
-    "   handler = function(req) return 200, { id = req.params.id, t = type(req.params.id) } end },\n"
+    "   handler = function(req) return 200, { id = req.params.id, t = type(req.params.id) } end "
+    "},\n"
     "}\n";
 
 static void test_requests(void)
@@ -243,10 +244,10 @@ static void expect_build_error(const char *name, const char *src, const char *ne
 
 static void test_build_errors(void)
 {
-    expect_build_error("bad.lua", "return {\n  {\n method = = 'GET' }\n}\n", "bad.lua:3:",
-                       "syntax error");
-    expect_build_error("bad.lua", "local x = nil\nx.y = 1\nreturn {}\n", "bad.lua:2:",
-                       "error at load");
+    expect_build_error("bad.lua", "return {\n  {\n method = = 'GET' }\n}\n",
+                       "bad.lua:3:", "syntax error");
+    expect_build_error("bad.lua", "local x = nil\nx.y = 1\nreturn {}\n",
+                       "bad.lua:2:", "error at load");
     expect_build_error("bad.lua", "return 42\n", "bad.lua:1:", "not a table");
     expect_build_error("bad.lua",
                        "return {\n{ method = 'GET', path = '/x',\n  handler = function() end,"

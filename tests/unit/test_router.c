@@ -70,7 +70,8 @@ static void test_deep_path(void)
     size_t n = 0;
     for (int i = 0; i < 1000; i++)
         n += (size_t)snprintf(path + n, sizeof path - n, "/a");
-    is_int(lookup(r, "GET", path, &m, allow), ROUTER_NOT_FOUND, "1000 segments: no match, no crash");
+    is_int(lookup(r, "GET", path, &m, allow), ROUTER_NOT_FOUND,
+           "1000 segments: no match, no crash");
     router_destroy(r);
 }
 
@@ -79,9 +80,9 @@ static void test_bad_patterns(void)
     static const struct {
         const char *method, *pattern;
     } bad[] = {
-        {"GET", "hello"},       {"GET", "/a//b"},      {"GET", "/a/:"},      {"GET", "/a/:1x"},
-        {"GET", "/*rest/more"}, {"GET", "/a/:x/:x"},   {"get", "/a"},        {"", "/a"},
-        {"GET", "/a b"},        {"GET", "/a/:x-y"},    {"GET", "/a?b"},      {"VERYLONGMETHODNAME", "/"},
+        {"GET", "hello"},       {"GET", "/a//b"},    {"GET", "/a/:"}, {"GET", "/a/:1x"},
+        {"GET", "/*rest/more"}, {"GET", "/a/:x/:x"}, {"get", "/a"},   {"", "/a"},
+        {"GET", "/a b"},        {"GET", "/a/:x-y"},  {"GET", "/a?b"}, {"VERYLONGMETHODNAME", "/"},
     };
     char err[256];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
