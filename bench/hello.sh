@@ -12,6 +12,7 @@
 # Environment overrides:
 #   DURATION (10s)  CONNECTIONS (64)  THREADS (2)  ROUNDS (2)  WARMUP (2s)
 #   SERVERS ("glasgow nginx fastapi")  GLASGOW_BIN (build/glasgow)
+#   GLASGOW_ACCESS_LOG (false, like the nginx config)
 #   STARTUP_TIMEOUT (20, seconds per server)
 set -euo pipefail
 
@@ -22,6 +23,8 @@ ROUNDS=${ROUNDS:-2}
 WARMUP=${WARMUP:-2s}
 SERVERS=${SERVERS:-glasgow nginx fastapi}
 GLASGOW_BIN=${GLASGOW_BIN:-build/glasgow}
+# nginx runs with access_log off; glasgow does the same unless asked
+GLASGOW_ACCESS_LOG=${GLASGOW_ACCESS_LOG:-false}
 STARTUP_TIMEOUT=${STARTUP_TIMEOUT:-20}
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -444,7 +447,7 @@ for s in "${SERVER_LIST[@]}"; do URL[$s]=http://127.0.0.1:${PORT[$s]}/hello; don
 if want glasgow; then
     start glasgow env GLASGOW_LISTEN="127.0.0.1:${PORT[glasgow]}" \
         GLASGOW_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" GLASGOW_WORKERS=$WORKERS \
-        GLASGOW_ROUTES_DIR=routes "$GLASGOW_BIN" serve
+        GLASGOW_ROUTES_DIR=routes GLASGOW_ACCESS_LOG="$GLASGOW_ACCESS_LOG" "$GLASGOW_BIN" serve
     wait_ready glasgow "${URL[glasgow]}"
     verify glasgow "${URL[glasgow]}"
 fi
