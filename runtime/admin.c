@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "log.h"
+#include "lua_db.h"
 #include "metrics.h"
+#include "pgpool.h"
 #include "util.h"
 
 static struct MHD_Daemon *admin_daemon;
@@ -54,6 +56,10 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char 
     if (!strcmp(url, "/readyz")) {
         if (atomic_load(&metrics.draining)) {
             static const char b[] = "{\"status\":\"draining\"}";
+            return reply(c, 503, json, b, sizeof b - 1);
+        }
+        if (lua_db_enabled() && !pgpool_any_up()) {
+            static const char b[] = "{\"status\":\"database unreachable\"}";
             return reply(c, 503, json, b, sizeof b - 1);
         }
         static const char b[] = "{\"status\":\"ready\"}";

@@ -26,6 +26,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "lua_db.h"
 #include "metrics.h"
 #include "tls.h"
 #include "util.h"
@@ -713,6 +714,7 @@ static void *worker_main(void *arg)
 {
     worker *w = arg;
     lhost_thread_init(w->lp);
+    pgpool *pool = lua_db_start(w->lp);
     for (;;) {
         MHD_UNSIGNED_LONG_LONG to;
         int64_t wait = -1;
@@ -733,6 +735,7 @@ static void *worker_main(void *arg)
     flush_log(w);
     MHD_stop_daemon(w->daemon);
     w->daemon = NULL;
+    lua_db_stop(pool);
     flush_log(w);
     return NULL;
 }

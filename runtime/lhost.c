@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "lua_db.h"
 #include "router.h"
 #include "util.h"
 
@@ -35,12 +36,30 @@ struct lhost_gen {
 static _Thread_local loop *tl_loop;
 static _Thread_local request *tl_current;
 
+static request *current_request(lua_State *L, const char *fname);
+static void resume_request(request *r, int nargs);
+
 /* Registry key for the generation's options table (address of a static char). */
 static const char limits_key = 'l';
 
 void lhost_thread_init(loop *lp)
 {
     tl_loop = lp;
+}
+
+loop *lhost_loop(void)
+{
+    return tl_loop;
+}
+
+request *lhost_request_of(lua_State *L, const char *fname)
+{
+    return current_request(L, fname);
+}
+
+void lhost_resume(request *r, int nargs)
+{
+    resume_request(r, nargs);
 }
 
 /* ---- bindings: require "glasgow.core" ------------------------------------ */
@@ -57,8 +76,6 @@ static request *current_request(lua_State *L, const char *fname)
                    fname);
     return r;
 }
-
-static void resume_request(request *r, int nargs);
 
 static void sleep_done(loop *lp, loop_timer *t)
 {
@@ -196,6 +213,8 @@ static lua_State *new_state(const lhost_opts *o)
     lua_getfield(L, -1, "preload");
     lua_pushcfunction(L, core_open);
     lua_setfield(L, -2, "glasgow.core");
+    lua_pushcfunction(L, luaopen_glasgow_pg);
+    lua_setfield(L, -2, "glasgow.pg");
     lua_pop(L, 2);
 
     lua_pushlightuserdata(L, (void *)&limits_key);
@@ -632,6 +651,7 @@ void lhost_result_headers(request *r, request_pair_fn fn, void *arg)
 void lhost_release(request *r)
 {
     lhost_gen *g = r->gen;
+    lua_db_request_done(r);
     if (!g)
         return;
     if (r->co_ref != LUA_NOREF && r->co_ref != 0) {
@@ -677,6 +697,7 @@ int lhost_run_script(const lhost_opts *o, const char *file, int argc, char **arg
     if (!lp)
         die_errno("loop");
     lhost_thread_init(lp);
+    pgpool *pool = lua_db_start(lp);
     lhost_gen *g = xcalloc(1, sizeof *g);
     g->L = new_state(o);
     g->refs = 1;
@@ -694,6 +715,7 @@ int lhost_run_script(const lhost_opts *o, const char *file, int argc, char **arg
     if (luaL_loadfile(L, file) != 0) {
         fprintf(stderr, "glasgow run: %s\n", lua_tostring(L, -1));
         lhost_gen_unref(g);
+        lua_db_stop(pool);
         loop_destroy(lp);
         return 1;
     }
@@ -731,6 +753,7 @@ int lhost_run_script(const lhost_opts *o, const char *file, int argc, char **arg
     strbuf_dispose(&r.body);
     strbuf_dispose(&r.err_body);
     lhost_gen_unref(g);
+    lua_db_stop(pool);
     loop_destroy(lp);
     return ss.status;
 }

@@ -31,6 +31,22 @@ enum { LHOST_DONE = 0, LHOST_YIELDED = 1 };
 /* Binds the calling thread to lp: bindings that wait arm timers there. */
 void lhost_thread_init(loop *lp);
 
+/* The calling thread's loop (set by lhost_thread_init). */
+loop *lhost_loop(void);
+
+struct lua_State;
+
+/*
+ * For bindings that wait: returns the request whose coroutine is L, or
+ * raises a Lua error naming fname when L is not a request's own coroutine
+ * (load time, a nested coroutine, another thread).
+ */
+request *lhost_request_of(struct lua_State *L, const char *fname);
+
+/* Resumes r's coroutine with the nargs values already pushed onto it; used
+ * by the completion callbacks of waiting bindings. */
+void lhost_resume(request *r, int nargs);
+
 /*
  * Builds a generation from b: a fresh state with the library and bindings,
  * every route file compiled and run, routes validated and routed, the

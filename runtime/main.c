@@ -16,7 +16,9 @@
 #include "httpd.h"
 #include "lhost.h"
 #include "log.h"
+#include "lua_db.h"
 #include "metrics.h"
+#include "pgpool.h"
 #include "reload.h"
 #include "tls.h"
 #include "util.h"
@@ -80,6 +82,8 @@ static void load_config(config *cfg)
     if (config_load(cfg, env, err, sizeof err) < 0)
         die("%s", err);
     log_set_level(cfg->log_level);
+    if (lua_db_config(err, sizeof err) < 0)
+        die("%s", err);
 }
 
 static int cmd_check(int argc, char **argv)
@@ -144,6 +148,7 @@ static int cmd_serve(void)
     opts = (lhost_opts){lp, cfg.max_json_depth, cfg.max_body_bytes};
 
     int tls = cfg.tls_cert_file[0] != '\0';
+    pgpool_metrics_init();
     if (tls && tls_load(cfg.tls_cert_file, cfg.tls_key_file, err, sizeof err) < 0)
         die("GLASGOW_TLS_CERT_FILE: %s", err);
 
@@ -181,10 +186,14 @@ static int cmd_serve(void)
         worker_start(workers[i]);
     reloader *rl = reloader_create(&cfg, &opts, workers, cfg.workers, b->hash, 2);
     reloader_start(rl);
-    log_msg(LOG_INFO, NULL,
-            "glasgow %s serving %s on %s (admin %s), %u workers, routes %s (%zu files, hash %.12s)",
-            GLASGOW_VERSION, tls ? "https" : "http", cfg.listen.text, cfg.admin_listen.text,
-            cfg.workers, cfg.routes_dir, b->nfiles, b->hash);
+    char dbdesc[512];
+    lua_db_describe(dbdesc, sizeof dbdesc);
+    log_msg(
+        LOG_INFO, NULL,
+        "glasgow %s serving %s on %s (admin %s), %u workers, routes %s (%zu files, hash %.12s), "
+        "database %s",
+        GLASGOW_VERSION, tls ? "https" : "http", cfg.listen.text, cfg.admin_listen.text,
+        cfg.workers, cfg.routes_dir, b->nfiles, b->hash, dbdesc);
     bundle_free(b);
 
     int sig = 0;

@@ -50,6 +50,7 @@ struct request {
     loop_timer wait_timer;      /* the pending sleep, if any */
     void (*cancel)(request *r); /* cancels the pending I/O operation */
     void *op;                   /* the pending operation's state */
+    void *db_held;              /* database connections the request holds (lua_db) */
     int raw_results;            /* glasgow run: results are not an HTTP response */
     unsigned err_status;        /* a response made in C (abort, runner failure) */
     strbuf err_body;

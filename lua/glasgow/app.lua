@@ -298,6 +298,11 @@ function _M.handle(id, req)
         return status, body, headers
     end
     local e = status
+    if not e.unexpected and e.status == 500 then
+        -- an operational error that is nobody's fault we can name: log its
+        -- cause, answer without it
+        e = { unexpected = true, message = tostring(e) }
+    end
     if e.unexpected then
         core.log("error", "handler failed", json.encode({ route = req.route, error = e.message }))
         return 500, error_body("internal", "internal error", nil, req.id), JSON_HEADERS
@@ -312,7 +317,8 @@ function _M.handle(id, req)
     if type(code) ~= "string" then
         code = tostring(code)
     end
-    return e.status, error_body(code, tostring(e.message or code), e.details, req.id), h
+    local message = e.public_message or e.message or code
+    return e.status, error_body(code, tostring(message), e.details, req.id), h
 end
 
 return _M
