@@ -3,17 +3,24 @@
  */
 #include "lhost.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 #include <math.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "jobs.h"
 #include "log.h"
+#include "lua_crypto.h"
 #include "lua_db.h"
+#include "lua_json.h"
 #include "router.h"
 #include "util.h"
 
@@ -166,6 +173,151 @@ static int core_request_id(lua_State *L)
     return 1;
 }
 
+/* An scrypt derivation handed to a job thread. Owned by the job until its
+ * completion runs on the loop; an aborted request only marks it. */
+typedef struct scrypt_job {
+    request *r; /* NULL once the request gave up waiting */
+    char *password;
+    size_t password_len;
+    unsigned char salt[64];
+    size_t salt_len;
+    uint64_t n, rr, p;
+    size_t dklen;
+    unsigned char out[64];
+    int ok;
+} scrypt_job;
+
+static void scrypt_work(void *arg)
+{
+    scrypt_job *j = arg;
+    uint64_t maxmem = 128 * j->n * j->rr * j->p + (1u << 20);
+    j->ok = EVP_PBE_scrypt(j->password, j->password_len, j->salt, j->salt_len, j->n, j->rr, j->p,
+                           maxmem, j->out, j->dklen) == 1;
+}
+
+static void scrypt_job_free(scrypt_job *j)
+{
+    OPENSSL_cleanse(j->password, j->password_len);
+    free(j->password);
+    OPENSSL_cleanse(j->out, sizeof j->out);
+    free(j);
+}
+
+static void scrypt_done(void *arg)
+{
+    scrypt_job *j = arg;
+    request *r = j->r;
+    if (r) {
+        lua_State *co = r->co;
+        r->cancel = NULL;
+        r->op = NULL;
+        if (j->ok) {
+            lua_pushlstring(co, (const char *)j->out, j->dklen);
+            resume_request(r, 1);
+        } else {
+            lua_pushnil(co);
+            lua_pushstring(co, "scrypt failed");
+            resume_request(r, 2);
+        }
+    }
+    scrypt_job_free(j);
+}
+
+static void scrypt_cancel(request *r)
+{
+    scrypt_job *j = r->op;
+    j->r = NULL; /* the job finishes on its own and frees itself */
+}
+
+/*
+ * glasgow.core.scrypt(password, salt, N, r, p, dklen) -> key | nil, err.
+ * Inside a request the derivation runs on a job thread and the coroutine
+ * waits, so a 50-100 ms hash never stalls the worker; elsewhere (migrate,
+ * glasgow run, load time) it runs inline.
+ */
+static int core_scrypt(lua_State *L)
+{
+    size_t plen, slen;
+    const char *pw = luaL_checklstring(L, 1, &plen);
+    const char *salt = luaL_checklstring(L, 2, &slen);
+    lua_Number n = luaL_checknumber(L, 3), rr = luaL_checknumber(L, 4), p = luaL_checknumber(L, 5);
+    lua_Integer dklen = luaL_checkinteger(L, 6);
+    if (!(n >= 2 && n <= 1048576) || ((uint64_t)n & ((uint64_t)n - 1)) != 0)
+        return luaL_argerror(L, 3, "N must be a power of two between 2 and 2^20");
+    if (!(rr >= 1 && rr <= 16) || !(p >= 1 && p <= 16))
+        return luaL_argerror(L, 4, "r and p must be between 1 and 16");
+    if (dklen < 16 || dklen > 64 || slen > 64 || plen > 4096)
+        return luaL_argerror(L, 6, "dklen 16..64, salt at most 64 bytes, password at most 4096");
+    scrypt_job *j = xcalloc(1, sizeof *j);
+    j->password = xstrndup(pw, plen);
+    j->password_len = plen;
+    memcpy(j->salt, salt, slen);
+    j->salt_len = slen;
+    j->n = (uint64_t)n;
+    j->rr = (uint64_t)rr;
+    j->p = (uint64_t)p;
+    j->dklen = (size_t)dklen;
+    request *r = tl_current;
+    if (!r || r->co != (void *)L || !tl_loop) {
+        scrypt_work(j);
+        if (j->ok)
+            lua_pushlstring(L, (const char *)j->out, j->dklen);
+        else
+            lua_pushnil(L);
+        int ok = j->ok;
+        scrypt_job_free(j);
+        if (ok)
+            return 1;
+        lua_pushstring(L, "scrypt failed");
+        return 2;
+    }
+    j->r = r;
+    r->cancel = scrypt_cancel;
+    r->op = j;
+    jobs_submit(tl_loop, scrypt_work, scrypt_done, j);
+    return lua_yield(L, 0);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* glasgow.core.listdir(path) -> sorted array of entry names (no dot files),
+ * or nil, message. */
+static int core_listdir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    DIR *d = opendir(path);
+    if (!d) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(errno));
+        return 2;
+    }
+    size_t n = 0, cap = 16;
+    char **names = xmalloc(cap * sizeof *names);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (n == cap)
+            names = xrealloc(names, (cap *= 2) * sizeof *names);
+        names[n++] = xstrdup(de->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, name_cmp);
+    /* copy into Lua first, then free: nothing below can raise but OOM */
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushstring(L, names[i]);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return 1;
+}
+
 static int core_open(lua_State *L)
 {
     static const luaL_Reg fns[] = {
@@ -175,6 +327,8 @@ static int core_open(lua_State *L)
         {"log", core_log},
         {"random_bytes", core_random_bytes},
         {"request_id", core_request_id},
+        {"listdir", core_listdir},
+        {"scrypt", core_scrypt},
         {NULL, NULL},
     };
     lua_newtable(L);
@@ -215,6 +369,10 @@ static lua_State *new_state(const lhost_opts *o)
     lua_setfield(L, -2, "glasgow.core");
     lua_pushcfunction(L, luaopen_glasgow_pg);
     lua_setfield(L, -2, "glasgow.pg");
+    lua_pushcfunction(L, luaopen_glasgow_crypto);
+    lua_setfield(L, -2, "glasgow.crypto");
+    lua_pushcfunction(L, luaopen_glasgow_jsonc);
+    lua_setfield(L, -2, "glasgow.jsonc");
     lua_pop(L, 2);
 
     lua_pushlightuserdata(L, (void *)&limits_key);
@@ -691,7 +849,8 @@ static const char script_runner[] =
     "  return res\n"
     "end\n";
 
-int lhost_run_script(const lhost_opts *o, const char *file, int argc, char **argv)
+int lhost_run_script(const lhost_opts *o, const char *file, const char *chunk, int argc,
+                     char **argv)
 {
     loop *lp = loop_create();
     if (!lp)
@@ -712,7 +871,7 @@ int lhost_run_script(const lhost_opts *o, const char *file, int argc, char **arg
     }
     lua_setglobal(L, "arg");
 
-    if (luaL_loadfile(L, file) != 0) {
+    if ((chunk ? luaL_loadbuffer(L, chunk, strlen(chunk), file) : luaL_loadfile(L, file)) != 0) {
         fprintf(stderr, "glasgow run: %s\n", lua_tostring(L, -1));
         lhost_gen_unref(g);
         lua_db_stop(pool);

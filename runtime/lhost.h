@@ -106,11 +106,13 @@ void lhost_release(request *r);
 void lhost_error_body(strbuf *sb, const char *code, const char *message, const char *request_id);
 
 /*
- * glasgow run: executes file as a coroutine with the same library and
- * bindings and an event loop, with arg = {[0]=file, ...}. Returns the exit
- * status: the script's integer return value, 0 when it returns nothing,
- * 1 on error (printed to stderr).
+ * glasgow run: executes file (or, when chunk is not NULL, that source text
+ * named file) as a coroutine with the same library and bindings and an
+ * event loop, with arg = {[0]=file, ...}. Returns the exit status: the
+ * script's integer return value, 0 when it returns nothing, 1 on error
+ * (printed to stderr).
  */
-int lhost_run_script(const lhost_opts *o, const char *file, int argc, char **argv);
+int lhost_run_script(const lhost_opts *o, const char *file, const char *chunk, int argc,
+                     char **argv);
 
 #endif

@@ -4,6 +4,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -15,8 +16,16 @@
 
 #define LOOP_MAX_EVENTS 64
 
+typedef struct posted {
+    void (*fn)(void *arg);
+    void *arg;
+    struct posted *next;
+} posted;
+
 struct loop {
     int epfd;
+    pthread_mutex_t post_mu;
+    posted *post_head, *post_tail;
     int wakefd;
     uint64_t now;
     loop_timer **heap;
@@ -47,6 +56,16 @@ static void loop_drain_wake(loop *lp, loop_io *io, uint32_t events)
     (void)events;
     while (read(io->fd, &n, sizeof n) > 0) {
     }
+    pthread_mutex_lock(&lp->post_mu);
+    posted *p = lp->post_head;
+    lp->post_head = lp->post_tail = NULL;
+    pthread_mutex_unlock(&lp->post_mu);
+    while (p) {
+        posted *next = p->next;
+        p->fn(p->arg);
+        free(p);
+        p = next;
+    }
     if (lp->wake_cb)
         lp->wake_cb(lp, lp->wake_data);
 }
@@ -54,6 +73,7 @@ static void loop_drain_wake(loop *lp, loop_io *io, uint32_t events)
 loop *loop_create(void)
 {
     loop *lp = xcalloc(1, sizeof *lp);
+    pthread_mutex_init(&lp->post_mu, NULL);
     lp->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (lp->epfd < 0)
         goto err_free;
@@ -80,8 +100,30 @@ void loop_destroy(loop *lp)
         return;
     close(lp->wakefd);
     close(lp->epfd);
+    while (lp->post_head) {
+        posted *next = lp->post_head->next;
+        free(lp->post_head);
+        lp->post_head = next;
+    }
+    pthread_mutex_destroy(&lp->post_mu);
     free(lp->heap);
     free(lp);
+}
+
+void loop_post(loop *lp, void (*fn)(void *arg), void *arg)
+{
+    posted *p = xmalloc(sizeof *p);
+    p->fn = fn;
+    p->arg = arg;
+    p->next = NULL;
+    pthread_mutex_lock(&lp->post_mu);
+    if (lp->post_tail)
+        lp->post_tail->next = p;
+    else
+        lp->post_head = p;
+    lp->post_tail = p;
+    pthread_mutex_unlock(&lp->post_mu);
+    loop_wake(lp);
 }
 
 uint64_t loop_now(const loop *lp)

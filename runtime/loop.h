@@ -78,6 +78,10 @@ void loop_on_wake(loop *lp, void (*cb)(loop *lp, void *data), void *data);
 /* Wakes the loop from any thread; async-signal-safe. */
 void loop_wake(loop *lp);
 
+/* Runs fn(arg) on lp's thread during its next iteration; any thread.
+ * Callbacks run in the order they were posted. */
+void loop_post(loop *lp, void (*fn)(void *arg), void *arg);
+
 /* Milliseconds until the next timer is due, or -1 when none is armed. */
 int64_t loop_next_timeout(const loop *lp);
 

@@ -241,14 +241,13 @@ static void push_timestamp(lua_State *L, const char *v, size_t n, int tz)
         out[o++] = ch;
     }
     out[o] = '\0';
-    if (tz) {
-        /* "+00" -> "Z"; "+05" -> "+05:00"; "+05:30" stays */
+    if (tz && o > 19) {
+        /* "+00" -> "Z"; "+05" -> "+05:00"; "+05:30" stays (out has room) */
         char *sign = strpbrk(out + 19, "+-");
-        if (sign && !strcmp(sign, "+00")) {
-            strcpy(sign, "Z");
-        } else if (sign && strlen(sign) == 3) {
-            strcat(sign, ":00");
-        }
+        if (sign && !strcmp(sign, "+00"))
+            memcpy(sign, "Z", 2);
+        else if (sign && strlen(sign) == 3)
+            memcpy(sign + 3, ":00", 4);
     }
     lua_pushstring(L, out);
 }
@@ -317,13 +316,13 @@ static int push_array(lua_State *L, Oid t, Oid elem, const char *v, size_t n)
             while (i < n - 1 && v[i] != '"') {
                 if (v[i] == '\\' && i + 1 < n - 1)
                     i++;
-                luaL_addchar(&b, v[i]);
+                luaL_addlstring(&b, &v[i], 1);
                 i++;
             }
             i++; /* closing quote */
         } else {
             while (i < n - 1 && v[i] != ',') {
-                luaL_addchar(&b, v[i]);
+                luaL_addlstring(&b, &v[i], 1);
                 i++;
             }
         }
@@ -457,6 +456,9 @@ static int db_exec(lua_State *L)
     const char *sql = luaL_checkstring(L, 2);
     request *r = lhost_request_of(L, "exec");
     int nparams = lua_gettop(L) - 2;
+    int script = lua_toboolean(L, lua_upvalueindex(2));
+    if (script && nparams > 0)
+        return luaL_error(L, "exec_script: takes no parameters");
     if (nparams > MAX_PARAMS)
         return luaL_error(L, "exec: at most %d parameters", MAX_PARAMS);
     if (d->r != r)
@@ -483,8 +485,8 @@ static int db_exec(lua_State *L)
     op->r = r;
     op->conn = d;
     pg_error err;
-    if (pgpool_query(d->c, sql, nparams, values, lengths, statement_deadline_ms, on_result, op,
-                     &err) < 0) {
+    if (pgpool_query(d->c, sql, script ? -1 : nparams, values, lengths,
+                     script ? 0 : statement_deadline_ms, on_result, op, &err) < 0) {
         lua_settop(L, base);
         return push_error(L, &err);
     }
@@ -556,8 +558,13 @@ int luaopen_glasgow_pg(lua_State *L)
     lua_call(L, 1, 1);
     int json = lua_gettop(L);
     lua_getfield(L, json, "encode");
-    lua_pushcclosure(L, db_exec, 1);
-    lua_setfield(L, -3, "exec");
+    lua_pushvalue(L, -1);
+    lua_pushboolean(L, 0);
+    lua_pushcclosure(L, db_exec, 2);
+    lua_setfield(L, -4, "exec");
+    lua_pushboolean(L, 1);
+    lua_pushcclosure(L, db_exec, 2);
+    lua_setfield(L, -3, "exec_script");
     lua_getfield(L, json, "decode");
     lua_getfield(L, json, "array_mt");
     lua_pushcclosure(L, db_rows, 2);

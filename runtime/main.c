@@ -29,6 +29,7 @@ static const char usage[] =
     "usage: glasgow serve            serve the API (configured by GLASGOW_* variables)\n"
     "       glasgow check DIR        load a routes bundle as a reload would; exit 1 on error\n"
     "       glasgow run FILE [ARGS]  run a Lua script with the same library and bindings\n"
+    "       glasgow migrate [DIR]    apply pending migrations (default ./migrations)\n"
     "       glasgow version\n";
 
 static const char *env(const char *name)
@@ -126,7 +127,25 @@ static int cmd_run(int argc, char **argv)
     load_config(&cfg);
     lua_path(&cfg, lp, sizeof lp);
     lhost_opts o = {lp, cfg.max_json_depth, cfg.max_body_bytes};
-    return lhost_run_script(&o, argv[0], argc - 1, argv + 1);
+    return lhost_run_script(&o, argv[0], NULL, argc - 1, argv + 1);
+}
+
+/* glasgow migrate [DIR]: applies migrations/ (see lua/glasgow/migrate.lua). */
+static int cmd_migrate(int argc, char **argv)
+{
+    config cfg;
+    char lp[PATH_MAX * 2 + 200];
+    if (argc > 1) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    load_config(&cfg);
+    if (!lua_db_enabled())
+        die("DATABASE_URL: not set (migrate needs a database)");
+    lua_path(&cfg, lp, sizeof lp);
+    lhost_opts o = {lp, cfg.max_json_depth, cfg.max_body_bytes};
+    return lhost_run_script(&o, "=glasgow migrate", "return require('glasgow.migrate').main(...)",
+                            argc, argv);
 }
 
 static int cmd_serve(void)
@@ -227,6 +246,8 @@ int main(int argc, char **argv)
         return cmd_check(argc - 2, argv + 2);
     if (!strcmp(argv[1], "run"))
         return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "migrate"))
+        return cmd_migrate(argc - 2, argv + 2);
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
         printf("glasgow %s\n", GLASGOW_VERSION);
         return 0;

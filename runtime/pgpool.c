@@ -361,6 +361,13 @@ static void on_keeper(loop *lp, loop_timer *t)
     loop_timer_start(lp, t, KEEPER_MS);
 }
 
+/* Server notices (e.g. "relation already exists, skipping") are not errors. */
+static void drop_notice(void *arg, const char *message)
+{
+    (void)arg;
+    log_msg(LOG_DEBUG, NULL, "database notice: %s", message);
+}
+
 static void connect_step(pgpool_conn *c)
 {
     switch (PQconnectPoll(c->pg)) {
@@ -377,6 +384,7 @@ static void connect_step(pgpool_conn *c)
             p->last_error[0] = '\0';
         }
         atomic_store(&p->server_up, 1);
+        PQsetNoticeProcessor(c->pg, drop_notice, NULL);
         if (PQsetnonblocking(c->pg, 1) != 0) {
             connect_failed(c, "cannot make the connection non-blocking");
             return;
@@ -689,7 +697,10 @@ int pgpool_query(pgpool_conn *c, const char *sql, int nparams, const char *const
             set_err(err, PGE_INVALID, "22021", "a text value contains a NUL byte");
             return -1;
         }
-    if (!PQsendQueryParams(c->pg, sql, nparams, NULL, values, lengths, NULL, 0)) {
+    /* nparams < 0: the simple protocol, which runs a script of several statements */
+    int sent = nparams < 0 ? PQsendQuery(c->pg, sql)
+                           : PQsendQueryParams(c->pg, sql, nparams, NULL, values, lengths, NULL, 0);
+    if (!sent) {
         set_err(err, PGE_CONNECTION, "08006", PQerrorMessage(c->pg));
         c->discard = 1;
         return -1;

@@ -87,7 +87,9 @@ void pgpool_cancel_wait(pgpool *p, pgpool_waiter *w);
 
 /*
  * Sends one statement with text parameters (values[i] NULL for SQL NULL,
- * lengths[i] their byte lengths) on an acquired connection. deadline_ms is
+ * lengths[i] their byte lengths) on an acquired connection; nparams < 0
+ * sends sql through the simple protocol instead (several statements, no
+ * parameters; for migrations). deadline_ms is
  * relative; 0 means none. Returns 0 (cb will be called from the loop) or
  * -1 with err set (cb will not be called).
  */

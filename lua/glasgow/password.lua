@@ -1,0 +1,169 @@
+-- glasgow.password: scrypt password hashes as self-describing strings.
+--
+--   scrypt$ln=15,r=8,p=1$<salt>$<key>
+--
+-- N = 2^ln, r and p are the scrypt parameters the key was derived with;
+-- salt (16 random bytes) and key (32 bytes) are base64url without padding.
+-- The parameters travel with the hash, so raising _M.params later leaves
+-- old hashes verifiable, and needs_rehash tells when to replace one.
+--
+-- Passwords are bytes, compared as scrypt sees them: as with every scrypt or
+-- PBKDF2-HMAC, trailing NUL bytes of a password up to 64 bytes long do not
+-- change the key (HMAC pads short keys with zeros).
+local crypto = require "glasgow.crypto"
+
+local type = type
+local tonumber = tonumber
+local error = error
+local format = string.format
+local match = string.match
+-- Inside a request, glasgow.core.scrypt runs the derivation on a job thread
+-- so the worker keeps serving; without the runtime (unit tests) the
+-- synchronous crypto.scrypt does the same computation.
+local has_core, core = pcall(require, "glasgow.core")
+local scrypt = has_core and core.scrypt or crypto.scrypt
+local equal = crypto.equal
+local random = crypto.random
+local b64 = crypto.base64url
+local b64_decode = crypto.base64url_decode
+
+local _M = {}
+
+-- The cost of new hashes: N = 2^15, r = 8, p = 1 needs 32 MiB per hash.
+-- Tests lower ln for speed; a change makes needs_rehash true for old hashes.
+_M.params = { ln = 15, r = 8, p = 1 }
+
+local SALT_LEN = 16
+local KEY_LEN = 32
+local MAX_PASSWORD = 1024
+
+-- Bounds on parameters and sizes accepted from a stored string, so that a
+-- tampered row can neither make crypto.scrypt raise nor make a login cost
+-- much more than a normal one: N*r at most 2^20 (128 MiB, four times the
+-- default) and N*r*p at most 2^21 (eight times the default work).
+local MAX_LN = 20
+local MAX_RP = 16
+local MAX_NR = 2 ^ 20
+local MAX_NRP = 2 ^ 21
+local MIN_BYTES, MAX_BYTES = 16, 64 -- salt and key lengths
+local MAX_STORED = 256
+
+local function is_int(x, lo, hi)
+    return type(x) == "number" and x % 1 == 0 and x >= lo and x <= hi
+end
+
+-- True when scrypt with N = 2^ln, r, p is within the bounds above (and the
+-- RFC 7914 rule N < 2^(16r), which only binds for r = 1).
+local function params_ok(ln, r, p)
+    if not (is_int(ln, 1, MAX_LN) and is_int(r, 1, MAX_RP) and is_int(p, 1, MAX_RP)) then
+        return false
+    end
+    return ln < 16 * r and 2 ^ ln * r <= MAX_NR and 2 ^ ln * r * p <= MAX_NRP
+end
+
+-- Returns ln, r, p, salt, key from a stored string, or nil when it is not
+-- exactly of the form hash() writes or its parameters are out of bounds.
+local function parse(stored)
+    if type(stored) ~= "string" or #stored > MAX_STORED then
+        return nil
+    end
+    local ln, r, p, salt, key =
+        match(stored, "^scrypt%$ln=([1-9]%d?),r=([1-9]%d?),p=([1-9]%d?)%$([^$]+)%$([^$]+)$")
+    if not ln then
+        return nil
+    end
+    ln, r, p = tonumber(ln), tonumber(r), tonumber(p)
+    if not params_ok(ln, r, p) then
+        return nil
+    end
+    salt, key = b64_decode(salt), b64_decode(key)
+    if not salt or not key or #salt < MIN_BYTES or #salt > MAX_BYTES
+        or #key < MIN_BYTES or #key > MAX_BYTES then
+        return nil
+    end
+    return ln, r, p, salt, key
+end
+
+local function check_password(password, fname)
+    if type(password) ~= "string" then
+        error(format("bad argument #1 to '%s' (string expected, got %s)", fname, type(password)), 3)
+    end
+end
+
+-- Returns the stored form of a new hash of password with a fresh salt and
+-- _M.params, or nil, "password too long" beyond 1024 bytes, or nil, err when
+-- OpenSSL fails. Raises when password is not a string or _M.params is out
+-- of the bounds verify accepts (such a hash could never be verified).
+function _M.hash(password)
+    check_password(password, "hash")
+    if #password > MAX_PASSWORD then
+        return nil, "password too long"
+    end
+    local params = _M.params
+    local ln, r, p = params.ln, params.r, params.p
+    if not params_ok(ln, r, p) then
+        error("glasgow.password: params out of bounds", 2)
+    end
+    local salt, err = random(SALT_LEN)
+    if not salt then
+        return nil, err
+    end
+    local key
+    key, err = scrypt(password, salt, 2 ^ ln, r, p, KEY_LEN)
+    if not key then
+        return nil, err
+    end
+    return format("scrypt$ln=%d,r=%d,p=%d$%s$%s", ln, r, p, b64(salt), b64(key))
+end
+
+-- Returns true when password matches stored, false otherwise: for a wrong
+-- password, for a password over 1024 bytes, and for a stored value that is
+-- not a well-formed hash within bounds (never raises for bad stored data;
+-- false, err when OpenSSL fails). The key comparison is constant-time.
+-- Raises when password is not a string.
+function _M.verify(password, stored)
+    check_password(password, "verify")
+    if #password > MAX_PASSWORD then
+        return false
+    end
+    local ln, r, p, salt, key = parse(stored)
+    if not ln then
+        return false
+    end
+    local derived, err = scrypt(password, salt, 2 ^ ln, r, p, #key)
+    if not derived then
+        return false, err
+    end
+    return equal(derived, key)
+end
+
+-- A well-formed hash that no password is expected to match.
+local DUMMY_SALT = b64("glasgow.password")
+local DUMMY_KEY = b64(crypto.sha256("glasgow.password dummy key"))
+
+-- Returns false after the same work as verify against a hash made with
+-- _M.params, so that a login for an unknown account costs as much as one
+-- with a wrong password. Raises when password is not a string.
+function _M.dummy_verify(password)
+    check_password(password, "dummy_verify")
+    local params = _M.params
+    local dummy = format("scrypt$ln=%s,r=%s,p=%s$%s$%s", params.ln, params.r, params.p,
+        DUMMY_SALT, DUMMY_KEY)
+    _M.verify(password, dummy)
+    return false
+end
+
+-- Returns true when stored should be replaced by a new hash (at the next
+-- successful login): its parameters, salt or key length differ from what
+-- hash() makes now, or it is not a well-formed hash at all.
+function _M.needs_rehash(stored)
+    local ln, r, p, salt, key = parse(stored)
+    if not ln then
+        return true
+    end
+    local params = _M.params
+    return ln ~= params.ln or r ~= params.r or p ~= params.p
+        or #salt ~= SALT_LEN or #key ~= KEY_LEN
+end
+
+return _M

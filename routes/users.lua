@@ -1,0 +1,283 @@
+-- The users resource: /v1/users and /v1/users/:id.
+--
+-- Who may do what: an admin everything; a user reads, changes and deletes
+-- only its own record (someone else's answers 404, exactly like a missing
+-- one) and its listing holds only itself. Creating users is for admins,
+-- and for anyone (as role "user") when GLASGOW_ALLOW_SIGNUP=true.
+local glasgow = require "glasgow"
+local db = require "glasgow.db"
+local password = require "glasgow.password"
+local auth = require "routes._auth"
+
+local fail = glasgow.fail
+local concat, tostring = table.concat, tostring
+
+local ALLOW_SIGNUP = os.getenv("GLASGOW_ALLOW_SIGNUP") == "true"
+local MAX_LIMIT = 100
+local COLUMNS = "id, email, name, role, created_at, updated_at"
+
+-- order=... values and the fixed SQL each stands for; nothing from the
+-- request is ever spliced into SQL.
+local ORDER = {
+    created_at = "created_at ASC, id ASC",
+    ["-created_at"] = "created_at DESC, id DESC",
+    email = "email ASC",
+    ["-email"] = "email DESC",
+    name = "name ASC, id ASC",
+    ["-name"] = "name DESC, id DESC",
+}
+local ORDER_NAMES = {}
+for k in pairs(ORDER) do
+    ORDER_NAMES[#ORDER_NAMES + 1] = k
+end
+table.sort(ORDER_NAMES)
+
+local ID = {
+    type = "object",
+    properties = { id = { type = "string", format = "uuid" } },
+    required = { "id" },
+    additionalProperties = false,
+}
+
+local USER = {
+    type = "object",
+    properties = {
+        id = { type = "string", format = "uuid" },
+        email = { type = "string", format = "email" },
+        name = { type = "string" },
+        role = { type = "string", enum = { "admin", "user" } },
+        created_at = { type = "string", format = "date-time" },
+        updated_at = { type = "string", format = "date-time" },
+    },
+}
+
+local NAME = { type = "string", minLength = 1, maxLength = 200 }
+local PASSWORD = { type = "string", minLength = 8, maxLength = 1024 }
+local ROLE = { type = "string", enum = { "admin", "user" } }
+
+-- Emails are trimmed and lower-cased before they are checked and stored,
+-- so " Ada@Example.com" and "ada@example.com" are the same account.
+local function clean_email(email)
+    local e = auth.normalize_email(email)
+    if not e:match("^[%w%.%%%+%-_]+@[%w%-]+%.[%w%.%-]+$") or #e > 254 or e:find("%.%.") then
+        fail(400, "validation_failed", "body.email: is not a valid email address",
+             { field = "body.email", reason = "is not a valid email address" })
+    end
+    return e
+end
+
+local function one(rows)
+    local row = rows[1]
+    if not row then
+        fail(404, "not_found", "no such user")
+    end
+    return row
+end
+
+local function unique_email(err)
+    if err.sqlstate == "23505" then
+        fail(409, "conflict", "a user with this email already exists", { field = "body.email" })
+    end
+    error(err, 0)
+end
+
+local function create(req)
+    local caller = auth.optional(req)
+    local b = req.body
+    local role = "user"
+    if caller and caller.role == "admin" then
+        role = b.role or "user"
+    elseif b.role ~= nil and b.role ~= "user" then
+        fail(403, "forbidden", "only an admin may create admins")
+    elseif caller or not ALLOW_SIGNUP then
+        if not caller then
+            fail(401, "unauthenticated", "creating users needs an admin token", nil,
+                 { ["WWW-Authenticate"] = 'Bearer realm="glasgow"' })
+        end
+        fail(403, "forbidden", "only an admin may create users")
+    end
+    local email = clean_email(b.email)
+    local hash = password.hash(b.password)
+    local rows, err = db.query("INSERT INTO users (email, name, role, password_hash) " ..
+                               "VALUES ($1, $2, $3, $4) RETURNING " .. COLUMNS,
+                               email, b.name, role, hash)
+    if not rows then
+        unique_email(err)
+    end
+    local user = rows[1]
+    return 201, user, { Location = "/v1/users/" .. user.id }
+end
+
+-- Appends a Link header value for one page.
+local function link(req, rel, offset, limit)
+    local q = { "limit=" .. limit, "offset=" .. offset }
+    for _, k in ipairs({ "order", "email", "created_after", "created_before", "count" }) do
+        local v = req.query[k]
+        if v ~= nil then
+            q[#q + 1] = k .. "=" .. tostring(v):gsub("[^%w%-%._~]", function(c)
+                return string.format("%%%02X", c:byte())
+            end)
+        end
+    end
+    return "<" .. req.path .. "?" .. concat(q, "&") .. ">; rel=\"" .. rel .. "\""
+end
+
+local function list(req)
+    local caller = auth.authenticate(req)
+    local q = req.query
+    local limit, offset = q.limit or 20, q.offset or 0
+    local where, args = {}, {}
+    local function arg(v)
+        args[#args + 1] = v
+        return "$" .. #args
+    end
+    if caller.role ~= "admin" then
+        where[#where + 1] = "id = " .. arg(caller.id)
+    end
+    if q.email then
+        where[#where + 1] = "email = " .. arg(auth.normalize_email(q.email))
+    end
+    if q.created_after then
+        where[#where + 1] = "created_at >= " .. arg(q.created_after)
+    end
+    if q.created_before then
+        where[#where + 1] = "created_at < " .. arg(q.created_before)
+    end
+    local cond = #where > 0 and (" WHERE " .. concat(where, " AND ")) or ""
+    local order = ORDER[q.order or "created_at"]
+    local nfilter = #args
+    local rows = db.call("SELECT " .. COLUMNS .. " FROM users" .. cond .. " ORDER BY " .. order ..
+                         " LIMIT " .. arg(limit) .. " OFFSET " .. arg(offset), unpack(args))
+    local body = { items = rows, limit = limit, offset = offset }
+    local headers = {}
+    local links = {}
+    if q.count then
+        local c = db.call("SELECT count(*) AS n FROM users" .. cond, unpack(args, 1, nfilter))
+        body.total = c[1].n
+        headers["X-Total-Count"] = tostring(body.total)
+        if offset + limit < body.total then
+            links[#links + 1] = link(req, "next", offset + limit, limit)
+        end
+    elseif #rows == limit then
+        links[#links + 1] = link(req, "next", offset + limit, limit)
+    end
+    if offset > 0 then
+        links[#links + 1] = link(req, "prev", math.max(0, offset - limit), limit)
+    end
+    if #links > 0 then
+        headers.Link = concat(links, ", ")
+    end
+    return 200, body, headers
+end
+
+local function get(req)
+    local caller = auth.authenticate(req)
+    auth.check_access(caller, req.params.id)
+    return 200, one(db.call("SELECT " .. COLUMNS .. " FROM users WHERE id = $1", req.params.id))
+end
+
+local function update(req)
+    local caller = auth.authenticate(req)
+    local id = req.params.id
+    auth.check_access(caller, id)
+    local b = req.body
+    if next(b) == nil then
+        fail(400, "validation_failed", "body: give at least one field to change",
+             { field = "body", reason = "is empty" })
+    end
+    if b.role ~= nil and caller.role ~= "admin" then
+        fail(403, "forbidden", "only an admin may change roles")
+    end
+    local sets, args = {}, {}
+    local function set(col, v)
+        args[#args + 1] = v
+        sets[#sets + 1] = col .. " = $" .. #args
+    end
+    if b.email ~= nil then
+        set("email", clean_email(b.email))
+    end
+    if b.name ~= nil then
+        set("name", b.name)
+    end
+    if b.role ~= nil then
+        set("role", b.role)
+    end
+    if b.password ~= nil then
+        set("password_hash", password.hash(b.password))
+    end
+    args[#args + 1] = id
+    local rows, err = db.query("UPDATE users SET " .. concat(sets, ", ") .. ", updated_at = now()" ..
+                               " WHERE id = $" .. #args .. " RETURNING " .. COLUMNS, unpack(args))
+    if not rows then
+        unique_email(err)
+    end
+    return 200, one(rows)
+end
+
+local function delete(req)
+    local caller = auth.authenticate(req)
+    auth.check_access(caller, req.params.id)
+    local _, affected = db.call("DELETE FROM users WHERE id = $1", req.params.id)
+    if affected == 0 then
+        fail(404, "not_found", "no such user")
+    end
+    return 204
+end
+
+return {
+    {
+        method = "POST", path = "/v1/users", handler = create, tags = { "users" },
+        summary = "Create a user (admins; anyone when sign-up is open)",
+        body = {
+            type = "object",
+            properties = { email = { type = "string", minLength = 3, maxLength = 300 }, name = NAME,
+                           password = PASSWORD, role = ROLE },
+            required = { "email", "name", "password" },
+            additionalProperties = false,
+        },
+        max_body = 8192,
+        responses = { [201] = { description = "Created", schema = USER } },
+    },
+    {
+        method = "GET", path = "/v1/users", handler = list, tags = { "users" },
+        summary = "List users (admins see all, users see themselves)",
+        query = {
+            type = "object",
+            properties = {
+                limit = { type = "integer", minimum = 1, maximum = MAX_LIMIT },
+                offset = { type = "integer", minimum = 0, maximum = 1000000 },
+                order = { type = "string", enum = ORDER_NAMES },
+                email = { type = "string", minLength = 1, maxLength = 300 },
+                created_after = { type = "string", format = "date-time" },
+                created_before = { type = "string", format = "date-time" },
+                count = { type = "boolean" },
+            },
+            additionalProperties = false,
+        },
+        responses = { [200] = { description = "A page of users", schema = {
+            type = "object",
+            properties = { items = { type = "array", items = USER }, limit = { type = "integer" },
+                           offset = { type = "integer" }, total = { type = "integer" } },
+        } } },
+    },
+    {
+        method = "GET", path = "/v1/users/:id", handler = get, params = ID, tags = { "users" },
+        summary = "Read a user", responses = { [200] = { description = "The user", schema = USER } },
+    },
+    {
+        method = "PATCH", path = "/v1/users/:id", handler = update, params = ID, tags = { "users" },
+        summary = "Change a user's email, name, password or (admins) role",
+        body = {
+            type = "object",
+            properties = { email = { type = "string", minLength = 3, maxLength = 300 }, name = NAME,
+                           password = PASSWORD, role = ROLE },
+            additionalProperties = false,
+        },
+        max_body = 8192,
+        responses = { [200] = { description = "The changed user", schema = USER } },
+    },
+    {
+        method = "DELETE", path = "/v1/users/:id", handler = delete, params = ID, tags = { "users" },
+        summary = "Delete a user", responses = { [204] = { description = "Deleted" } },
+    },
+}

@@ -1,0 +1,38 @@
+/*
+ * lua_crypto: require "glasgow.crypto", the primitives behind password
+ * hashing and tokens, as thin bindings over OpenSSL 3.
+ *
+ * Every function follows the Lua binding contract: wrong argument types or
+ * out-of-range parameters raise ("bad argument #3 to 'scrypt' (...)"); a
+ * failure inside OpenSSL or of the input data (malformed base64url) returns
+ * nil and a short lowercase message. Results are Lua strings of raw bytes
+ * unless stated otherwise.
+ *
+ *   scrypt(password, salt, N, r, p, dklen) -> dklen bytes (RFC 7914)
+ *       N a power of two in 2..2^20 and below 2^(16r); r, p in 1..16;
+ *       dklen in 16..64; the memory OpenSSL needs, 128*r*(N+p+2) bytes,
+ *       must not exceed 256 MiB.
+ *   sha256(data)             -> 32 bytes
+ *   hmac_sha256(key, data)   -> 32 bytes
+ *   equal(a, b)              -> boolean; constant time for equal lengths,
+ *                               false at once for different lengths
+ *   random(n)                -> n bytes from RAND_bytes, n in 1..1024
+ *   hex(s)                   -> lowercase hex
+ *   base64url(s)             -> RFC 4648 section 5, no padding
+ *   base64url_decode(s)      -> bytes, or nil, err unless s is canonical:
+ *                               url alphabet only, no padding, no
+ *                               whitespace, #s % 4 ~= 1, unused bits zero
+ */
+#ifndef GLASGOW_LUA_CRYPTO_H
+#define GLASGOW_LUA_CRYPTO_H
+
+#include <lua.h>
+
+/*
+ * Pushes a new table holding the functions above and returns 1; suitable as
+ * package.preload["glasgow.crypto"]. Keeps no state, so one loader serves
+ * every lua_State and thread.
+ */
+int luaopen_glasgow_crypto(lua_State *L);
+
+#endif
