@@ -33,7 +33,7 @@ LIB_OBJS := $(LIB_SRCS:runtime/%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run test test-unit test-spec test-integration lint bench clean format
+.PHONY: all deps run stop-db test test-unit test-spec test-integration lint bench clean format
 all: $(BUILD)/glasgow
 
 deps:
@@ -55,9 +55,24 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIB_OBJS)
 
 -include $(OBJS:.o=.d)
 
-# Serves the API on the embedded defaults.
+# Serves the API on the embedded defaults: a local PostgreSQL kept in .data/
+# (git-ignored) on 127.0.0.1:$(DEV_PG_PORT), migrated, with a dev admin whose
+# password is generated into .data/admin-password on the first run.
+DEV_PG_PORT ?= 15432
+DEV_ADMIN ?= admin@glasgow.local
 run: deps $(BUILD)/glasgow
-	$(Q)GLASGOW_ROUTES_DIR=$${GLASGOW_ROUTES_DIR:-routes} ./$(BUILD)/glasgow serve
+	$(Q)bash .ci/pg start .data/pg $(DEV_PG_PORT)
+	$(Q)umask 077; bash .ci/pg url .data/pg $(DEV_PG_PORT) > .data/database-url
+	$(Q)[ -s .data/admin-password ] || (umask 077; head -c 12 /dev/urandom | base64 | tr '+/' '-_' > .data/admin-password)
+	$(Q)DATABASE_URL_FILE=.data/database-url GLASGOW_BOOTSTRAP_ADMIN_EMAIL=$(DEV_ADMIN) \
+	    GLASGOW_BOOTSTRAP_ADMIN_PASSWORD_FILE=.data/admin-password ./$(BUILD)/glasgow migrate
+	@echo "dev admin: $(DEV_ADMIN), password in .data/admin-password"
+	$(Q)DATABASE_URL_FILE=.data/database-url GLASGOW_ROUTES_DIR=$${GLASGOW_ROUTES_DIR:-routes} \
+	    ./$(BUILD)/glasgow serve
+
+# Stops the local PostgreSQL that `make run` started (its data stays).
+stop-db:
+	$(Q)bash .ci/pg stop .data/pg
 
 # Every suite; ends with one "N passed, N failed" line.
 test: deps
