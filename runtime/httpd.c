@@ -35,6 +35,7 @@
 #define SWEEP_MS 250
 #define LOG_FLUSH_MS 200
 #define LOG_FLUSH_BYTES 32768
+#define DRAIN_MAX (8u << 20)
 
 /* Connections per client address, shared by every worker; hashed slots
  * (a collision only makes the limit stricter for the two addresses). */
@@ -60,6 +61,7 @@ struct worker {
     strbuf logbuf;
     uint64_t rng[2];
     conn_state *conns; /* every open connection, for the header timeout */
+    hreq *reqs;        /* every request in flight, for the shutdown deadline */
     atomic_long in_flight;
 
     pthread_mutex_t mu; /* guards the fields below, written by other threads */
@@ -96,6 +98,8 @@ struct hreq {
     char err_msg[160];
     int suspended;
     int ran;
+    int has_body;            /* Content-Length > 0 or Transfer-Encoding */
+    hreq *prev, *next;       /* the worker's requests in flight */
     loop_timer deadline;
     uint64_t bytes_in;
     uint64_t bytes_out;
@@ -301,19 +305,25 @@ typedef struct header_scan {
     const char *content_length;
     int cl_conflict;
     int has_te;
+    int te_not_chunked;
     int bad_char;
     const char *request_id;
 } header_scan;
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
+                                   size_t key_size, const char *value, size_t value_size)
 {
     header_scan *s = cls;
     (void)kind;
     s->count++;
-    s->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
+    s->bytes += key_size + value_size + 4;
+    /* libmicrohttpd keeps the real lengths: a shorter C string means a NUL */
+    if (strlen(key) != key_size)
+        s->bad_char = 1;
     if (!value)
         return MHD_YES;
+    if (strlen(value) != value_size)
+        s->bad_char = 1;
     for (const char *p = value; *p; p++)
         if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
             s->bad_char = 1;
@@ -323,6 +333,8 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
         s->content_length = value;
     } else if (!strcasecmp(key, "Transfer-Encoding")) {
         s->has_te = 1;
+        if (strcasecmp(value, "chunked") != 0)
+            s->te_not_chunked = 1;
     } else if (!strcasecmp(key, "X-Request-ID")) {
         s->request_id = value;
     }
@@ -353,7 +365,8 @@ static void check_headers(hreq *h, const char *url)
     const config *cfg = h->w->cfg;
     header_scan s;
     memset(&s, 0, sizeof s);
-    MHD_get_connection_values(h->conn, MHD_HEADER_KIND, scan_header, &s);
+    MHD_get_connection_values_n(h->conn, MHD_HEADER_KIND, scan_header, &s);
+    h->has_body = s.has_te || (s.content_length && strcmp(s.content_length, "0") != 0);
 
     if (s.request_id && valid_request_id(s.request_id))
         snprintf(h->r.request_id, sizeof h->r.request_id, "%s", s.request_id);
@@ -374,6 +387,8 @@ static void check_headers(hreq *h, const char *url)
         set_error(h, 400, "bad_header", "a header value contains a control character");
     if (s.has_te && s.content_lengths)
         set_error(h, 400, "bad_framing", "Content-Length and Transfer-Encoding together");
+    if (s.te_not_chunked)
+        set_error(h, 501, "not_implemented", "the only transfer coding accepted is chunked");
     if (s.cl_conflict)
         set_error(h, 400, "bad_framing", "conflicting Content-Length values");
     if (s.content_length) {
@@ -482,12 +497,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!h) {
         h = hreq_create(w, conn, url, method);
         *req_cls = h;
+        h->next = w->reqs;
+        if (w->reqs)
+            w->reqs->prev = h;
+        w->reqs = h;
         atomic_fetch_add_explicit(&w->in_flight, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&metrics.in_flight, 1, memory_order_relaxed);
         if (h->cs)
             h->cs->in_request = 1;
         check_headers(h, url);
-        return MHD_YES; /* never queue on the first call (DESIGN.md 2) */
+        if (h->has_body && (h->err_status || h->r.route_status != ROUTER_FOUND)) {
+            /* Decided from the headers, and a body follows: answer now.
+             * libmicrohttpd then skips the body (no 100 Continue) and closes
+             * the connection; it refuses a response queued mid-body. */
+            if (h->err_status) {
+                make_error_response(h, h->err_status, h->err_code, h->err_msg, NULL);
+            } else {
+                h->ran = 1;
+                lhost_run(h->gen, &h->r); /* 404 and 405 never wait */
+            }
+            return queue(h);
+        }
+        /* otherwise queue on a later call: keep-alive survives (DESIGN.md 2) */
+        return MHD_YES;
     }
     if (h->resp)
         return queue(h);
@@ -496,16 +528,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     if (*upload_size) {
         h->bytes_in += *upload_size;
-        if (!h->err_status && h->r.route_status == ROUTER_FOUND) {
+        if (!h->err_status) {
             if (h->r.body.len + *upload_size > h->r.body_limit)
                 set_error(h, 413, "body_too_large", "the body is larger than this route accepts");
             else
                 strbuf_add(&h->r.body, upload, *upload_size);
         }
         *upload_size = 0;
-        if (!h->err_status && h->r.route_status == ROUTER_FOUND)
-            return MHD_YES;
-        /* an error or an unmatched route: answer now, the rest of the body is discarded */
+        /* a chunked body over the limit is read and dropped so that the 413
+         * can be sent at its end; past this much more, the connection goes */
+        if (h->bytes_in > h->r.body_limit + DRAIN_MAX)
+            return MHD_NO;
+        return MHD_YES;
     }
 
     if (h->err_status) {
@@ -545,6 +579,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         h->cs->phase_ms = loop_clock_ms();
         h->cs->allow_ms = (uint64_t)w->cfg->idle_timeout_ms + w->cfg->header_timeout_ms;
     }
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        w->reqs = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
     atomic_fetch_sub_explicit(&w->in_flight, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&metrics.in_flight, 1, memory_order_relaxed);
     hreq_destroy(h);
@@ -731,6 +771,22 @@ static void *worker_main(void *arg)
         loop_run_once(w->lp, wait);
         w->need_run = 0;
         MHD_run(w->daemon);
+    }
+    /* The grace period is over: answer what still waits (libmicrohttpd
+     * refuses to stop with suspended connections), give the answers a
+     * moment to go out, then stop. */
+    for (hreq *h = w->reqs; h; h = h->next)
+        if (h->suspended)
+            lhost_abort(&h->r, 503, "shutting_down", "the server is shutting down");
+    uint64_t flush_until = loop_clock_ms() + 200;
+    while (loop_clock_ms() < flush_until) {
+        MHD_run(w->daemon);
+        int any = 0;
+        for (hreq *h = w->reqs; h; h = h->next)
+            any |= h->suspended;
+        if (!any && atomic_load(&w->in_flight) == 0)
+            break;
+        loop_run_once(w->lp, 10);
     }
     flush_log(w);
     MHD_stop_daemon(w->daemon);

@@ -224,9 +224,11 @@ static int cmd_serve(void)
             atomic_load(&metrics.in_flight));
     for (unsigned i = 0; i < cfg.workers; i++)
         worker_drain(workers[i], cfg.shutdown_grace_ms);
+    /* each worker closes its own copy when it quiesces; once this one goes
+     * too the kernel refuses new connections instead of queueing them */
+    close(lfd);
     for (unsigned i = 0; i < cfg.workers; i++)
         worker_join(workers[i]);
-    close(lfd);
     reloader_stop(rl);
     admin_stop();
     free(workers);
