@@ -170,15 +170,21 @@ local function list(req)
     return 200, body, headers
 end
 
+-- UUIDs compare case-insensitively; the table stores them lower-case.
+local function user_id(req)
+    return req.params.id:lower()
+end
+
 local function get(req)
     local caller = auth.authenticate(req)
+    req.params.id = user_id(req)
     auth.check_access(caller, req.params.id)
     return 200, one(db.call("SELECT " .. COLUMNS .. " FROM users WHERE id = $1", req.params.id))
 end
 
 local function update(req)
     local caller = auth.authenticate(req)
-    local id = req.params.id
+    local id = user_id(req)
     auth.check_access(caller, id)
     local b = req.body
     if next(b) == nil then
@@ -216,6 +222,7 @@ end
 
 local function delete(req)
     local caller = auth.authenticate(req)
+    req.params.id = user_id(req)
     auth.check_access(caller, req.params.id)
     local _, affected = db.call("DELETE FROM users WHERE id = $1", req.params.id)
     if affected == 0 then

@@ -216,6 +216,13 @@ local function run(id, req)
         errors.raise(405, "method_not_allowed", req.method .. " is not allowed here", nil,
                      { Allow = req.allow })
     end
+    if req.query.access_token ~= nil then
+        -- URLs end up in logs, proxies and browser history: never accept a
+        -- credential there, whatever the route
+        errors.raise(401, "invalid_request",
+                     "send credentials in the Authorization header, not in the URL", nil,
+                     { ["WWW-Authenticate"] = 'Bearer realm="glasgow", error="invalid_request"' })
+    end
     local r = routes[id]
     local decl = r.decl
     if decl.params then
