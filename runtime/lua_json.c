@@ -420,11 +420,29 @@ static int is_digit(const dec *d, const unsigned char *q)
     return q < d->end && *q >= '0' && *q <= '9';
 }
 
-/* At '-' or a digit: pushes the number. */
+/* Adds the digit at q to the significand acc unless it already holds 15
+ * significant digits (then *nsig goes past 15 and the fast path is off). */
+static void add_digit(unsigned long long *acc, int *nsig, unsigned char c)
+{
+    if (*acc == 0 && c == '0')
+        return; /* leading zeros are not significant */
+    if (++*nsig <= 15)
+        *acc = *acc * 10 + (unsigned)(c - '0');
+}
+
+/*
+ * At '-' or a digit: pushes the number. When the significand has at most 15
+ * digits and the decimal exponent is within +-22, both are exact doubles and
+ * one multiplication or division rounds correctly (Clinger's fast path);
+ * otherwise strtod does the work.
+ */
 static int dec_number(dec *d)
 {
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
     const unsigned char *start = d->p, *q = start;
-    int neg = 0, simple = 1, ndigits = 0;
+    int neg = 0, nsig = 0, scale = 0, exp = 0, exp_neg = 0;
     unsigned long long acc = 0;
     if (*q == '-') {
         neg = 1;
@@ -438,31 +456,34 @@ static int dec_number(dec *d)
             return dec_fail(d, "invalid number", q);
     } else {
         while (is_digit(d, q)) {
-            acc = acc * 10 + (unsigned)(*q++ - '0');
-            ndigits++;
+            add_digit(&acc, &nsig, *q++);
         }
     }
     if (q < d->end && *q == '.') {
-        simple = 0;
         q++;
         if (!is_digit(d, q))
             return dec_fail(d, "invalid number", q);
-        while (is_digit(d, q))
-            q++;
+        while (is_digit(d, q)) {
+            add_digit(&acc, &nsig, *q++);
+            scale--;
+        }
     }
     if (q < d->end && (*q == 'e' || *q == 'E')) {
-        simple = 0;
         q++;
         if (q < d->end && (*q == '+' || *q == '-'))
-            q++;
+            exp_neg = *q++ == '-';
         if (!is_digit(d, q))
             return dec_fail(d, "invalid number", q);
-        while (is_digit(d, q))
+        while (is_digit(d, q)) {
+            if (exp < 10000)
+                exp = exp * 10 + (*q - '0');
             q++;
+        }
     }
     double v;
-    if (simple && ndigits <= 15) {
-        v = (double)acc; /* exact below 2^53 */
+    int e10 = scale + (exp_neg ? -exp : exp);
+    if (nsig <= 15 && e10 >= -22 && e10 <= 22) {
+        v = e10 < 0 ? (double)acc / pow10[-e10] : (double)acc * pow10[e10];
         if (neg)
             v = -v;
     } else {
@@ -657,11 +678,13 @@ static int json_decode(lua_State *L)
  * Encoder
  */
 
-/* An object key to sort: a string (s != NULL) or an integral number. */
+/* An object member already written to the output: its key, a string
+ * (s != NULL) or an integral number, and where its bytes lie. */
 typedef struct jkey {
     const char *s;
     size_t len;
     lua_Number num;
+    size_t off, seglen;
 } jkey;
 
 typedef struct enc {
@@ -690,6 +713,13 @@ static void put(enc *e, const char *s, size_t n)
     reserve(e, n);
     memcpy(e->out + e->len, s, n);
     e->len += n;
+}
+
+static void put_char(enc *e, char c)
+{
+    if (e->len == e->cap)
+        reserve(e, 1);
+    e->out[e->len++] = c;
 }
 
 static void put_escape(enc *e, unsigned cp)
@@ -730,40 +760,46 @@ static int is_js_separator(const unsigned char *p)
     return p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0xA8 || p[2] == 0xA9);
 }
 
+/* Writes str as a JSON string. Plain bytes are copied while scanned, into
+ * room reserved for the whole string; only escapes reserve more. */
 static void enc_string(enc *e, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
+    char *o;
     reserve(e, n + 2);
-    e->out[e->len++] = '"';
-    while (i < n) {
-        size_t run = i;
-        while (run < n) {
-            if (!str_special[s[run]]) {
-                run++;
-                continue;
-            }
-            if (s[run] < 0x80)
-                break;
-            size_t k = utf8_len(s + run, n - run);
+    o = e->out + e->len;
+    *o++ = '"';
+    for (;;) {
+        while (i < n && !str_special[s[i]])
+            *o++ = (char)s[i++];
+        if (i == n)
+            break;
+        if (s[i] >= 0x80) {
+            size_t k = utf8_len(s + i, n - i);
             if (!k)
                 luaL_error(e->L, "cannot encode string that is not valid UTF-8");
-            if (k == 3 && is_js_separator(s + run))
-                break;
-            run += k;
+            if (k != 3 || !is_js_separator(s + i)) {
+                memcpy(o, s + i, k);
+                o += k;
+                i += k;
+                continue;
+            }
         }
-        put(e, (const char *)s + i, run - i);
-        if (run == n)
-            break;
-        if (s[run] < 0x80) {
-            put_escape(e, s[run]);
-            i = run + 1;
+        /* an escape: up to 6 bytes for 1 (or 3) of input */
+        e->len = (size_t)(o - e->out);
+        reserve(e, 6 + (n - i) + 1);
+        if (s[i] < 0x80) {
+            put_escape(e, s[i]);
+            i++;
         } else {
-            put_escape(e, s[run + 2] == 0xA8 ? 0x2028 : 0x2029);
-            i = run + 3;
+            put_escape(e, s[i + 2] == 0xA8 ? 0x2028 : 0x2029);
+            i += 3;
         }
+        o = e->out + e->len;
     }
-    put(e, "\"", 1);
+    *o++ = '"';
+    e->len = (size_t)(o - e->out);
 }
 
 static void enc_number(enc *e, lua_Number v)
@@ -771,7 +807,8 @@ static void enc_number(enc *e, lua_Number v)
     char buf[32];
     if (!isfinite(v))
         luaL_error(e->L, "cannot encode %s", isnan(v) ? "NaN" : "infinity");
-    put(e, buf, fmt_double(buf, v));
+    size_t n = fmt_double(buf, v);
+    put(e, buf, n);
 }
 
 /* The bytes of key k: its string, or its number formatted into tmp (>= 24
@@ -790,6 +827,8 @@ static const char *key_bytes(const jkey *k, char *tmp, size_t *len)
 static int key_cmp(const void *pa, const void *pb)
 {
     const jkey *a = pa, *b = pb;
+    if (a->s && b->s && a->len && b->len && a->s[0] != b->s[0]) /* the usual case */
+        return (unsigned char)a->s[0] < (unsigned char)b->s[0] ? -1 : 1;
     char ta[24], tb[24];
     size_t la, lb;
     const char *sa = key_bytes(a, ta, &la), *sb = key_bytes(b, tb, &lb);
@@ -816,15 +855,17 @@ static void sort_keys(jkey *k, size_t n)
     }
 }
 
-static void push_key(enc *e, const char *s, size_t len, lua_Number num)
+static void push_key(enc *e, const char *s, size_t len, lua_Number num, size_t off)
 {
     if ((e->nkeys + 1) * sizeof(jkey) > e->keys_cap)
         e->keys = buf_grow(e->L, e->keys_idx, e->keys, e->nkeys * sizeof(jkey), &e->keys_cap,
                            (e->nkeys + 1) * sizeof(jkey));
-    e->keys[e->nkeys].s = s;
-    e->keys[e->nkeys].len = len;
-    e->keys[e->nkeys].num = num;
-    e->nkeys++;
+    jkey *k = &e->keys[e->nkeys++];
+    k->s = s;
+    k->len = len;
+    k->num = num;
+    k->off = off;
+    k->seglen = e->len - off;
 }
 
 /* Whether d is an array index: an integer in 1..INT32_MAX. */
@@ -837,57 +878,84 @@ static void enc_value(enc *e);
 
 enum { KIND_NONE, KIND_ARRAY, KIND_OBJECT };
 
+/* Emits t[1..n]. */
 static void enc_array(enc *e, int t, size_t n)
 {
     lua_State *L = e->L;
-    put(e, "[", 1);
+    put_char(e, '[');
     for (size_t i = 1; i <= n; i++) {
         if (i > 1)
-            put(e, ",", 1);
+            put_char(e, ',');
         lua_rawgeti(L, t, (int)i);
         enc_value(e);
         lua_pop(L, 1);
     }
-    put(e, "]", 1);
+    put_char(e, ']');
 }
 
-/* Emits the object whose keys are e->keys[base..]; pops those keys. */
-static void enc_object(enc *e, int t, size_t base, int numeric)
+/* Emits the table at t marked as an array: keys must be exactly 1..n. */
+static void enc_marked_array(enc *e, int t)
 {
     lua_State *L = e->L;
-    size_t n = e->nkeys - base;
-    sort_keys(e->keys + base, n);
-    if (numeric) {
-        for (size_t i = base + 1; i < e->nkeys; i++) {
-            if (key_cmp(&e->keys[i - 1], &e->keys[i]) == 0) {
-                char tmp[24];
-                size_t len;
-                const char *s = key_bytes(&e->keys[i], tmp, &len);
-                luaL_error(L, "cannot encode object with duplicate key '%s'", s);
+    size_t count = 0;
+    lua_Number max = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            luaL_error(L, "cannot encode array with %s key", luaL_typename(L, -1));
+        lua_Number d = lua_tonumber(L, -1);
+        if (!is_index(d))
+            luaL_error(L, "cannot encode array with key %s", lua_tostring(L, -1));
+        if (d > max)
+            max = d;
+        count++;
+    }
+    if ((lua_Number)count != max)
+        luaL_error(L, "cannot encode sparse array");
+    enc_array(e, t, count);
+}
+
+/*
+ * Completes the object opened at byte `open`, whose members e->keys[base..]
+ * were written in traversal order separated by commas: reorders them by key
+ * (in a copy past the end of the output, then moved back) unless they are
+ * sorted already, closes it and pops the keys. Copying the bytes costs less
+ * than looking every value up again in the table.
+ */
+static void enc_object_end(enc *e, size_t open, size_t base, int numeric)
+{
+    size_t n = e->nkeys - base, i;
+    jkey *k = e->keys + base;
+    for (i = 1; i < n; i++) {
+        if (key_cmp(&k[i - 1], &k[i]) >= 0)
+            break;
+    }
+    if (i < n) {
+        sort_keys(k, n);
+        if (numeric) {
+            for (i = 1; i < n; i++) {
+                if (key_cmp(&k[i - 1], &k[i]) == 0) {
+                    char tmp[24];
+                    size_t len;
+                    const char *s = key_bytes(&k[i], tmp, &len);
+                    luaL_error(e->L, "cannot encode object with duplicate key '%s'", s);
+                }
             }
         }
-    }
-    put(e, "{", 1);
-    for (size_t i = base; i < base + n; i++) {
-        jkey k = e->keys[i]; /* by value: encoding the member may move the array */
-        if (i > base)
-            put(e, ",", 1);
-        if (k.s) {
-            enc_string(e, k.s, k.len);
-            lua_pushlstring(L, k.s, k.len);
-        } else {
-            char tmp[24];
-            put(e, "\"", 1);
-            put(e, tmp, fmt_i64(tmp, (long long)k.num));
-            put(e, "\"", 1);
-            lua_pushnumber(L, k.num);
+        size_t body = e->len - (open + 1), w = 0;
+        reserve(e, body);
+        k = e->keys + base;
+        char *tmp = e->out + e->len;
+        for (i = 0; i < n; i++) {
+            if (i)
+                tmp[w++] = ',';
+            memcpy(tmp + w, e->out + k[i].off, k[i].seglen);
+            w += k[i].seglen;
         }
-        put(e, ":", 1);
-        lua_rawget(L, t);
-        enc_value(e);
-        lua_pop(L, 1);
+        memcpy(e->out + open + 1, tmp, w);
     }
-    put(e, "}", 1);
+    put_char(e, '}');
     e->nkeys = base;
 }
 
@@ -901,12 +969,17 @@ static void enc_too_deep(enc *e, int t)
     luaL_error(e->L, "cannot encode table nested deeper than %d", e->max_depth);
 }
 
-/* Encodes the table on top of the stack. */
+/*
+ * Encodes the table on top of the stack. Members of an object are written
+ * as lua_next() meets them and reordered at the end; an unmarked table
+ * whose first key is an index writes nothing until it is known to be an
+ * array, then is emitted by index.
+ */
 static void enc_table(enc *e)
 {
     lua_State *L = e->L;
     int t = lua_gettop(L), kind = KIND_NONE, numeric = 0;
-    size_t base = e->nkeys, count = 0, nstr = 0;
+    size_t base = e->nkeys, open = e->len, nidx = 0;
     lua_Number max = 0;
 
     if (e->depth >= e->max_depth || !lua_checkstack(L, 4))
@@ -919,46 +992,68 @@ static void enc_table(enc *e)
             kind = KIND_OBJECT;
         lua_pop(L, 1);
     }
-
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        lua_pop(L, 1);
-        count++;
-        int kt = lua_type(L, -1);
-        if (kt == LUA_TSTRING && kind != KIND_ARRAY) {
-            size_t len;
-            const char *s = lua_tolstring(L, -1, &len);
-            push_key(e, s, len, 0);
-            nstr++;
-        } else if (kt == LUA_TNUMBER) {
-            lua_Number d = lua_tonumber(L, -1);
-            long long i;
-            if (kind == KIND_OBJECT) {
-                if (!as_i64(d, &i))
-                    luaL_error(L, "cannot encode object key %s", lua_tostring(L, -1));
-                push_key(e, NULL, 0, d);
-                numeric = 1;
-            } else if (is_index(d)) {
-                if (d > max)
-                    max = d;
-            } else {
-                luaL_error(L, "cannot encode table with number key %s", lua_tostring(L, -1));
-            }
-        } else if (kind == KIND_ARRAY) {
-            luaL_error(L, "cannot encode array with %s key", luaL_typename(L, -1));
-        } else {
-            luaL_error(L, "cannot encode table with %s key", luaL_typename(L, -1));
-        }
+    if (kind == KIND_ARRAY) {
+        enc_marked_array(e, t);
+        e->depth--;
+        return;
     }
 
-    if (kind == KIND_ARRAY || (kind == KIND_NONE && count > nstr)) {
-        if (nstr)
-            luaL_error(L, "cannot encode table mixing array and object keys");
-        if ((lua_Number)count != max)
+    put_char(e, '{');
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        int kt = lua_type(L, -2);
+        size_t off;
+        if (kt == LUA_TSTRING) {
+            size_t len;
+            const char *s = lua_tolstring(L, -2, &len);
+            if (nidx)
+                luaL_error(L, "cannot encode table mixing array and object keys");
+            if (e->nkeys > base)
+                put_char(e, ',');
+            off = e->len;
+            enc_string(e, s, len);
+            put_char(e, ':');
+            enc_value(e);
+            push_key(e, s, len, 0, off);
+        } else if (kt == LUA_TNUMBER) {
+            lua_Number d = lua_tonumber(L, -2);
+            long long i = 0;
+            if (kind == KIND_OBJECT) {
+                char digits[24];
+                if (!as_i64(d, &i))
+                    luaL_error(L, "cannot encode object key %s", lua_tostring(L, -2));
+                if (e->nkeys > base)
+                    put_char(e, ',');
+                off = e->len;
+                put_char(e, '"');
+                size_t nd = fmt_i64(digits, i);
+                put(e, digits, nd);
+                put(e, "\":", 2);
+                enc_value(e);
+                push_key(e, NULL, 0, d, off);
+                numeric = 1;
+            } else if (is_index(d)) {
+                if (e->nkeys > base)
+                    luaL_error(L, "cannot encode table mixing array and object keys");
+                if (d > max)
+                    max = d;
+                nidx++;
+            } else {
+                luaL_error(L, "cannot encode table with number key %s", lua_tostring(L, -2));
+            }
+        } else {
+            luaL_error(L, "cannot encode table with %s key", luaL_typename(L, -2));
+        }
+        lua_pop(L, 1);
+    }
+
+    if (nidx) {
+        e->len = open;
+        if ((lua_Number)nidx != max)
             luaL_error(L, "cannot encode sparse array");
-        enc_array(e, t, count);
+        enc_array(e, t, nidx);
     } else {
-        enc_object(e, t, base, numeric);
+        enc_object_end(e, open, base, numeric);
     }
     e->depth--;
 }

@@ -10,9 +10,9 @@
 
 #include <lua.h>
 
-/* Default and largest nesting depth accepted by decode(). */
+/* Default nesting depth of decode() and encode(), and the largest either
+ * accepts as max_depth. */
 #define LUA_JSON_DECODE_DEPTH 64
-/* Default and largest nesting depth accepted by encode(). */
 #define LUA_JSON_ENCODE_DEPTH 1000
 #define LUA_JSON_MAX_DEPTH 1000
 
@@ -23,17 +23,26 @@
  *   decode(text [, max_depth]) -> value | nil, message
  *       Strict RFC 8259 over valid UTF-8; any value at top level. Objects get
  *       object_mt, arrays array_mt, JSON null is `null`. Duplicate keys: the
- *       last wins. max_depth (0..1000, default 64) bounds container nesting.
- *       Malformed input, numbers that overflow a double and excess nesting
- *       return nil and a message naming the 1-based byte offset. Raises only
- *       on misuse (text not a string, max_depth out of range).
+ *       last wins. Numbers become doubles (-0 stays -0; underflow gives 0 or
+ *       a subnormal; overflow to infinity is refused). max_depth (0..1000,
+ *       default 64) bounds container nesting. Malformed input returns nil
+ *       and a message naming the 1-based byte offset ("unexpected character
+ *       'x' at byte 17"); excess nesting returns nil, "too deeply nested".
+ *       Raises only on misuse (text not a string, max_depth out of range).
  *   encode(value [, max_depth]) -> string
  *       Raises on anything JSON cannot hold: functions, threads, userdata
  *       other than null, NaN and infinities, strings that are not UTF-8,
  *       cycles, nesting beyond max_depth (0..1000, default 1000), sparse
- *       arrays, tables mixing array and object keys. Object keys are sorted
- *       bytewise, so equal values encode to equal strings. Integral numbers
- *       below 2^63 in magnitude print without exponent; -0 prints as 0.
+ *       arrays, tables mixing array and object keys. A table marked with
+ *       array_mt is an array (keys exactly 1..n), one marked with object_mt
+ *       an object (string keys; integral number keys print as "%d"); an
+ *       unmarked table is an array if its keys are exactly 1..n, {} if
+ *       empty, else an object with string keys. nil encodes as null.
+ *       Object keys are sorted bytewise, so equal values encode to equal
+ *       strings. Integral numbers below 2^63 in magnitude print without
+ *       exponent, -0 as 0; other numbers as the first of %.15g, %.16g,
+ *       %.17g that reads back exactly. "/" is not escaped; U+2028 and
+ *       U+2029 are.
  *   array([t]) / object([t]) -> t
  *       Marks t (or a new table) as a JSON array / object and returns it.
  *   is_array(v) -> boolean
