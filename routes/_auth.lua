@@ -17,7 +17,7 @@ local tostring, type = tostring, type
 local _M = {}
 
 _M.TOKEN_TTL_S = 3600
-_M.MAX_FAILURES = 5   -- failed logins per client ...
+_M.MAX_FAILURES = 5   -- failed login attempts per client ...
 _M.WINDOW_S = 60      -- ... within this many seconds, then 429
 
 local CHALLENGE = { ["WWW-Authenticate"] = 'Bearer realm="glasgow"' }
@@ -80,33 +80,31 @@ function _M.optional(req)
     return _M.authenticate(req)
 end
 
-local function throttled(client)
+-- Counts one login attempt for client and returns the seconds to wait when
+-- the client is over the limit. Counting before the password is checked
+-- (and atomically, in one upsert) means simultaneous guesses cannot slip
+-- past the limit; a successful login clears the count.
+local function attempt(client)
     local rows = db.call([[
-        SELECT failures, ceil(extract(epoch FROM window_start + make_interval(secs => $2) - now()))
-               AS retry_after
-          FROM login_throttle
-         WHERE client = $1 AND window_start > now() - make_interval(secs => $2)]],
-        client, _M.WINDOW_S)
-    local row = rows[1]
-    if row and row.failures >= _M.MAX_FAILURES then
-        return math.max(1, tonumber(row.retry_after) or _M.WINDOW_S)
-    end
-end
-
-local function record_failure(client)
-    db.call([[
         INSERT INTO login_throttle (client, failures, window_start) VALUES ($1, 1, now())
         ON CONFLICT (client) DO UPDATE SET
             failures = CASE WHEN login_throttle.window_start > now() - make_interval(secs => $2)
                             THEN login_throttle.failures + 1 ELSE 1 END,
             window_start = CASE WHEN login_throttle.window_start > now() - make_interval(secs => $2)
-                                THEN login_throttle.window_start ELSE now() END]],
+                                THEN login_throttle.window_start ELSE now() END
+        RETURNING failures,
+                  ceil(extract(epoch FROM window_start + make_interval(secs => $2) - now()))
+                  AS retry_after]],
         client, _M.WINDOW_S)
+    local row = rows[1]
+    if row.failures > _M.MAX_FAILURES then
+        return math.max(1, tonumber(row.retry_after) or _M.WINDOW_S)
+    end
 end
 
 -- Exchanges email and password for a token; raises 401 or 429.
 function _M.login(email, pw, client)
-    local retry = throttled(client)
+    local retry = attempt(client)
     if retry then
         fail(429, "too_many_attempts", "too many failed logins; try again later", nil,
              { ["Retry-After"] = tostring(retry) })
@@ -122,7 +120,6 @@ function _M.login(email, pw, client)
         ok = false
     end
     if not ok then
-        record_failure(client)
         fail(401, "invalid_credentials", "the email or the password is wrong", nil, CHALLENGE)
     end
     db.call("DELETE FROM login_throttle WHERE client = $1", client)

@@ -203,6 +203,9 @@ void loop_timer_start(loop *lp, loop_timer *t, uint64_t after_ms)
         lp->heap_cap = lp->heap_cap ? lp->heap_cap * 2 : 64;
         lp->heap = xrealloc(lp->heap, lp->heap_cap * sizeof *lp->heap);
     }
+    /* from the clock, not the iteration's cached time: a timer armed late
+     * in an iteration must not fire early */
+    lp->now = loop_clock_ms();
     t->due_ms = lp->now + after_ms;
     lp->heap[lp->heap_len] = t;
     t->heap_index = lp->heap_len;

@@ -425,7 +425,7 @@ static void on_result(void *arg, PGresult *res, const pg_error *err)
     lhost_resume(r, 1);
 }
 
-/* pg.rows(result) -> rows, affected: converts and frees the result. */
+/* pg.rows(result) -> rows, affected, command tag: converts and frees the result. */
 static int db_rows(lua_State *L)
 {
     dbresult *dr = luaL_checkudata(L, 1, DBRESULT_MT);
@@ -435,9 +435,10 @@ static int db_rows(lua_State *L)
     push_rows(L, dr->res);
     const char *tuples = PQcmdTuples(dr->res);
     lua_pushnumber(L, tuples && *tuples ? strtod(tuples, NULL) : 0);
+    lua_pushstring(L, PQcmdStatus(dr->res));
     PQclear(dr->res);
     dr->res = NULL;
-    return 2;
+    return 3;
 }
 
 static dbconn *check_conn(lua_State *L, int idx)

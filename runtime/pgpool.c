@@ -437,7 +437,11 @@ static void record_error(pgpool_conn *c, const PGresult *res)
     if (!msg)
         msg = PQerrorMessage(c->pg);
     int kind = PGE_SQL;
-    if (!state || PQstatus(c->pg) != CONNECTION_OK || !strncmp(state, "08", 2) ||
+    /* 08P01 (protocol violation) is how the server refuses a statement given
+     * the wrong number of parameters: a bug in the caller, on a healthy
+     * connection; the rest of class 08 means the connection is gone */
+    int conn_class = state && !strncmp(state, "08", 2) && strcmp(state, "08P01") != 0;
+    if (!state || PQstatus(c->pg) != CONNECTION_OK || conn_class ||
         !strcmp(state, "57P01") || !strcmp(state, "57P02") || !strcmp(state, "57P03")) {
         kind = PGE_CONNECTION;
         c->discard = 1;

@@ -66,6 +66,7 @@ local function make_error(kind, sqlstate, message)
 end
 _M.make_error = make_error
 
+-- Returns rows, affected, command tag; or nil, err.
 local function run(conn, sql, ...)
     if type(sql) ~= "string" then
         error("bad argument #1 to 'query' (string expected, got " .. type(sql) .. ")", 3)
@@ -87,6 +88,7 @@ function _M.query(sql, ...)
     pg.release(conn)
     return rows, affected
 end
+
 
 -- Like query, but raises the error object (the request answers its status).
 function _M.call(sql, ...)
@@ -136,10 +138,16 @@ function _M.transaction(fn)
         pg.release(conn)
         return nil, results[3]
     end
-    local committed, cerr = run(conn, "COMMIT")
+    local committed, cerr, tag = run(conn, "COMMIT")
     pg.release(conn)
     if committed == nil then
         return nil, cerr
+    end
+    if tag ~= "COMMIT" then
+        -- a statement failed and fn ignored the error: PostgreSQL answers
+        -- COMMIT with ROLLBACK, and nothing was written
+        return nil, make_error("sql", "25P02",
+                               "the transaction was rolled back: a statement in it failed")
     end
     return unpack(results, 2, results.n)
 end
