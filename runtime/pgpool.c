@@ -18,7 +18,31 @@ enum { CS_CONNECTING, CS_IDLE, CS_ACQUIRED, CS_RESETTING };
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
+/*
+ * Prepared statements, per connection, where it pays: a statement's first
+ * run goes out unnamed (one round trip, as for any one-off SQL); its second
+ * run prepares it (Parse once, an extra round trip that one time) and every
+ * later run sends only Bind/Execute, sparing the server the parse and plan.
+ * The cache is bounded; beyond it statements simply stay unnamed.
+ */
+#define STMT_CACHE 32
+
+typedef struct stmt {
+    uint64_t hash;
+    char *sql;
+    unsigned uses;
+    int prepared;
+    char name[16];
+} stmt;
+
 struct pgpool_conn {
+    stmt stmts[STMT_CACHE];
+    unsigned nstmts;
+    /* the execute step that follows a Prepare */
+    stmt *preparing;
+    int pend_n;
+    char **pend_values;
+    int *pend_lengths;
     pgpool *pool;
     PGconn *pg;
     int state;
@@ -233,6 +257,18 @@ static void conn_watch(pgpool_conn *c, uint32_t events)
         c->io_events = events;
 }
 
+static void free_pending(pgpool_conn *c)
+{
+    for (int i = 0; i < c->pend_n; i++)
+        free(c->pend_values[i]);
+    free(c->pend_values);
+    free(c->pend_lengths);
+    c->pend_values = NULL;
+    c->pend_lengths = NULL;
+    c->pend_n = 0;
+    c->preparing = NULL;
+}
+
 static void conn_close(pgpool_conn *c)
 {
     pgpool *p = c->pool;
@@ -260,6 +296,9 @@ static void conn_close(pgpool_conn *c)
         c->next->prev = c->prev;
     atomic_fetch_sub(&p->nconns, 1);
     PQfinish(c->pg);
+    for (unsigned i = 0; i < c->nstmts; i++)
+        free(c->stmts[i].sql);
+    free_pending(c);
     free(c);
 }
 
@@ -441,19 +480,54 @@ static void record_error(pgpool_conn *c, const PGresult *res)
      * the wrong number of parameters: a bug in the caller, on a healthy
      * connection; the rest of class 08 means the connection is gone */
     int conn_class = state && !strncmp(state, "08", 2) && strcmp(state, "08P01") != 0;
-    if (!state || PQstatus(c->pg) != CONNECTION_OK || conn_class ||
-        !strcmp(state, "57P01") || !strcmp(state, "57P02") || !strcmp(state, "57P03")) {
+    if (!state || PQstatus(c->pg) != CONNECTION_OK || conn_class || !strcmp(state, "57P01") ||
+        !strcmp(state, "57P02") || !strcmp(state, "57P03")) {
         kind = PGE_CONNECTION;
         c->discard = 1;
         atomic_store(&c->pool->server_up, PQstatus(c->pg) == CONNECTION_OK);
     } else if (!strcmp(state, "57014")) {
         kind = PGE_TIMEOUT; /* statement_timeout or a cancel */
+    } else if (!strcmp(state, "0A000") || !strcmp(state, "26000")) {
+        c->discard = 1; /* a cached plan went stale (schema change): start afresh */
     }
     set_err(&c->qerr, kind, state ? state : "08006", msg);
 }
 
+static int send_prepared(pgpool_conn *c, const stmt *st, int n, const char *const *values,
+                         const int *lengths)
+{
+    return PQsendQueryPrepared(c->pg, st->name, n, values, lengths, NULL, 0);
+}
+
+static void query_done(pgpool_conn *c);
+
+/* The Prepare finished: on success send the execute and keep waiting. */
+static int finish_prepare(pgpool_conn *c)
+{
+    stmt *st = c->preparing;
+    if (c->qerr.kind != PGE_NONE) {
+        free_pending(c);
+        return 0; /* the statement's own error (syntax, types): report it */
+    }
+    if (c->result) {
+        PQclear(c->result);
+        c->result = NULL;
+    }
+    st->prepared = 1;
+    int ok = send_prepared(c, st, c->pend_n, (const char *const *)c->pend_values, c->pend_lengths);
+    free_pending(c);
+    if (!ok || PQflush(c->pg) < 0) {
+        set_err(&c->qerr, PGE_CONNECTION, "08006", PQerrorMessage(c->pg));
+        c->discard = 1;
+        return 0;
+    }
+    return 1;
+}
+
 static void query_done(pgpool_conn *c)
 {
+    if (c->preparing && finish_prepare(c))
+        return;
     pgpool_query_cb cb = c->cb;
     void *arg = c->arg;
     PGresult *res = c->result;
@@ -692,6 +766,27 @@ void pgpool_cancel_wait(pgpool *p, pgpool_waiter *w)
         waiter_unlink(p, w);
 }
 
+/* Finds sql in c's statement cache, adding it while there is room. */
+static stmt *stmt_find(pgpool_conn *c, const char *sql)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    for (unsigned i = 0; i < c->nstmts; i++)
+        if (c->stmts[i].hash == h && !strcmp(c->stmts[i].sql, sql))
+            return &c->stmts[i];
+    if (c->nstmts == STMT_CACHE)
+        return NULL;
+    stmt *st = &c->stmts[c->nstmts];
+    st->hash = h;
+    st->sql = xstrdup(sql);
+    st->uses = 0;
+    st->prepared = 0;
+    snprintf(st->name, sizeof st->name, "glasgow_%u", c->nstmts);
+    c->nstmts++;
+    return st;
+}
+
 int pgpool_query(pgpool_conn *c, const char *sql, int nparams, const char *const *values,
                  const int *lengths, unsigned deadline_ms, pgpool_query_cb cb, void *arg,
                  pg_error *err)
@@ -701,9 +796,31 @@ int pgpool_query(pgpool_conn *c, const char *sql, int nparams, const char *const
             set_err(err, PGE_INVALID, "22021", "a text value contains a NUL byte");
             return -1;
         }
-    /* nparams < 0: the simple protocol, which runs a script of several statements */
-    int sent = nparams < 0 ? PQsendQuery(c->pg, sql)
-                           : PQsendQueryParams(c->pg, sql, nparams, NULL, values, lengths, NULL, 0);
+    int sent;
+    stmt *st = nparams < 0 ? NULL : stmt_find(c, sql);
+    if (nparams < 0) {
+        /* the simple protocol, which runs a script of several statements */
+        sent = PQsendQuery(c->pg, sql);
+    } else if (st && st->prepared) {
+        sent = send_prepared(c, st, nparams, values, lengths);
+    } else if (st && st->uses > 0) {
+        /* second run: prepare it now; the execute follows (finish_prepare) */
+        c->pend_n = nparams;
+        c->pend_values = xcalloc((size_t)nparams + 1, sizeof *c->pend_values);
+        c->pend_lengths = xcalloc((size_t)nparams + 1, sizeof *c->pend_lengths);
+        for (int i = 0; i < nparams; i++) {
+            c->pend_values[i] = values[i] ? xstrndup(values[i], (size_t)lengths[i]) : NULL;
+            c->pend_lengths[i] = lengths[i];
+        }
+        c->preparing = st;
+        sent = PQsendPrepare(c->pg, st->name, sql, nparams, NULL);
+        if (!sent)
+            free_pending(c);
+    } else {
+        if (st)
+            st->uses++;
+        sent = PQsendQueryParams(c->pg, sql, nparams, NULL, values, lengths, NULL, 0);
+    }
     if (!sent) {
         set_err(err, PGE_CONNECTION, "08006", PQerrorMessage(c->pg));
         c->discard = 1;
