@@ -606,18 +606,11 @@ static void set_c_error(request *r, unsigned status, const char *code, const cha
     lhost_error_body(&r->err_body, code, message, r->request_id);
 }
 
-/* Stores (lowercased name -> value) into the table at the top of L; a
- * repeated name becomes an array of its values in arrival order. */
-static void set_pair(void *arg, const char *name, const char *value)
+/* Stores name -> value into the table at the top of L; a repeated name
+ * becomes an array of its values in arrival order. */
+static void store_pair(lua_State *L, const char *name, size_t n, const char *value)
 {
-    lua_State *L = arg;
-    char low[256];
-    size_t n = strlen(name);
-    if (n >= sizeof low)
-        n = sizeof low - 1;
-    for (size_t i = 0; i < n; i++)
-        low[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] + 32) : name[i];
-    lua_pushlstring(L, low, n);
+    lua_pushlstring(L, name, n);
     lua_pushvalue(L, -1);
     lua_rawget(L, -3);
     if (lua_isnil(L, -1)) {
@@ -636,27 +629,22 @@ static void set_pair(void *arg, const char *name, const char *value)
     lua_rawset(L, -3);
 }
 
-/* Query names are case-sensitive: same as set_pair without lowercasing. */
+/* Header names are case-insensitive: stored lower-cased. */
+static void set_header_pair(void *arg, const char *name, const char *value)
+{
+    char low[256];
+    size_t n = strlen(name);
+    if (n >= sizeof low)
+        n = sizeof low - 1;
+    for (size_t i = 0; i < n; i++)
+        low[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] + 32) : name[i];
+    store_pair(arg, low, n, value);
+}
+
+/* Query names are case-sensitive. */
 static void set_query_pair(void *arg, const char *name, const char *value)
 {
-    lua_State *L = arg;
-    lua_pushstring(L, name);
-    lua_pushvalue(L, -1);
-    lua_rawget(L, -3);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_pushstring(L, value ? value : "");
-    } else if (lua_type(L, -1) == LUA_TSTRING) {
-        lua_createtable(L, 2, 0);
-        lua_insert(L, -2);
-        lua_rawseti(L, -2, 1);
-        lua_pushstring(L, value ? value : "");
-        lua_rawseti(L, -2, 2);
-    } else {
-        lua_pushstring(L, value ? value : "");
-        lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
-    }
-    lua_rawset(L, -3);
+    store_pair(arg, name, strlen(name), value);
 }
 
 static void push_request_table(lua_State *co, request *r)
@@ -692,7 +680,7 @@ static void push_request_table(lua_State *co, request *r)
     lua_setfield(co, -2, "query");
     lua_createtable(co, 0, 8);
     if (r->each_header)
-        r->each_header(r, set_pair, co);
+        r->each_header(r, set_header_pair, co);
     lua_setfield(co, -2, "headers");
     if (r->body.len > 0 || r->body.buf) {
         lua_pushlstring(co, r->body.buf ? r->body.buf : "", r->body.len);
