@@ -15,6 +15,12 @@
 
 enum { CS_CONNECTING, CS_IDLE, CS_ACQUIRED, CS_RESETTING };
 
+/* A connected socket is always watched for input: an idle connection
+ * notices a server that closes it, and a query's interest never changes,
+ * so the common query costs no epoll_ctl at all (output is added only while
+ * libpq has unsent bytes). */
+#define WATCH_IN (EPOLLIN | EPOLLRDHUP)
+
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
@@ -348,14 +354,13 @@ static void conn_available(pgpool_conn *c)
         waiter_unlink(p, w);
         c->state = CS_ACQUIRED;
         atomic_fetch_add(&p->nacquired, 1);
-        conn_watch(c, 0);
         w->cb(w, c, NULL);
         return;
     }
     c->state = CS_IDLE;
     c->idle_next = p->idle;
     p->idle = c;
-    conn_watch(c, EPOLLIN | EPOLLRDHUP); /* notices a server that closes it */
+    conn_watch(c, WATCH_IN);
 }
 
 static void connect_failed(pgpool_conn *c, const char *why)
@@ -537,7 +542,8 @@ static void query_done(pgpool_conn *c)
     c->cb = NULL;
     c->result = NULL;
     loop_timer_stop(c->pool->lp, &c->timer);
-    conn_watch(c, 0);
+    if (c->io_fd >= 0)
+        conn_watch(c, WATCH_IN);
     pgpool_observe(err.kind == PGE_NONE ? "" : err.sqlstate, secs);
     if (err.kind != PGE_NONE) {
         if (res)
@@ -560,7 +566,7 @@ static void query_progress(pgpool_conn *c, uint32_t events)
             query_done(c);
             return;
         }
-        conn_watch(c, f == 0 ? EPOLLIN : EPOLLIN | EPOLLOUT);
+        conn_watch(c, f == 0 ? WATCH_IN : WATCH_IN | EPOLLOUT);
     }
     if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
         return;
@@ -636,6 +642,16 @@ static void conn_io(loop *lp, loop_io *io, uint32_t events)
     }
     if (c->querying) {
         query_progress(c, events);
+        return;
+    }
+    if (c->state == CS_ACQUIRED) {
+        /* lent to a request between statements: read what the server sent
+         * (a notice, or its goodbye) so the level-triggered watch goes quiet */
+        if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK) {
+            c->discard = 1;
+            loop_io_del(c->pool->lp, &c->io); /* a dead socket would report forever */
+            c->io_fd = -1;
+        }
         return;
     }
     if (c->state == CS_IDLE) {
@@ -730,7 +746,6 @@ pgpool_conn *pgpool_acquire(pgpool *p, pgpool_waiter *w, pg_error *err)
         }
         c->state = CS_ACQUIRED;
         atomic_fetch_add(&p->nacquired, 1);
-        conn_watch(c, 0);
         return c;
     }
     if (loop_clock_ms() < p->backoff_until && p->connecting == 0 &&
@@ -842,7 +857,7 @@ int pgpool_query(pgpool_conn *c, const char *sql, int nparams, const char *const
         loop_timer_stop(c->pool->lp, &c->timer);
         return -1;
     }
-    conn_watch(c, f == 0 ? EPOLLIN | EPOLLRDHUP : EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+    conn_watch(c, f == 0 ? WATCH_IN : WATCH_IN | EPOLLOUT);
     return 0;
 }
 
