@@ -98,8 +98,8 @@ struct hreq {
     char err_msg[160];
     int suspended;
     int ran;
-    int has_body;            /* Content-Length > 0 or Transfer-Encoding */
-    hreq *prev, *next;       /* the worker's requests in flight */
+    int has_body;      /* Content-Length > 0 or Transfer-Encoding */
+    hreq *prev, *next; /* the worker's requests in flight */
     loop_timer deadline;
     uint64_t bytes_in;
     uint64_t bytes_out;
