@@ -29,7 +29,15 @@ typedef struct route_info {
     int wants_json;
 } route_info;
 
+#define CO_CACHE 64
+
 struct lhost_gen {
+    /* coroutines whose handler returned normally, kept for the next
+     * requests: a finished LuaJIT thread can run a new function, which
+     * spares a lua_newthread, a registry slot and the garbage per request */
+    lua_State *co_free[CO_CACHE];
+    int co_free_ref[CO_CACHE];
+    unsigned nco_free;
     lua_State *L;
     router *router;
     route_info *routes; /* indexed by route id - 1 */
@@ -714,6 +722,7 @@ static void resume_request(request *r, int nargs)
     tl_current = r;
     int st = lua_resume(co, nargs);
     tl_current = prev;
+    r->co_done = st == 0;
     if (st == LUA_YIELD) {
         if (r->cancel)
             return; /* a binding armed an operation; the loop resumes us */
@@ -739,9 +748,17 @@ int lhost_run(lhost_gen *g, request *r)
     r->err_status = 0;
     r->cancel = NULL;
     r->running = 1;
-    lua_State *co = lua_newthread(L);
-    r->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_State *co;
+    if (g->nco_free > 0) {
+        g->nco_free--;
+        co = g->co_free[g->nco_free];
+        r->co_ref = g->co_free_ref[g->nco_free];
+    } else {
+        co = lua_newthread(L);
+        r->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     r->co = co;
+    r->co_done = 0;
     lua_rawgeti(co, LUA_REGISTRYINDEX, g->handle_ref);
     lua_pushinteger(co, r->route_status == ROUTER_FOUND                ? r->match.id
                         : r->route_status == ROUTER_METHOD_NOT_ALLOWED ? -1
@@ -801,7 +818,15 @@ void lhost_release(request *r)
     if (!g)
         return;
     if (r->co_ref != LUA_NOREF && r->co_ref != 0) {
-        luaL_unref(g->L, LUA_REGISTRYINDEX, r->co_ref);
+        lua_State *co = r->co;
+        if (r->co_done && co && lua_status(co) == 0 && g->nco_free < CO_CACHE) {
+            lua_settop(co, 0);
+            g->co_free[g->nco_free] = co;
+            g->co_free_ref[g->nco_free] = r->co_ref;
+            g->nco_free++;
+        } else {
+            luaL_unref(g->L, LUA_REGISTRYINDEX, r->co_ref);
+        }
         r->co_ref = LUA_NOREF;
     }
     r->co = NULL;

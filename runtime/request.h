@@ -47,6 +47,7 @@ struct request {
     void *co;  /* lua_State of the coroutine */
     int co_ref;
     int running;                /* between lhost_run and completion */
+    int co_done;                /* the coroutine returned normally (reusable) */
     loop_timer wait_timer;      /* the pending sleep, if any */
     void (*cancel)(request *r); /* cancels the pending I/O operation */
     void *op;                   /* the pending operation's state */

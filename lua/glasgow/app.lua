@@ -173,6 +173,8 @@ local function error_body(code, message, details, request_id)
 end
 
 local JSON_HEADERS = { ["Content-Type"] = "application/json" }
+local TEXT_HEADERS = { ["Content-Type"] = "text/plain; charset=utf-8" }
+local NO_HEADERS = {}
 
 local function is_json_type(ct)
     if type(ct) ~= "string" then
@@ -264,12 +266,20 @@ local function run(id, req)
     if type(status) ~= "number" or status < 100 or status > 599 or status % 1 ~= 0 then
         error(format("%s: handler returned status %s", r.where, tostring(status)), 0)
     end
+    local bt = type(body)
     if headers == nil then
+        -- the common case: shared header tables the C side only reads
+        if bt == "table" then
+            return status, json.encode(body), JSON_HEADERS
+        elseif bt == "string" then
+            return status, body, TEXT_HEADERS
+        elseif body == nil then
+            return status, "", NO_HEADERS
+        end
         headers = {}
     elseif type(headers) ~= "table" then
         error(format("%s: handler returned headers of type %s", r.where, type(headers)), 0)
     end
-    local bt = type(body)
     if bt == "table" then
         body = json.encode(body)
         if headers["Content-Type"] == nil then
