@@ -58,7 +58,7 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char 
             static const char b[] = "{\"status\":\"draining\"}";
             return reply(c, 503, json, b, sizeof b - 1);
         }
-        if (lua_db_enabled() && !pgpool_any_up()) {
+        if (lua_db_enabled() && !pgpool_all_up()) {
             static const char b[] = "{\"status\":\"database unreachable\"}";
             return reply(c, 503, json, b, sizeof b - 1);
         }

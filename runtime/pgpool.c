@@ -22,7 +22,7 @@ enum { CS_CONNECTING, CS_IDLE, CS_ACQUIRED, CS_RESETTING };
 #define WATCH_IN (EPOLLIN | EPOLLRDHUP)
 
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MAX_MS 2000
 
 /*
  * Prepared statements, per connection, where it pays: a statement's first
@@ -79,6 +79,7 @@ struct pgpool {
     unsigned connecting;
     uint64_t backoff_until;
     unsigned backoff_ms;
+    unsigned long long backoff_epoch; /* connect_epoch when the backoff began */
     char last_error[256];
     loop_timer fail_timer; /* answers the queue from the loop, never re-entrantly */
     pg_error fail_err;
@@ -98,6 +99,9 @@ struct pgpool {
 static const double qbounds[NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                          0.05,   0.1,   0.25,   1,     5};
 static pgpool *pools[MAX_POOLS];
+/* Bumped whenever any pool connects: a pool backing off after a failure
+ * retries at once when another worker has just reached the server. */
+static atomic_ullong connect_epoch;
 static pthread_mutex_t pools_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_ullong qbuckets[NBUCKETS];
 static atomic_ullong qcount;
@@ -336,12 +340,24 @@ static void fail_waiters(pgpool *p, const pg_error *err)
 
 static void start_connect(pgpool *p);
 
+/* Non-zero while p should not try to connect: its last attempt failed
+ * recently and no pool of the process has connected since. */
+static int backing_off(pgpool *p)
+{
+    if (loop_clock_ms() >= p->backoff_until)
+        return 0;
+    if (atomic_load(&connect_epoch) != p->backoff_epoch) {
+        p->backoff_until = 0; /* the server is back: another worker reached it */
+        return 0;
+    }
+    return 1;
+}
+
 /* Opens connections for queued acquires, up to the maximum. */
 static void grow_for_waiters(pgpool *p)
 {
-    uint64_t now = loop_clock_ms();
     while (p->connecting < atomic_load(&p->nwaiting) && atomic_load(&p->nconns) < p->cfg.max_size &&
-           now >= p->backoff_until)
+           !backing_off(p))
         start_connect(p);
 }
 
@@ -373,6 +389,7 @@ static void connect_failed(pgpool_conn *c, const char *why)
     if (p->backoff_ms > BACKOFF_MAX_MS)
         p->backoff_ms = BACKOFF_MAX_MS;
     p->backoff_until = loop_clock_ms() + p->backoff_ms;
+    p->backoff_epoch = atomic_load(&connect_epoch);
     set_err(&err, PGE_CONNECTION, "08006", why);
     if (strcmp(p->last_error, err.message) != 0) {
         log_msg(LOG_WARN, NULL, "database connection failed (retrying with backoff): %s",
@@ -400,7 +417,7 @@ static void on_fail_timer(loop *lp, loop_timer *t)
 static void on_keeper(loop *lp, loop_timer *t)
 {
     pgpool *p = t->data;
-    if (atomic_load(&p->nconns) == 0 && loop_clock_ms() >= p->backoff_until)
+    if (atomic_load(&p->nconns) == 0 && !backing_off(p))
         start_connect(p);
     loop_timer_start(lp, t, KEEPER_MS);
 }
@@ -423,6 +440,7 @@ static void connect_step(pgpool_conn *c)
         p->connecting--;
         p->backoff_ms = 0;
         p->backoff_until = 0;
+        atomic_fetch_add(&connect_epoch, 1);
         if (p->last_error[0]) {
             log_msg(LOG_INFO, NULL, "database connection restored");
             p->last_error[0] = '\0';
@@ -748,8 +766,8 @@ pgpool_conn *pgpool_acquire(pgpool *p, pgpool_waiter *w, pg_error *err)
         atomic_fetch_add(&p->nacquired, 1);
         return c;
     }
-    if (loop_clock_ms() < p->backoff_until && p->connecting == 0 &&
-        atomic_load(&p->nconns) == atomic_load(&p->nacquired)) {
+    if (p->connecting == 0 && atomic_load(&p->nconns) == atomic_load(&p->nacquired) &&
+        backing_off(p)) {
         set_err(err, PGE_CONNECTION, "08006",
                 p->last_error[0] ? p->last_error : "the database is unreachable");
         return NULL;
@@ -911,13 +929,16 @@ void pgpool_get_stats(pgpool *p, pgpool_stats *out)
     out->server_up = atomic_load(&p->server_up);
 }
 
-int pgpool_any_up(void)
+int pgpool_all_up(void)
 {
-    int up = 0;
+    int up = 1, any = 0;
     pthread_mutex_lock(&pools_mu);
     for (int i = 0; i < MAX_POOLS; i++)
-        if (pools[i] && atomic_load(&pools[i]->server_up))
-            up = 1;
+        if (pools[i]) {
+            any = 1;
+            if (!atomic_load(&pools[i]->server_up))
+                up = 0;
+        }
     pthread_mutex_unlock(&pools_mu);
-    return up;
+    return any && up;
 }

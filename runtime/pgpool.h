@@ -122,8 +122,9 @@ typedef struct pgpool_stats {
 
 void pgpool_get_stats(pgpool *p, pgpool_stats *out);
 
-/* Non-zero when any pool of the process reached its server last time. */
-int pgpool_any_up(void);
+/* Non-zero when every pool of the process (one per worker) reached its
+ * server last time: readiness means any worker can serve a query. */
+int pgpool_all_up(void);
 
 /* Records a finished statement: duration and SQLSTATE class ("" for success). */
 void pgpool_observe(const char *sqlstate, double seconds);
