@@ -131,7 +131,7 @@ uint64_t loop_now(const loop *lp)
     return lp->now;
 }
 
-/* Heap helpers: the heap is ordered by due_ms; each timer knows its slot. */
+/* Heap helpers: the heap is ordered by due_us; each timer knows its slot. */
 static void heap_set(loop *lp, size_t i, loop_timer *t)
 {
     lp->heap[i] = t;
@@ -143,7 +143,7 @@ static void heap_up(loop *lp, size_t i)
     loop_timer *t = lp->heap[i];
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (lp->heap[parent]->due_ms <= t->due_ms)
+        if (lp->heap[parent]->due_us <= t->due_us)
             break;
         heap_set(lp, i, lp->heap[parent]);
         i = parent;
@@ -158,9 +158,9 @@ static void heap_down(loop *lp, size_t i)
         size_t child = 2 * i + 1;
         if (child >= lp->heap_len)
             break;
-        if (child + 1 < lp->heap_len && lp->heap[child + 1]->due_ms < lp->heap[child]->due_ms)
+        if (child + 1 < lp->heap_len && lp->heap[child + 1]->due_us < lp->heap[child]->due_us)
             child++;
-        if (t->due_ms <= lp->heap[child]->due_ms)
+        if (t->due_us <= lp->heap[child]->due_us)
             break;
         heap_set(lp, i, lp->heap[child]);
         i = child;
@@ -170,7 +170,7 @@ static void heap_down(loop *lp, size_t i)
 
 void loop_timer_init(loop_timer *t, loop_timer_cb cb, void *data)
 {
-    t->due_ms = 0;
+    t->due_us = 0;
     t->heap_index = SIZE_MAX;
     t->cb = cb;
     t->data = data;
@@ -203,10 +203,9 @@ void loop_timer_start(loop *lp, loop_timer *t, uint64_t after_ms)
         lp->heap_cap = lp->heap_cap ? lp->heap_cap * 2 : 64;
         lp->heap = xrealloc(lp->heap, lp->heap_cap * sizeof *lp->heap);
     }
-    /* from the clock, not the iteration's cached time: a timer armed late
-     * in an iteration must not fire early */
-    lp->now = loop_clock_ms();
-    t->due_ms = lp->now + after_ms;
+    /* from the clock in microseconds, not the iteration's cached
+     * milliseconds: a timer must never fire before after_ms has passed */
+    t->due_us = loop_clock_us() + after_ms * 1000u;
     lp->heap[lp->heap_len] = t;
     t->heap_index = lp->heap_len;
     lp->heap_len++;
@@ -217,9 +216,9 @@ int64_t loop_next_timeout(const loop *lp)
 {
     if (lp->heap_len == 0)
         return -1;
-    uint64_t due = lp->heap[0]->due_ms;
-    uint64_t now = loop_clock_ms();
-    return due > now ? (int64_t)(due - now) : 0;
+    uint64_t due = lp->heap[0]->due_us;
+    uint64_t now = loop_clock_us();
+    return due > now ? (int64_t)((due - now + 999) / 1000) : 0; /* round up */
 }
 
 int loop_io_add(loop *lp, loop_io *io, int fd, uint32_t events, loop_io_cb cb, void *data)
@@ -257,7 +256,8 @@ void loop_wake(loop *lp)
 
 static void loop_run_timers(loop *lp)
 {
-    while (lp->heap_len > 0 && lp->heap[0]->due_ms <= lp->now) {
+    uint64_t now_us = loop_clock_us();
+    while (lp->heap_len > 0 && lp->heap[0]->due_us <= now_us) {
         loop_timer *t = lp->heap[0];
         loop_timer_stop(lp, t);
         t->cb(lp, t);

@@ -21,7 +21,7 @@ typedef void (*loop_timer_cb)(loop *lp, loop_timer *t);
 typedef void (*loop_io_cb)(loop *lp, loop_io *io, uint32_t events);
 
 struct loop_timer {
-    uint64_t due_ms;   /* monotonic deadline */
+    uint64_t due_us;   /* monotonic deadline, microseconds */
     size_t heap_index; /* position in the heap, or SIZE_MAX when idle */
     loop_timer_cb cb;
     void *data; /* owner's pointer, untouched by the loop */

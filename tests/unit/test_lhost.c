@@ -212,14 +212,18 @@ static void test_requests(void)
     ok(got_status == 200 && strstr(got_body, "slept"), "after the sleep");
     dispose(&r);
 
+    completions = 0;
     rc = run(g, &r, "GET", "/sleep", NULL);
+    is_int(rc, LHOST_YIELDED, "a second sleep yields");
     lhost_abort(&r, 504, "deadline_exceeded", "too slow");
     is_int(got_status, 504, "abort completes with its status");
+    is_int(completions, 1, "abort completes it once");
     dispose(&r);
     t0 = loop_clock_ms();
     while (loop_clock_ms() - t0 < 50)
         loop_run_once(lp, 10);
-    ok(1, "the cancelled sleep does not fire into a freed request");
+    is_int(completions, 1, "the cancelled sleep never fires into the freed request");
+    is_int(loop_next_timeout(lp), -1, "and no timer is left armed");
 
     expect(g, "GET", "/nested", NULL, 500, "internal", "sleep in a nested coroutine refused");
     lhost_thread_init(NULL);
