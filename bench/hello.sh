@@ -75,44 +75,9 @@ mkdir -p "$CACHE"
 rm -rf "$RUN"
 mkdir -p "$RUN"
 
-# ---------------------------------------------------------------- packages
-APT_UPDATED=0
-apt_update_once() {
-    if ((APT_UPDATED == 0)); then
-        log "apt-get update"
-        apt-get update -qq >>"$RUN/apt.log" 2>&1 || die "apt-get update failed (see $RUN/apt.log)"
-        APT_UPDATED=1
-    fi
-}
-
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
-
-# Install Debian packages that are missing (only ones that conflict with nothing).
-ensure_pkgs() {
-    local p missing=()
-    for p in "$@"; do installed "$p" || missing+=("$p"); done
-    ((${#missing[@]} > 0)) || return 0
-    ((EUID == 0)) || die "missing packages (${missing[*]}); run as root or install them"
-    log "apt-get install ${missing[*]}"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$RUN/apt.log" 2>&1; then
-        apt_update_once
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$RUN/apt.log" 2>&1 ||
-            die "apt-get install ${missing[*]} failed (see $RUN/apt.log)"
-    fi
-}
-
-# Download .debs into $CACHE/debs without installing them.
-apt_download() {
-    local opts=()
-    # As root apt drops to the _apt user, which may not be able to write here.
-    ((EUID == 0)) && opts=(-o APT::Sandbox::User=root)
-    mkdir -p "$CACHE/debs"
-    if ! (cd "$CACHE/debs" && apt-get "${opts[@]}" download "$@") >>"$RUN/apt.log" 2>&1; then
-        apt_update_once
-        (cd "$CACHE/debs" && apt-get "${opts[@]}" download "$@") >>"$RUN/apt.log" 2>&1 ||
-            die "apt-get download $* failed (see $RUN/apt.log)"
-    fi
-}
+DEBS=$CACHE/debs
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 
 # ---------------------------------------------------------------- private nginx root
 ngx_libdirs() {
@@ -148,7 +113,7 @@ setup_nginx_root() {
     local stamp=$NGX_ROOT/.complete deb lib pkg pkgs=() missing
     if [[ ! -f $stamp ]]; then
         log "extracting nginx + lua module into $NGX_ROOT (no system install)"
-        rm -rf "$NGX_ROOT" "$CACHE/debs"
+        rm -rf "$NGX_ROOT" "$DEBS"
         mkdir -p "$NGX_ROOT"
         apt_download "${NGX_PKGS[@]}"
         for deb in "$CACHE"/debs/*.deb; do dpkg -x "$deb" "$NGX_ROOT"; done
@@ -163,7 +128,7 @@ setup_nginx_root() {
             apt_download "${pkgs[@]}"
             for deb in "$CACHE"/debs/*.deb; do dpkg -x "$deb" "$NGX_ROOT"; done
         fi
-        (cd "$CACHE/debs" && ls -- *.deb) >"$stamp"
+        (cd "$DEBS" && ls -- *.deb) >"$stamp"
     fi
     missing=$(ngx_missing_libs)
     [[ -z $missing ]] || die "nginx libraries unresolved: $missing"
@@ -475,17 +440,21 @@ fi
 sleep 1
 for s in "${SERVER_LIST[@]}"; do measure_idle "$s"; done
 
-declare -A RPS=() P99=() ERRS=()
+declare -A RPS=() P99=() ERRS=() CPU_US=()
 for ((r = 1; r <= ROUNDS; r++)); do
     for s in "${SERVER_LIST[@]}"; do
         log "round $r/$ROUNDS: $s (warm-up $WARMUP, then $DURATION)"
         run_wrk "$s" "${URL[$s]}" "$WARMUP" "$RUN/wrk-$s-warmup-$r.txt"
+        t0=$(tree_ticks "${PID[$s]}")
         run_wrk "$s" "${URL[$s]}" "$DURATION" "$RUN/wrk-$s-$r.txt"
+        t1=$(tree_ticks "${PID[$s]}")
         read -r rps p99 errs < <(parse_wrk "$RUN/wrk-$s-$r.txt") ||
             die "could not parse $RUN/wrk-$s-$r.txt"
         RPS[$s:$r]=$rps
         P99[$s:$r]=$p99
         ERRS[$s:$r]=$errs
+        nreq=$(awk '/requests in/ {print $1}' "$RUN/wrk-$s-$r.txt")
+        CPU_US[$s:$r]=$(us_per $((t1 - t0)) "${nreq:-0}")
     done
 done
 for s in "${SERVER_LIST[@]}"; do measure_peak "$s"; done
@@ -500,12 +469,14 @@ echo "GET /hello  wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency  (warm-up 
 echo "host: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
 echo "workers: $WORKERS per server; wrk shares the same CPUs"
 echo
-printf '%-8s %5s %12s %10s %8s\n' server run req/s p99_ms errors
+printf '%-8s %5s %12s %10s %8s %12s\n' server run req/s p99_ms errors cpu_us/req
 for ((r = 1; r <= ROUNDS; r++)); do
     for s in "${SERVER_LIST[@]}"; do
-        printf '%-8s %5d %12.0f %10.2f %8d\n' "$s" "$r" "${RPS[$s:$r]}" "${P99[$s:$r]}" "${ERRS[$s:$r]}"
+        printf '%-8s %5d %12.0f %10.2f %8d %12s\n' "$s" "$r" "${RPS[$s:$r]}" "${P99[$s:$r]}" \
+            "${ERRS[$s:$r]}" "${CPU_US[$s:$r]}"
     done
 done
+echo "(cpu_us/req: user+system CPU of the server's processes per request; steadier than req/s)"
 
 for s in "${SERVER_LIST[@]}"; do
     for ((r = 1; r <= ROUNDS; r++)); do

@@ -1,0 +1,84 @@
+# shellcheck shell=bash
+# bench/lib.sh - helpers shared by the benchmark scripts (sourced, not run).
+# The caller defines log and die, and sets RUN (its run directory) and DEBS
+# (where downloaded .debs go) before calling these.
+
+# ---------------------------------------------------------------- packages
+APT_UPDATED=0
+apt_update_once() {
+    if ((APT_UPDATED == 0)); then
+        log "apt-get update"
+        apt-get update -qq >>"$RUN/apt.log" 2>&1 || die "apt-get update failed (see $RUN/apt.log)"
+        APT_UPDATED=1
+    fi
+}
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
+
+# Install Debian packages that are missing (only ones that conflict with nothing).
+ensure_pkgs() {
+    local p missing=()
+    for p in "$@"; do installed "$p" || missing+=("$p"); done
+    ((${#missing[@]} > 0)) || return 0
+    ((EUID == 0)) || die "missing packages (${missing[*]}); run as root or install them"
+    log "apt-get install ${missing[*]}"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$RUN/apt.log" 2>&1; then
+        apt_update_once
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$RUN/apt.log" 2>&1 ||
+            die "apt-get install ${missing[*]} failed (see $RUN/apt.log)"
+    fi
+}
+
+# Download .debs into $DEBS without installing them.
+apt_download() {
+    local opts=()
+    # As root apt drops to the _apt user, which may not be able to write here.
+    ((EUID == 0)) && opts=(-o APT::Sandbox::User=root)
+    mkdir -p "$DEBS"
+    if ! (cd "$DEBS" && apt-get "${opts[@]}" download "$@") >>"$RUN/apt.log" 2>&1; then
+        apt_update_once
+        (cd "$DEBS" && apt-get "${opts[@]}" download "$@") >>"$RUN/apt.log" 2>&1 ||
+            die "apt-get download $* failed (see $RUN/apt.log)"
+    fi
+}
+
+# ---------------------------------------------------------------- CPU accounting
+CLK_TCK=$(getconf CLK_TCK)
+
+# PID followed by all its descendants.
+tree_pids() {
+    local f s pid ppid
+    for f in /proc/[0-9]*/stat; do
+        { read -r s <"$f"; } 2>/dev/null || continue
+        pid=${s%% *}
+        s=${s##*) }
+        read -r _ ppid _ <<<"$s"
+        echo "$pid $ppid"
+    done | awk -v root="$1" '
+        { kids[$2] = kids[$2] " " $1 }
+        END {
+            q[1] = root; n = 1
+            for (i = 1; i <= n; i++) {
+                print q[i]
+                m = split(kids[q[i]], a, " ")
+                for (j = 1; j <= m; j++) q[++n] = a[j]
+            }
+        }'
+}
+
+# CPU time (user + system, clock ticks, all threads) used so far by the
+# process tree under PID, including children that have exited and been
+# reaped.
+tree_ticks() {
+    local p s total=0 f
+    for p in $(tree_pids "$1"); do
+        { read -r s <"/proc/$p/stat"; } 2>/dev/null || continue
+        s=${s##*) }
+        read -r -a f <<<"$s"
+        total=$((total + f[11] + f[12] + f[13] + f[14])) # utime stime cutime cstime (fields 14-17)
+    done
+    echo "$total"
+}
+
+# Microseconds of CPU per request from a tick count.
+us_per() { awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN {printf "%.0f", (n > 0) ? t * 1e6 / hz / n : 0}'; }
