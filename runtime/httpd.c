@@ -791,6 +791,11 @@ static void *worker_main(void *arg)
     flush_log(w);
     MHD_stop_daemon(w->daemon);
     w->daemon = NULL;
+    /* a job thread still hashing for an aborted request posts back here:
+     * keep the loop alive until it has (scrypt takes ~100 ms) */
+    uint64_t jobs_until = loop_clock_ms() + 2000;
+    while (loop_holds(w->lp) > 0 && loop_clock_ms() < jobs_until)
+        loop_run_once(w->lp, 10);
     lua_db_stop(pool);
     flush_log(w);
     return NULL;

@@ -18,6 +18,17 @@ static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static job *head, *tail;
 static unsigned started;
 
+/* Runs on the submitting loop's thread: the completion, then the release
+ * of the hold that kept the loop alive for it. */
+static void job_done(void *arg)
+{
+    job *j = arg;
+    loop *lp = j->lp;
+    j->done(j->arg);
+    free(j);
+    loop_unhold(lp);
+}
+
 static void *job_thread(void *unused)
 {
     (void)unused;
@@ -31,8 +42,7 @@ static void *job_thread(void *unused)
             tail = NULL;
         pthread_mutex_unlock(&mu);
         j->work(j->arg);
-        loop_post(j->lp, j->done, j->arg);
-        free(j);
+        loop_post(j->lp, job_done, j);
     }
     return NULL;
 }
@@ -65,6 +75,7 @@ void jobs_submit(loop *lp, void (*work)(void *arg), void (*done)(void *arg), voi
     j->done = done;
     j->arg = arg;
     j->next = NULL;
+    loop_hold(lp);
     jobs_init(2);
     pthread_mutex_lock(&mu);
     if (tail)

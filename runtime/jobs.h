@@ -12,7 +12,9 @@
 void jobs_init(unsigned n);
 
 /* Queues work(arg) on a pool thread, then done(arg) on lp's thread. arg
- * must stay valid until done runs; done owns it then. */
+ * must stay valid until done runs; done owns it then. lp is held
+ * (loop_hold) until done has run, so its owner can wait for it before
+ * destroying the loop. */
 void jobs_submit(loop *lp, void (*work)(void *arg), void (*done)(void *arg), void *arg);
 
 #endif

@@ -919,7 +919,7 @@ int lhost_run_script(const lhost_opts *o, const char *file, const char *chunk, i
     for (int i = 0; i < argc; i++)
         lua_pushstring(co, argv[i]);
     resume_request(&r, argc);
-    while (!ss.done)
+    while (!ss.done || loop_holds(lp) > 0)
         loop_run_once(lp, -1);
     free(r.path);
     strbuf_dispose(&r.body);

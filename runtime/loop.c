@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -23,6 +24,7 @@ typedef struct posted {
 } posted;
 
 struct loop {
+    atomic_uint holds;
     int epfd;
     pthread_mutex_t post_mu;
     posted *post_head, *post_tail;
@@ -108,6 +110,21 @@ void loop_destroy(loop *lp)
     pthread_mutex_destroy(&lp->post_mu);
     free(lp->heap);
     free(lp);
+}
+
+void loop_hold(loop *lp)
+{
+    atomic_fetch_add(&lp->holds, 1);
+}
+
+void loop_unhold(loop *lp)
+{
+    atomic_fetch_sub(&lp->holds, 1);
+}
+
+unsigned loop_holds(loop *lp)
+{
+    return atomic_load(&lp->holds);
 }
 
 void loop_post(loop *lp, void (*fn)(void *arg), void *arg)

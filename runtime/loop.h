@@ -82,6 +82,12 @@ void loop_wake(loop *lp);
  * Callbacks run in the order they were posted. */
 void loop_post(loop *lp, void (*fn)(void *arg), void *arg);
 
+/* Counts work that will post back to lp (any thread): the owner keeps the
+ * loop alive until loop_holds() drops to zero. */
+void loop_hold(loop *lp);
+void loop_unhold(loop *lp);
+unsigned loop_holds(loop *lp);
+
 /* Milliseconds until the next timer is due, or -1 when none is armed. */
 int64_t loop_next_timeout(const loop *lp);
 
