@@ -99,6 +99,8 @@ struct hreq {
     int suspended;
     int ran;
     int has_body;      /* Content-Length > 0 or Transfer-Encoding */
+    loop_io hangup_io; /* the client socket, watched while suspended */
+    int hangup_watched;
     hreq *prev, *next; /* the worker's requests in flight */
     loop_timer deadline;
     uint64_t bytes_in;
@@ -258,6 +260,34 @@ static void make_error_response(hreq *h, unsigned status, const char *code, cons
     strbuf_dispose(&sb);
 }
 
+/* A suspended connection is invisible to libmicrohttpd, so a client that
+ * leaves would go unnoticed until the handler finished: watch the socket
+ * for the peer's hang-up meanwhile and abort the request (releasing its
+ * database connection, cancelling its wait) when it comes. */
+static void on_hangup(loop *lp, loop_io *io, uint32_t events)
+{
+    hreq *h = io->data;
+    (void)lp;
+    (void)events;
+    if (h->r.running)
+        lhost_abort(&h->r, 499, "client_closed", "the client closed the connection");
+}
+
+static void watch_hangup(hreq *h)
+{
+    int fd = h->cs ? h->cs->fd : -1;
+    if (fd >= 0 && loop_io_add(h->w->lp, &h->hangup_io, fd, EPOLLRDHUP, on_hangup, h) == 0)
+        h->hangup_watched = 1;
+}
+
+static void unwatch_hangup(hreq *h)
+{
+    if (h->hangup_watched) {
+        loop_io_del(h->w->lp, &h->hangup_io);
+        h->hangup_watched = 0;
+    }
+}
+
 /* lhost calls this when the handler finished (or was aborted). */
 static void on_complete(request *r)
 {
@@ -272,6 +302,7 @@ static void on_complete(request *r)
     finish_response(h, resp, res.status, res.body_len);
     if (h->suspended) {
         loop_timer_stop(h->w->lp, &h->deadline);
+        unwatch_hangup(h);
         h->suspended = 0;
         MHD_resume_connection(h->conn);
         h->w->need_run = 1;
@@ -476,6 +507,7 @@ static void hreq_destroy(hreq *h)
     if (h->resp)
         MHD_destroy_response(h->resp);
     loop_timer_stop(h->w->lp, &h->deadline);
+    unwatch_hangup(h);
     lhost_release(&h->r);
     free(h->r.path);
     strbuf_dispose(&h->r.body);
@@ -556,6 +588,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     h->route = h->r.route_status == ROUTER_FOUND ? h->r.match.pattern : NULL;
     h->suspended = 1;
     MHD_suspend_connection(conn);
+    watch_hangup(h);
     loop_timer_start(w->lp, &h->deadline, w->cfg->request_timeout_ms);
     return MHD_YES;
 }

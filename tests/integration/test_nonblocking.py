@@ -171,5 +171,29 @@ def abandoned_requests():
         diag("abandoned requests logged as: %r" % {k: statuses.count(k) for k in set(statuses)})
 
 
+@case(timeout=30)
+def hangup_cancels_the_wait():
+    """A client that leaves while its handler waits is noticed at once (not when the
+    handler would have finished): the request is logged 499 well before its 5 s sleep."""
+    with Server(env={"GLASGOW_WORKERS": "1"}) as s:
+        c = socket.create_connection((HOST, s.port), timeout=5)
+        c.sendall(b"GET /v1/sleep?ms=5000 HTTP/1.1\r\nHost: x\r\nX-Request-ID: leaver\r\n\r\n")
+        ok(wait_until(lambda: s.metric("http_requests_in_flight") >= 1, 2.0, 0.02),
+           "the sleeping request is in flight")
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        c.close()
+        gone = wait_until(lambda: s.metric("http_requests_in_flight") == 0, 2.0, 0.02)
+        took = time.monotonic() - t0
+        ok(gone and took < 1.5, "the request ends within 1.5 s of the hang-up (%.2f s), not after "
+           "the 5 s sleep" % took)
+        time.sleep(0.3)  # access lines are flushed every 200 ms
+        recs = [x for x in s.log_lines() if x.get("request_id") == "leaver"]
+        is_([x.get("status") for x in recs], [499], "it is logged once, as 499")
+        ok(recs and recs[0].get("duration_ms", 1e9) < 2000, "with its real duration",
+           recs[0].get("duration_ms") if recs else None)
+        is_(s.get("/hello").status, 200, "the worker keeps serving")
+
+
 if __name__ == "__main__":
     main()
