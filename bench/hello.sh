@@ -189,59 +189,6 @@ http {
 EOF
 }
 
-# ---------------------------------------------------------------- ports
-port_in_use() {
-    local hex f files=()
-    hex=$(printf ':%04X' "$1")
-    for f in /proc/net/tcp /proc/net/tcp6; do [[ -r $f ]] && files+=("$f"); done
-    awk -v h="$hex" 'FNR > 1 && substr($2, length($2) - 4) == h {found = 1} END {exit !found}' "${files[@]}"
-}
-
-PORTS=()
-pick_ports() {
-    local want=$1 p=$((20000 + RANDOM % 11000)) tries=0
-    # 20000-31999: below the kernel's ephemeral range, which wrk's sockets use.
-    while ((${#PORTS[@]} < want)); do
-        ((++tries <= 5000)) || die "could not find $want free loopback ports"
-        port_in_use "$p" || PORTS+=("$p")
-        p=$((p + 1))
-        ((p < 32000)) || p=20000
-    done
-}
-
-# ---------------------------------------------------------------- processes
-declare -A PID=()
-declare -A LOG=()
-
-proc_alive() {
-    local s
-    { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
-    s=${s##*) }
-    [[ ${s%% *} != Z ]]
-}
-
-# start NAME CMD... : run in its own session/process group so it can be stopped whole.
-start() {
-    local name=$1
-    shift
-    LOG[$name]=$RUN/$name.log
-    setsid "$@" >"${LOG[$name]}" 2>&1 </dev/null &
-    PID[$name]=$!
-}
-
-stop() {
-    local name=$1 pid i
-    pid=${PID[$name]:-}
-    [[ -n $pid ]] || return 0
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        proc_alive "$pid" || break
-        sleep 0.1
-    done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    unset "PID[$name]"
-}
 
 WRK_PID=
 cleanup() {
@@ -290,27 +237,6 @@ verify() {
 }
 
 # ---------------------------------------------------------------- memory
-# PID followed by all its descendants.
-tree_pids() {
-    local f s pid ppid
-    for f in /proc/[0-9]*/stat; do
-        { read -r s <"$f"; } 2>/dev/null || continue
-        pid=${s%% *}
-        s=${s##*) }
-        read -r _ ppid _ <<<"$s"
-        echo "$pid $ppid"
-    done | awk -v root="$1" '
-        { kids[$2] = kids[$2] " " $1 }
-        END {
-            q[1] = root; n = 1
-            for (i = 1; i <= n; i++) {
-                print q[i]
-                m = split(kids[q[i]], a, " ")
-                for (j = 1; j <= m; j++) q[++n] = a[j]
-            }
-        }'
-}
-
 # Sum of a /proc/PID/status field (kB) over the given PIDs.
 status_sum() {
     local field=$1 p total=0 v
