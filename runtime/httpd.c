@@ -673,48 +673,20 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     return MHD_YES;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Strict %-decoding in place; a malformed escape or an encoded NUL marks
  * the connection so the request is answered 400. */
 static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 {
-    char *out = s;
-    const char *in = s;
-    int bad = 0;
+    int bad;
+    size_t n = util_percent_decode(s, &bad);
     (void)cls;
-    while (*in) {
-        if (*in == '%') {
-            int hi = hexval(in[1]);
-            int lo = hi < 0 ? -1 : hexval(in[2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-                bad = 1;
-                *out++ = *in++;
-                continue;
-            }
-            *out++ = (char)(hi * 16 + lo);
-            in += 3;
-        } else {
-            *out++ = *in++;
-        }
-    }
-    *out = '\0';
     if (bad) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         if (ci && ci->socket_context)
             ((conn_state *)ci->socket_context)->bad_escape = 1;
     }
-    return (size_t)(out - s);
+    return n;
 }
 
 static void on_mhd_error(void *cls, const char *fmt, va_list ap)

@@ -278,3 +278,38 @@ const char *util_http_date(void)
     }
     return cached;
 }
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+size_t util_percent_decode(char *s, int *bad)
+{
+    char *out = s;
+    const char *in = s;
+    *bad = 0;
+    while (*in) {
+        if (*in == '%') {
+            int hi = hexval(in[1]);
+            int lo = hi < 0 ? -1 : hexval(in[2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+                *bad = 1;
+                *out++ = *in++;
+                continue;
+            }
+            *out++ = (char)(hi * 16 + lo);
+            in += 3;
+        } else {
+            *out++ = *in++;
+        }
+    }
+    *out = '\0';
+    return (size_t)(out - s);
+}

@@ -54,4 +54,14 @@ size_t util_format_u64(char *out, uint64_t v);
  * thread and second; valid until the calling thread's next call. */
 const char *util_http_date(void);
 
+/*
+ * Decodes the %XX escapes of the NUL-terminated string s in place and
+ * returns the new length; the result is never longer than s and is
+ * NUL-terminated. Strict, for request targets: a '%' that is not followed
+ * by two hex digits, or that encodes NUL (%00), is copied unchanged and sets
+ * *bad to 1, so the caller can refuse the request; otherwise *bad is 0.
+ * Any other byte, '+' included, is copied as is.
+ */
+size_t util_percent_decode(char *s, int *bad);
+
 #endif
