@@ -32,6 +32,7 @@ OBJS := $(SRCS:runtime/%.c=$(BUILD)/obj/%.o)
 LIB_OBJS := $(LIB_SRCS:runtime/%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+include tests/fuzz/fuzz.mk
 
 .PHONY: all deps run stop-db test test-unit test-spec test-integration lint bench clean format
 all: $(BUILD)/glasgow
