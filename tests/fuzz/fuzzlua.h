@@ -1,0 +1,95 @@
+/*
+ * fuzzlua: a Lua state for fuzz targets that drive Lua code.
+ *
+ * The state allocates through malloc, not LuaJIT's own allocator, so that
+ * AddressSanitizer sees every Lua object and every buffer a C binding keeps
+ * in a userdata (an overflow there is otherwise invisible). It has the
+ * standard libraries, package.path on the source tree's lua/, and
+ * glasgow.jsonc preloaded, as lhost's states do.
+ *
+ * LuaJIT tags the pointers it keeps in values, so LeakSanitizer cannot see
+ * that the state still references its objects: they are marked as ignored,
+ * and leak checking covers only the C code's own allocations.
+ */
+#ifndef GLASGOW_FUZZLUA_H
+#define GLASGOW_FUZZLUA_H
+
+#include "fuzz.h"
+#include "lua_json.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FUZZLUA_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FUZZLUA_LSAN 1
+#endif
+#endif
+#ifdef FUZZLUA_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+static void *fuzzlua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud;
+    (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+#ifdef FUZZLUA_LSAN
+    if (p)
+        __lsan_ignore_object(p);
+#endif
+    return p;
+}
+
+/*
+ * Creates the state, runs the Lua source `harness` (named `name` in
+ * messages) with the glasgow.jsonc table as its argument, and returns the
+ * state with the chunk's one result, a function, left on the stack at
+ * index 1. Aborts on any error.
+ */
+static inline lua_State *fuzzlua_open(const char *name, const char *harness)
+{
+    lua_State *L = lua_newstate(fuzzlua_alloc, NULL);
+    fuzz_check(L, "cannot create a Lua state");
+    luaL_openlibs(L);
+    lua_getglobal(L, "package");
+    lua_pushstring(L, FUZZ_SRC_DIR "/lua/?.lua;" FUZZ_SRC_DIR "/lua/?/init.lua");
+    lua_setfield(L, -2, "path");
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_glasgow_jsonc);
+    lua_setfield(L, -2, "glasgow.jsonc");
+    lua_pop(L, 2);
+
+    if (luaL_loadbuffer(L, harness, strlen(harness), name) != 0)
+        fuzz_fail(__FILE__, __LINE__, "%s", lua_tostring(L, -1));
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "glasgow.jsonc");
+    if (lua_pcall(L, 1, 1, 0) != 0 || lua_pcall(L, 1, 1, 0) != 0)
+        fuzz_fail(__FILE__, __LINE__, "%s", lua_tostring(L, -1));
+    fuzz_check(lua_gettop(L) == 1 && lua_isfunction(L, 1), "%s must return a function", name);
+    return L;
+}
+
+/*
+ * Calls the function at index 1 with the input as a string. It returns nil
+ * when every invariant held, or a message; a message or a Lua error aborts.
+ */
+static inline void fuzzlua_run(lua_State *L, const uint8_t *data, size_t size)
+{
+    lua_pushvalue(L, 1);
+    lua_pushlstring(L, (const char *)data, size);
+    if (lua_pcall(L, 1, 1, 0) != 0)
+        fuzz_fail(__FILE__, __LINE__, "Lua error: %.2000s", lua_tostring(L, -1));
+    if (!lua_isnil(L, -1))
+        fuzz_fail(__FILE__, __LINE__, "%.2000s", lua_tostring(L, -1));
+    lua_settop(L, 1);
+}
+
+#endif
