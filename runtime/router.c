@@ -211,7 +211,9 @@ err_free_route:
     return -1;
 }
 
-/* Splits path into segment offsets; returns the count, or -1 if too many or malformed. */
+/* Splits path into segment offsets; returns the count, or -1 if malformed.
+ * A path of more than max segments counts as max: no route has that many,
+ * so only a wildcard (which takes the rest of the string) can match it. */
 static int split_path(const char *path, const char **starts, size_t *lens, size_t max)
 {
     size_t n = 0;
@@ -225,7 +227,7 @@ static int split_path(const char *path, const char **starts, size_t *lens, size_
         while (*p && *p != '/')
             p++;
         if (n == max)
-            return -1;
+            break;
         starts[n] = start;
         lens[n] = (size_t)(p - start);
         n++;
@@ -252,8 +254,7 @@ static int route_matches(const route *rt, const char *const *starts, const size_
             pm->name_len = s->len;
             pm->value = starts[i];
             if (s->kind == SEG_WILDCARD) {
-                const char *end = starts[n - 1] + lens[n - 1];
-                pm->value_len = (size_t)(end - starts[i]);
+                pm->value_len = strlen(starts[i]);
             } else {
                 pm->value_len = lens[i];
             }
@@ -301,7 +302,7 @@ int router_lookup(const router *r, const char *method, const char *path, router_
     if (allow && allowlen)
         allow[0] = '\0';
     if (n < 0)
-        return ROUTER_NOT_FOUND; /* deeper than any route can be */
+        return ROUTER_NOT_FOUND;
     for (size_t i = 0; i < r->len; i++) {
         const route *rt = r->routes[i];
         if (!route_matches(rt, starts, lens, (size_t)n, NULL))

@@ -72,6 +72,12 @@ static void test_deep_path(void)
         n += (size_t)snprintf(path + n, sizeof path - n, "/a");
     is_int(lookup(r, "GET", path, &m, allow), ROUTER_NOT_FOUND,
            "1000 segments: no match, no crash");
+    /* found by fuzz_router: a wildcard used to miss paths deeper than 65 segments */
+    router_add(r, "GET", "/a/*rest", 2, NULL, err, sizeof err);
+    is_int(lookup(r, "GET", path, &m, allow), ROUTER_FOUND, "1000 segments: the wildcard matches");
+    is_int(m.id, 2, "the wildcard route");
+    ok(m.nparams == 1 && m.params[0].value == path + 3 && m.params[0].value_len == n - 3,
+       "the wildcard takes all 999 remaining segments");
     router_destroy(r);
 }
 
