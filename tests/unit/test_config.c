@@ -98,6 +98,21 @@ static void test_bad_values(void)
     }
 }
 
+/* Found by fuzz_config: the value was quoted raw, so a newline or an escape
+ * sequence in it went into the start-up message. */
+static void test_message_is_one_line(void)
+{
+    config c;
+    char err[256];
+    const char *v[] = {"GLASGOW_WORKERS", "4\n\x1b[2J\"\\\xc3\xa9", NULL};
+    int rc = load(&c, v, err);
+    is_str(err,
+           "GLASGOW_WORKERS: expected an integer between 1 and 256, "
+           "got \"4\\x0a\\x1b[2J\\x22\\x5c\\xc3\\xa9\"",
+           "control bytes, quotes and non-ASCII in a bad value are escaped");
+    ok(rc < 0, "and the value is refused");
+}
+
 static void test_parse_uint(void)
 {
     uint64_t v;
@@ -143,6 +158,7 @@ int main(void)
     test_defaults();
     test_values();
     test_bad_values();
+    test_message_is_one_line();
     test_parse_uint();
     test_secret();
     return done_testing();
