@@ -3,7 +3,8 @@
  *
  * A target is one file that defines LLVMFuzzerTestOneInput and keeps its
  * seeds in tests/fuzz/corpus/<name>/ (and, if useful, a libFuzzer dictionary
- * in tests/fuzz/<name>.dict). It is built twice: with clang and libFuzzer
+ * in tests/fuzz/<name>.dict); a target that drives Lua keeps its invariants
+ * in tests/fuzz/fuzz_<name>.lua (see fuzzlua.h). It is built twice: with clang and libFuzzer
  * under ASan+UBSan by `make fuzz`, and with the project's compiler and
  * replay.c by `make test`, which feeds it every corpus file as a TAP test.
  * So a target must compile cleanly with both, and must report a broken

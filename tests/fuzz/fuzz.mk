@@ -51,7 +51,7 @@ $(FUZZ_DIR)/libglasgow.a: $(FUZZ_LIB_OBJS)
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libglasgow.a
 	@$(if $(filter 1,$(V)),,echo "  FUZZ    $<")
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/libglasgow.a \
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -DFUZZ_LIBFUZZER -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/libglasgow.a \
 	    $(LDFLAGS) $(LDLIBS_ALL)
 
 $(BUILD)/obj/fuzz_replay.o: tests/fuzz/replay.c tests/fuzz/fuzz.h

@@ -5,7 +5,14 @@
  * AddressSanitizer sees every Lua object and every buffer a C binding keeps
  * in a userdata (an overflow there is otherwise invisible). It has the
  * standard libraries, package.path on the source tree's lua/, and
- * glasgow.jsonc preloaded, as lhost's states do.
+ * glasgow.jsonc preloaded, as lhost's states do. The invariants are
+ * written in Lua, in tests/fuzz/fuzz_<name>.lua beside the target.
+ *
+ * Under libFuzzer (FUZZ_LIBFUZZER) the JIT is off and a line hook feeds
+ * Lua coverage to the fuzzer: each transition from one Lua line to the next
+ * bumps a counter in libFuzzer's extra-counters section, as AFL counts
+ * edges, so inputs that reach new branches of the Lua code under test are
+ * kept. (LuaJIT calls no hooks inside compiled traces, hence the JIT off.)
  *
  * LuaJIT tags the pointers it keeps in values, so LeakSanitizer cannot see
  * that the state still references its objects: they are marked as ignored,
@@ -18,6 +25,7 @@
 #include "lua_json.h"
 
 #include <lauxlib.h>
+#include <luajit.h>
 #include <lualib.h>
 #include <string.h>
 
@@ -48,14 +56,32 @@ static void *fuzzlua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-/*
- * Creates the state, runs the Lua source `harness` (named `name` in
- * messages) with the glasgow.jsonc table as its argument, and returns the
- * state with the chunk's one result, a function, left on the stack at
- * index 1. Aborts on any error.
- */
-static inline lua_State *fuzzlua_open(const char *name, const char *harness)
+#ifdef FUZZ_LIBFUZZER
+#define FUZZLUA_COUNTERS 65536
+__attribute__((used, section("__libfuzzer_extra_counters"))) static uint8_t
+    fuzzlua_counters[FUZZLUA_COUNTERS];
+
+static void fuzzlua_line_hook(lua_State *L, lua_Debug *ar)
 {
+    static uintptr_t prev;
+    if (!lua_getinfo(L, "S", ar))
+        return;
+    uintptr_t here = (uintptr_t)ar->source * 31 + (uintptr_t)ar->currentline * 2654435761u;
+    here ^= here >> 17;
+    fuzzlua_counters[(here ^ prev) % FUZZLUA_COUNTERS]++;
+    prev = here >> 1;
+}
+#endif
+
+/*
+ * Creates the state, runs tests/fuzz/<harness> (a Lua file) with the
+ * glasgow.jsonc table as its argument, and returns the state with the
+ * chunk's one result, a function, left on the stack at index 1. Aborts on
+ * any error.
+ */
+static inline lua_State *fuzzlua_open(const char *harness)
+{
+    char path[4096];
     lua_State *L = lua_newstate(fuzzlua_alloc, NULL);
     fuzz_check(L, "cannot create a Lua state");
     luaL_openlibs(L);
@@ -67,13 +93,18 @@ static inline lua_State *fuzzlua_open(const char *name, const char *harness)
     lua_setfield(L, -2, "glasgow.jsonc");
     lua_pop(L, 2);
 
-    if (luaL_loadbuffer(L, harness, strlen(harness), name) != 0)
+#ifdef FUZZ_LIBFUZZER
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+    lua_sethook(L, fuzzlua_line_hook, LUA_MASKLINE, 0);
+#endif
+    snprintf(path, sizeof path, "%s/tests/fuzz/%s", FUZZ_SRC_DIR, harness);
+    if (luaL_loadfile(L, path) != 0)
         fuzz_fail(__FILE__, __LINE__, "%s", lua_tostring(L, -1));
     lua_getglobal(L, "require");
     lua_pushliteral(L, "glasgow.jsonc");
     if (lua_pcall(L, 1, 1, 0) != 0 || lua_pcall(L, 1, 1, 0) != 0)
         fuzz_fail(__FILE__, __LINE__, "%s", lua_tostring(L, -1));
-    fuzz_check(lua_gettop(L) == 1 && lua_isfunction(L, 1), "%s must return a function", name);
+    fuzz_check(lua_gettop(L) == 1 && lua_isfunction(L, 1), "%s must return a function", path);
     return L;
 }
 
