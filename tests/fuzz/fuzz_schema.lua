@@ -1,0 +1,115 @@
+-- Harness of fuzz_schema.c: returns the function run on each input, which
+-- returns nil when every invariant held, else a message.
+local json = ...
+-- schema.lua takes only cjson.null from lua-cjson: the same light userdata
+package.preload.cjson = function() return { null = json.null } end
+local schema = require 'glasgow.schema'
+local decode, is_array = json.decode, json.is_array
+local DEPTH = 64 -- GLASGOW_MAX_JSON_DEPTH's default
+local USER = { type = 'object', additionalProperties = false,
+    required = { 'email', 'name', 'password' },
+    properties = {
+        email = { type = 'string', format = 'email', minLength = 3, maxLength = 300 },
+        name = { type = 'string', minLength = 1, maxLength = 200 },
+        password = { type = 'string', minLength = 8, maxLength = 1024 },
+        role = { type = 'string', enum = { 'admin', 'user' } },
+        id = { type = 'string', format = 'uuid' },
+        born = { type = 'string', format = 'date' },
+        created_at = { type = 'string', format = 'date-time' } } }
+local FIXED = {
+    USER,
+    { type = 'array', minItems = 1, maxItems = 5, items = USER },
+    { type = 'object', properties = {
+        limit = { type = 'integer', minimum = 1, maximum = 100 },
+        ratio = { type = 'number', exclusiveMinimum = 0, exclusiveMaximum = 1 },
+        tags = { type = 'array', items = { type = { 'string', 'null' }, maxLength = 3 } },
+        any = { description = 'anything' },
+        flag = { type = 'boolean', default = false, example = true } } },
+    { type = { 'integer', 'string', 'null', 'boolean', 'array', 'object' },
+      enum = { 1, 'one', true, json.null } },
+    {},
+}
+for i = 1, #FIXED do schema.check(FIXED[i]) end
+
+-- A copy of v whose tables get their keys in reverse sorted order.
+local function reordered(v)
+    if type(v) ~= 'table' then return v end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b)
+        if type(a) ~= type(b) then return type(a) > type(b) end
+        return a > b
+    end)
+    local t = setmetatable({}, getmetatable(v))
+    for i = 1, #keys do t[keys[i]] = reordered(v[keys[i]]) end
+    return t
+end
+
+local function bad_error(err, where)
+    if type(err) ~= 'table' or type(err.field) ~= 'string'
+        or type(err.reason) ~= 'string' or err.reason == '' then
+        return 'malformed error record'
+    end
+    if err.field:sub(1, #where) ~= where then
+        return 'field ' .. err.field .. ' is not under ' .. where
+    end
+    if err.field:find('[^\32-\126]') then
+        return 'field is not printable ASCII: ' .. err.field
+    end
+end
+
+-- Validates v and a reordered copy; returns a message if anything is wrong.
+local function validate(spec, v, where)
+    local ok, r, err = pcall(schema.validate, spec, v, where)
+    if not ok then return 'validate raised: ' .. tostring(r) end
+    if err == nil then
+        if not rawequal(r, v) then return 'validate returned another value' end
+    else
+        if r ~= nil then return 'validate returned a value and an error' end
+        local m = bad_error(err, where)
+        if m then return m end
+    end
+    local ok2, r2, err2 = pcall(schema.validate, spec, reordered(v), where)
+    if not ok2 then return 'validate raised on the copy: ' .. tostring(r2) end
+    if (err == nil) ~= (err2 == nil)
+        or (err and (err.field ~= err2.field or err.reason ~= err2.reason)) then
+        return 'the verdict depends on key order: '
+            .. (err and err.field .. ' ' .. err.reason or 'valid') .. ' vs '
+            .. (err2 and err2.field .. ' ' .. err2.reason or 'valid')
+    end
+end
+
+local function declaration_error(ok, e)
+    if not ok and (type(e) ~= 'string' or not e:find('^schema: ')) then
+        return 'a declaration was refused with ' .. tostring(e)
+    end
+end
+
+return function(text)
+    local v = decode(text, DEPTH)
+    if v == nil then return nil end
+    for i = 1, #FIXED do
+        local m = validate(FIXED[i], v, 'body')
+        if m then return 'fixed schema ' .. i .. ': ' .. m end
+    end
+    if not (is_array(v) and #v == 2) then return nil end
+    local spec, doc = v[1], v[2]
+    local ok, e = pcall(schema.check, spec)
+    if not ok then return declaration_error(ok, e) end
+    local m = validate(spec, doc, 'value')
+    if m then return m end
+    if type(doc) == 'string' then
+        local okc, r, err = pcall(schema.coerce, spec, doc, 'query.x')
+        if not okc then return 'coerce raised: ' .. tostring(r) end
+        if r == nil then m = bad_error(err, 'query.x') if m then return m end end
+    end
+    ok, e = pcall(schema.check_object_of_strings, spec, 'query')
+    if not ok then return declaration_error(ok, e) end
+    if type(doc) == 'table' and not is_array(doc) then
+        local oko, r, err = pcall(schema.validate_object_of_strings, spec, doc, 'query')
+        if not oko then return 'validate_object_of_strings raised: ' .. tostring(r) end
+        if r == nil then return bad_error(err, 'query') end
+        if type(r) ~= 'table' then return 'validate_object_of_strings returned no table' end
+    end
+    return nil
+end
