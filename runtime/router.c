@@ -291,6 +291,21 @@ static void allow_add(char *allow, size_t allowlen, const char *method)
     snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", method);
 }
 
+/*
+ * routes[i], a GET route, matches a HEAD request: returns a HEAD route as
+ * specific as it that matches too (declared later, so sorted after it), or
+ * routes[i]. An explicit HEAD route wins over GET's implicit one.
+ */
+static const route *exact_method(const router *r, size_t i, const char *method,
+                                 const char *const *starts, const size_t *lens, size_t n)
+{
+    for (size_t j = i + 1; j < r->len && !more_specific(r->routes[i], r->routes[j]); j++)
+        if (!strcmp(r->routes[j]->method, method) &&
+            route_matches(r->routes[j], starts, lens, n, NULL))
+            return r->routes[j];
+    return r->routes[i];
+}
+
 int router_lookup(const router *r, const char *method, const char *path, router_match *m,
                   char *allow, size_t allowlen)
 {
@@ -308,6 +323,8 @@ int router_lookup(const router *r, const char *method, const char *path, router_
         if (!route_matches(rt, starts, lens, (size_t)n, NULL))
             continue;
         if (method_matches(rt, method)) {
+            if (strcmp(rt->method, method) != 0)
+                rt = exact_method(r, i, method, starts, lens, (size_t)n);
             route_matches(rt, starts, lens, (size_t)n, m);
             m->id = rt->id;
             m->pattern = rt->pattern;

@@ -194,7 +194,10 @@ static void lookup(const router *rt, const model_route *routes, size_t n, const 
         path_known = 1;
         if (!method_answers(routes[i].method, method))
             continue;
-        if (best < 0 || more_specific(&routes[i], &routes[best])) {
+        /* the most specific, and of equals an explicit method over GET answering HEAD */
+        if (best < 0 || more_specific(&routes[i], &routes[best]) ||
+            (!more_specific(&routes[best], &routes[i]) && !strcmp(routes[i].method, method) &&
+             strcmp(routes[best].method, method) != 0)) {
             best = (long)i;
             want_np = np;
             memcpy(want, params, sizeof params);

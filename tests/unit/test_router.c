@@ -81,6 +81,34 @@ static void test_deep_path(void)
     router_destroy(r);
 }
 
+/* Found while writing fuzz_router's model: a HEAD route declared after a GET
+ * route of the same shape was never reached, GET's implicit HEAD won. */
+static void test_explicit_head(void)
+{
+    char err[256], allow[96];
+    router_match m;
+    router *r = router_create();
+    router_add(r, "GET", "/a/:x", 1, NULL, err, sizeof err);
+    router_add(r, "GET", "/b/:x", 2, NULL, err, sizeof err);
+    router_add(r, "HEAD", "/a/:y", 3, NULL, err, sizeof err);
+    router_add(r, "GET", "/c", 4, NULL, err, sizeof err);
+    router_add(r, "HEAD", "/a/lit", 5, NULL, err, sizeof err);
+    router_add(r, "HEAD", "/:z", 6, NULL, err, sizeof err);
+    is_int(lookup(r, "HEAD", "/a/1", &m, allow), ROUTER_FOUND, "HEAD /a/1 is found");
+    is_int(m.id, 3, "the HEAD route declared after the GET route answers HEAD");
+    ok(m.nparams == 1 && m.params[0].name_len == 1 && m.params[0].name[0] == 'y',
+       "with its own parameter names");
+    is_int(lookup(r, "GET", "/a/1", &m, allow), ROUTER_FOUND, "GET /a/1 is found");
+    is_int(m.id, 1, "GET still goes to the GET route");
+    is_int(lookup(r, "HEAD", "/b/1", &m, allow), ROUTER_FOUND, "HEAD /b/1 is found");
+    is_int(m.id, 2, "GET answers HEAD where no HEAD route is declared");
+    is_int(lookup(r, "HEAD", "/c", &m, allow), ROUTER_FOUND, "HEAD /c is found");
+    is_int(m.id, 4, "a less specific HEAD route does not take over a literal GET");
+    is_int(lookup(r, "HEAD", "/a/lit", &m, allow), ROUTER_FOUND, "HEAD /a/lit is found");
+    is_int(m.id, 5, "the most specific route still wins first");
+    router_destroy(r);
+}
+
 static void test_bad_patterns(void)
 {
     static const struct {
@@ -122,6 +150,7 @@ int main(void)
 {
     test_basic();
     test_deep_path();
+    test_explicit_head();
     test_bad_patterns();
     test_conflicts();
     return done_testing();
