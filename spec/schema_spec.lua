@@ -630,6 +630,12 @@ describe("glasgow.schema", function()
             { "number signed exponent", { type = "number" }, "2.5E-1", 0.25 },
             { "number overflow to inf", { type = "number" }, "1e999", nil, "p", "is out of range" },
             { "number big but finite", { type = "number" }, "99999999999999999999", 1e20 },
+            -- found by fuzz_schema: LuaJIT's tonumber is nil for these, and coerce raised
+            { "number exponent beyond 32 bits", { type = "number" }, "1e4090071992547409910",
+              nil, "p", "is out of range" },
+            { "number negative exponent beyond 32 bits", { type = "number" }, "-2.5e-4294967296",
+              0 },
+            { "zero with an exponent beyond 32 bits", { type = "number" }, "0.0e99999999999", 0 },
             { "number inf", { type = "number" }, "inf", nil, "p", "must be a number" },
             { "number Infinity", { type = "number" }, "Infinity", nil, "p", "must be a number" },
             { "number nan", { type = "number" }, "nan", nil, "p", "must be a number" },

@@ -42,7 +42,7 @@ local null = cjson.null
 local type, pairs, ipairs = type, pairs, ipairs
 local tostring, tonumber, error, pcall = tostring, tonumber, error, pcall
 local setmetatable = setmetatable
-local floor = math.floor
+local floor, huge = math.floor, math.huge
 local byte, find, format, match, sub, gsub, rep =
     string.byte, string.find, string.format, string.match, string.sub,
     string.gsub, string.rep
@@ -812,6 +812,21 @@ local function is_decimal(str)
     return rest == "" or find(rest, "^[eE][+-]?%d+$") ~= nil
 end
 
+-- The value of a string is_decimal accepted. LuaJIT's tonumber returns nil
+-- when the exponent does not fit 32 bits ("1e4294967296"): such a number
+-- is zero when its digits are or its exponent is negative, else too large.
+local function decimal_value(str)
+    local n = tonumber(str)
+    if n then
+        return n
+    end
+    local digits, sign = match(str, "^%-?([%d.]+)[eE]([+-]?)")
+    if sign == "-" or not find(digits, "[1-9]") then
+        return 0
+    end
+    return huge
+end
+
 -- Parses a parameter string as the first declared type it fits (boolean,
 -- integer, number, then string). Returns value or nil, reason.
 local function coerce_string(c, str)
@@ -835,7 +850,7 @@ local function coerce_string(c, str)
         reason = "is out of range"
     end
     if types.number and is_decimal(str) then
-        local n = tonumber(str)
+        local n = decimal_value(str)
         if is_finite(n) then
             return n + 0
         end
