@@ -10,8 +10,10 @@
  * it. A declaration may only be refused with "schema: ..."; validation may
  * only return the value or nil and { field, reason } with a printable
  * field under the caller's prefix, the same for a copy of the document
- * built in another key order. Anything else, any other Lua error
- * included, aborts.
+ * built in another key order. Every short string in the input is also
+ * checked against independent oracles of the date, date-time and uuid
+ * formats (dates through os.time's calendar). Anything else, any other
+ * Lua error included, aborts. The invariants are in fuzz_schema.lua.
  */
 #include "fuzzlua.h"
 

@@ -85,9 +85,70 @@ local function declaration_error(ok, e)
     end
 end
 
+-- Independent oracles for the formats: dates through os.time's calendar.
+local function real_date(y, m, d)
+    y, m, d = tonumber(y), tonumber(m), tonumber(d)
+    if m < 1 or m > 12 or d < 1 or d > 31 then return false end
+    local t = os.date('*t', os.time({ year = y, month = m, day = d, hour = 12 }))
+    return t.year == y and t.month == m and t.day == d
+end
+
+local ORACLES = {
+    date = function(s)
+        local y, m, d = s:match('^(%d%d%d%d)%-(%d%d)%-(%d%d)$')
+        return y ~= nil and real_date(y, m, d)
+    end,
+    ['date-time'] = function(s)
+        local y, mo, d, h, mi, se, frac, zone = s:match(
+            '^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt](%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$')
+        if not y or not (frac == '' or frac:find('^%.%d+$')) or not real_date(y, mo, d) then
+            return false
+        end
+        h, mi, se = tonumber(h), tonumber(mi), tonumber(se)
+        local offset
+        if zone == 'Z' or zone == 'z' then
+            offset = 0
+        else
+            local sign, oh, om = zone:match('^([+-])(%d%d):(%d%d)$')
+            if not sign or tonumber(oh) > 23 or tonumber(om) > 59 then return false end
+            offset = (tonumber(oh) * 60 + tonumber(om)) * (sign == '-' and -1 or 1)
+        end
+        if h > 23 or mi > 59 or se > 60 then return false end
+        -- a leap second is inserted at the end of a UTC day only
+        return se < 60 or (h * 60 + mi - offset) % 1440 == 1439
+    end,
+    uuid = function(s)
+        return #s == 36 and s:gsub('%x', ''):gsub('^%-%-%-%-$', '') == ''
+            and s:sub(9, 9) .. s:sub(14, 14) .. s:sub(19, 19) .. s:sub(24, 24) == '----'
+    end,
+}
+local FORMAT_SCHEMAS = {}
+for name in pairs(ORACLES) do
+    FORMAT_SCHEMAS[name] = { type = 'string', format = name }
+end
+
+-- Checks every string in v (member names too) against the format oracles.
+local function check_formats(v)
+    if type(v) == 'table' then
+        for k, x in pairs(v) do
+            local m = check_formats(k) or check_formats(x)
+            if m then return m end
+        end
+    elseif type(v) == 'string' and #v <= 64 then
+        for name, oracle in pairs(ORACLES) do
+            local ok = schema.validate(FORMAT_SCHEMAS[name], v) ~= nil
+            if ok ~= oracle(v) then
+                return string.format('format %s: %q is %s', name, v, ok and 'accepted' or 'refused')
+            end
+        end
+    end
+end
+
 return function(text)
     local v = decode(text, DEPTH)
     if v == nil then return nil end
+    local fm = check_formats(v)
+    if fm then return fm end
     for i = 1, #FIXED do
         local m = validate(FIXED[i], v, 'body')
         if m then return 'fixed schema ' .. i .. ': ' .. m end
