@@ -9,6 +9,7 @@
 #include "metrics.h"
 #include "pgpool.h"
 #include "util.h"
+#include "watchdog.h"
 
 static struct MHD_Daemon *admin_daemon;
 
@@ -50,6 +51,19 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char 
         return reply(c, 405, json, b, sizeof b - 1);
     }
     if (!strcmp(url, "/livez")) {
+        /* a thread stuck where the watchdog cannot stop it: restart us */
+        if (watchdog_stuck_count() > 0) {
+            char what[512];
+            strbuf sb;
+            watchdog_describe_stuck(what, sizeof what);
+            strbuf_init(&sb);
+            strbuf_adds(&sb, "{\"status\":\"stuck\",\"detail\":\"");
+            strbuf_add_json_escaped(&sb, what, strlen(what));
+            strbuf_adds(&sb, "\"}");
+            enum MHD_Result ret = reply(c, 503, json, sb.buf, sb.len);
+            strbuf_dispose(&sb);
+            return ret;
+        }
         static const char b[] = "{\"status\":\"ok\"}";
         return reply(c, 200, json, b, sizeof b - 1);
     }

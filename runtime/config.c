@@ -126,6 +126,11 @@ static const struct uint_setting uint_settings[] = {
     U("GLASGOW_SHUTDOWN_GRACE_MS", 20000, 0, 3600000, shutdown_grace_ms),
     U("GLASGOW_RELOAD_INTERVAL_MS", 5000, 100, 3600000, reload_interval_ms),
     U("GLASGOW_RELOAD_DEBOUNCE_MS", 200, 0, 60000, reload_debounce_ms),
+    S("GLASGOW_LUA_MEMORY_LIMIT", (uint64_t)256 << 20, (uint64_t)4 << 20, (uint64_t)1 << 40,
+      lua_memory_limit),
+    U("GLASGOW_LUA_RUN_LIMIT_MS", 2000, 0, 3600000, lua_run_limit_ms),
+    U("GLASGOW_ROUTES_LOAD_TIMEOUT_MS", 5000, 10, 600000, load_timeout_ms),
+    U("GLASGOW_STUCK_GRACE_MS", 5000, 100, 600000, stuck_grace_ms),
 };
 
 static int copy_path(const char *name, const char *v, char *dst, size_t n, char *err, size_t errlen)

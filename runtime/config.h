@@ -38,6 +38,10 @@ typedef struct config {
     unsigned shutdown_grace_ms;  /* GLASGOW_SHUTDOWN_GRACE_MS */
     unsigned reload_interval_ms; /* GLASGOW_RELOAD_INTERVAL_MS: periodic re-hash */
     unsigned reload_debounce_ms; /* GLASGOW_RELOAD_DEBOUNCE_MS */
+    size_t lua_memory_limit;     /* GLASGOW_LUA_MEMORY_LIMIT: bytes per Lua state */
+    unsigned lua_run_limit_ms;   /* GLASGOW_LUA_RUN_LIMIT_MS: running without yielding */
+    unsigned load_timeout_ms;    /* GLASGOW_ROUTES_LOAD_TIMEOUT_MS: loading a bundle */
+    unsigned stuck_grace_ms;     /* GLASGOW_STUCK_GRACE_MS: unstoppable code, then exit */
 
     char tls_cert_file[4096]; /* GLASGOW_TLS_CERT_FILE */
     char tls_key_file[4096];  /* GLASGOW_TLS_KEY_FILE */

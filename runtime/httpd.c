@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -30,6 +31,7 @@
 #include "metrics.h"
 #include "tls.h"
 #include "util.h"
+#include "watchdog.h"
 
 #define IP_SLOTS 4096
 #define SWEEP_MS 250
@@ -483,6 +485,7 @@ static hreq *hreq_create(worker *w, struct MHD_Connection *conn, const char *url
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     h->cs = ci ? ci->socket_context : NULL;
     h->r.started_us = loop_clock_us();
+    h->r.deadline_us = h->r.started_us + (uint64_t)w->cfg->request_timeout_ms * 1000u;
     snprintf(h->r.method, sizeof h->r.method, "%s", method);
     h->r.path = xstrdup(url);
     strbuf_init(&h->r.body);
@@ -786,6 +789,9 @@ static void on_wake(loop *lp, void *data)
 static void *worker_main(void *arg)
 {
     worker *w = arg;
+    char name[32];
+    snprintf(name, sizeof name, "worker %u", w->index);
+    watchdog_slot(name);
     lhost_thread_init(w->lp);
     pgpool *pool = lua_db_start(w->lp);
     for (;;) {
@@ -929,15 +935,31 @@ void worker_drain(worker *w, unsigned grace_ms)
     loop_wake(w->lp);
 }
 
-void worker_join(worker *w)
+int worker_join(worker *w, uint64_t deadline_ms)
 {
-    pthread_join(w->thread, NULL);
+    if (deadline_ms) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t now = loop_clock_ms();
+        uint64_t left = deadline_ms > now ? deadline_ms - now : 0;
+        ts.tv_sec += (time_t)(left / 1000u);
+        ts.tv_nsec += (long)(left % 1000u) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (pthread_timedjoin_np(w->thread, NULL, &ts) != 0)
+            return -1; /* still running: w stays allocated, its thread may use it */
+    } else {
+        pthread_join(w->thread, NULL);
+    }
     lhost_gen_unref(w->pending_gen);
     lhost_gen_unref(w->gen);
     loop_destroy(w->lp);
     strbuf_dispose(&w->logbuf);
     pthread_mutex_destroy(&w->mu);
     free(w);
+    return 0;
 }
 
 long worker_in_flight(const worker *w)

@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "tls.h"
 #include "util.h"
+#include "watchdog.h"
 
 struct reloader {
     const config *cfg;
@@ -136,6 +137,7 @@ static void check_tls(reloader *rl)
 static void *reloader_main(void *arg)
 {
     reloader *rl = arg;
+    watchdog_slot("reload");
     uint64_t last_check = loop_clock_ms();
     uint64_t dirty_since = 0; /* 0: nothing pending */
     for (;;) {

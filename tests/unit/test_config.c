@@ -37,6 +37,29 @@ static void test_defaults(void)
     is_int(c.header_timeout_ms, 10000, "default header timeout");
     is_int(c.access_log, 1, "access log on by default");
     is_str(c.tls_cert_file, "", "TLS off by default");
+    is_int(c.lua_memory_limit, 256u << 20, "Lua states capped at 256 MiB by default");
+    is_int(c.lua_run_limit_ms, 2000, "handlers may run 2 s without yielding");
+    is_int(c.load_timeout_ms, 5000, "a bundle loads within 5 s");
+    is_int(c.stuck_grace_ms, 5000, "stuck code gets 5 s past its deadline");
+}
+
+static void test_runaway_limits(void)
+{
+    config c;
+    char err[256];
+    static const char *const v[] = {"GLASGOW_LUA_MEMORY_LIMIT", "64m", "GLASGOW_LUA_RUN_LIMIT_MS",
+                                    "0", "GLASGOW_ROUTES_LOAD_TIMEOUT_MS", "250",
+                                    "GLASGOW_STUCK_GRACE_MS", "1000", NULL};
+    is_int(load(&c, v, err), 0, "runaway limits load (%s)", err);
+    is_int(c.lua_memory_limit, 64u << 20, "64m memory limit");
+    is_int(c.lua_run_limit_ms, 0, "run limit 0 turns it off");
+    is_int(c.load_timeout_ms, 250, "load timeout");
+    is_int(c.stuck_grace_ms, 1000, "stuck grace");
+    static const char *const small[] = {"GLASGOW_LUA_MEMORY_LIMIT", "1m", NULL};
+    is_int(load(&c, small, err), -1, "a memory limit under 4 MiB is refused");
+    ok(strstr(err, "GLASGOW_LUA_MEMORY_LIMIT") != NULL, "the error names the variable: %s", err);
+    static const char *const zero[] = {"GLASGOW_ROUTES_LOAD_TIMEOUT_MS", "0", NULL};
+    is_int(load(&c, zero, err), -1, "a zero load timeout is refused");
 }
 
 static void test_values(void)
@@ -142,6 +165,7 @@ int main(void)
 {
     test_defaults();
     test_values();
+    test_runaway_limits();
     test_bad_values();
     test_parse_uint();
     test_secret();
