@@ -65,6 +65,7 @@ struct worker {
     conn_state *conns; /* every open connection, for the header timeout */
     hreq *reqs;        /* every request in flight, for the shutdown deadline */
     atomic_long in_flight;
+    _Atomic(wd_slot *) slot; /* the thread's watchdog slot */
 
     pthread_mutex_t mu; /* guards the fields below, written by other threads */
     lhost_gen *pending_gen;
@@ -791,7 +792,7 @@ static void *worker_main(void *arg)
     worker *w = arg;
     char name[32];
     snprintf(name, sizeof name, "worker %u", w->index);
-    watchdog_slot(name);
+    atomic_store(&w->slot, watchdog_slot(name));
     lhost_thread_init(w->lp);
     pgpool *pool = lua_db_start(w->lp);
     for (;;) {
@@ -938,18 +939,13 @@ void worker_drain(worker *w, unsigned grace_ms)
 int worker_join(worker *w, uint64_t deadline_ms)
 {
     if (deadline_ms) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t now = loop_clock_ms();
-        uint64_t left = deadline_ms > now ? deadline_ms - now : 0;
-        ts.tv_sec += (time_t)(left / 1000u);
-        ts.tv_nsec += (long)(left % 1000u) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
+        /* poll: a thread the watchdog marked stuck will never be joined */
+        while (pthread_tryjoin_np(w->thread, NULL) != 0) {
+            if (watchdog_is_stuck(atomic_load(&w->slot)) || loop_clock_ms() >= deadline_ms)
+                return -1; /* still running: w stays allocated, its thread may use it */
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
         }
-        if (pthread_timedjoin_np(w->thread, NULL, &ts) != 0)
-            return -1; /* still running: w stays allocated, its thread may use it */
     } else {
         pthread_join(w->thread, NULL);
     }

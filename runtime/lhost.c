@@ -34,19 +34,23 @@ typedef struct route_info {
 
 /*
  * The per-state memory cap: an allocator wrapped around LuaJIT's own that
- * counts the bytes the state holds and, while Lua code runs (enforce),
- * refuses growth past the limit, so the code gets "not enough memory" and
- * the state stays usable once the garbage is collected. Host-side calls
- * made outside protected mode never meet the cap: an allocation failure
- * there would end the process.
+ * counts the bytes the state holds. While Lua code runs (enforce), growth
+ * past the limit arms the stop hook instead of failing: the code is
+ * stopped at its next instruction, a safe point, because an allocation
+ * that fails inside a trace exit (LuaJIT materialising sunk objects)
+ * crashes this LuaJIT. Only growth past the hard limit (the limit plus
+ * half of it) fails outright, which a single huge C allocation can reach.
+ * Host-side calls made outside protected mode never meet the cap.
  */
 typedef struct memcap {
     lua_Alloc inner;
     void *inner_ud;
+    lua_State *L;
     size_t used;
     size_t limit; /* 0: none */
+    size_t hard;
     int enforce;
-    int hit; /* a request was refused since the flag was last cleared */
+    int hit; /* the limit was reached since the flag was last cleared */
 } memcap;
 
 struct lhost_gen {
@@ -76,6 +80,7 @@ static _Thread_local request *tl_current;
  * should say; read by the watchdog's signal handler and the hook. */
 static _Thread_local lua_State *volatile tl_run_L;
 static _Thread_local volatile int tl_stopped;
+static _Thread_local int tl_mem_stop; /* the cap, not a deadline, armed the hook */
 static _Thread_local char tl_stop_msg[128];
 static _Thread_local char tl_stop_where[512];
 static _Thread_local const char *tl_stop_code;
@@ -103,7 +108,10 @@ void lhost_thread_init(loop *lp)
  */
 static void stop_hook(lua_State *L, lua_Debug *ar)
 {
-    if (!watchdog_expired(watchdog_slot(NULL))) {
+    if (tl_mem_stop && !tl_stopped) {
+        snprintf(tl_stop_msg, sizeof tl_stop_msg, "%s", "the Lua memory limit was reached");
+        tl_stop_code = "memory_limit";
+    } else if (!tl_stopped && !watchdog_expired(watchdog_slot(NULL))) {
         lua_sethook(L, NULL, 0, 0);
         return;
     }
@@ -151,6 +159,7 @@ static void enter_lua(lhost_gen *g, uint64_t deadline_us, const char *what, cons
     snprintf(tl_stop_msg, sizeof tl_stop_msg, "%s", msg);
     tl_stop_code = code;
     tl_run_deadline = deadline_us;
+    tl_mem_stop = 0;
     tl_stopped = 0;
     g->mem.enforce = 1;
     tl_run_L = g->L;
@@ -166,21 +175,37 @@ static int leave_lua(lhost_gen *g, const char *who)
     g->mem.enforce = 0;
     if (lua_gethookmask(g->L))
         lua_sethook(g->L, NULL, 0, 0);
-    if (g->mem.hit) {
-        g->mem.hit = 0;
-        lua_gc(g->L, LUA_GCCOLLECT, 0);
-        log_msg(LOG_WARN, NULL, "%s: Lua memory limit reached (%zu bytes); %zu in use after a full collection",
-                who, g->mem.limit, g->mem.used);
-    }
+    if (g->mem.hit)
+        log_msg(LOG_WARN, NULL, "%s: the Lua memory limit (%zu bytes) was reached", who,
+                g->mem.limit);
     return tl_stopped;
+}
+
+/* After the code that reached the memory limit has let go of it (its
+ * coroutine released): collect, so that the next request starts clean. */
+static void settle_memory(lhost_gen *g)
+{
+    if (!g->mem.hit)
+        return;
+    g->mem.hit = 0;
+    lua_gc(g->L, LUA_GCCOLLECT, 0);
+    if (g->mem.used > g->mem.limit / 2)
+        log_msg(LOG_WARN, NULL, "Lua state still holds %zu bytes after a full collection",
+                g->mem.used);
 }
 
 static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     memcap *m = ud;
-    if (nsize > osize && m->enforce && m->limit && m->used + (nsize - osize) > m->limit) {
-        m->hit = 1;
-        return NULL;
+    if (nsize > osize && m->enforce && m->limit) {
+        size_t after = m->used + (nsize - osize);
+        if (after > m->limit && !m->hit) {
+            m->hit = 1;
+            tl_mem_stop = 1;
+            lua_sethook(m->L, stop_hook, LUA_MASKCOUNT, 1);
+        }
+        if (after > m->hard)
+            return NULL;
     }
     void *p = m->inner(m->inner_ud, ptr, osize, nsize);
     if (p || nsize == 0)
@@ -502,6 +527,8 @@ static lua_State *new_state(const lhost_opts *o, memcap *m)
     m->inner = lua_getallocf(L, &m->inner_ud);
     m->used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024u + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
     m->limit = o->memory_limit;
+    m->hard = m->limit + m->limit / 2;
+    m->L = L;
     lua_setallocf(L, capped_alloc, m);
     luaL_openlibs(L);
 
@@ -941,7 +968,9 @@ static void resume_request(request *r, int nargs)
         }
         /* its own deadline, or else the end of the shutdown grace */
         int own = tl_run_deadline && watchdog_now_us() >= tl_run_deadline;
-        if (own)
+        if (tl_mem_stop)
+            set_c_error(r, 500, "internal", "internal error");
+        else if (own)
             set_c_error(r, 504, tl_stop_code, tl_stop_msg);
         else
             set_c_error(r, 503, "shutting_down", "the server is shutting down");
@@ -1058,6 +1087,7 @@ void lhost_release(request *r)
     }
     r->co = NULL;
     r->gen = NULL;
+    settle_memory(g);
     lhost_gen_unref(g);
 }
 

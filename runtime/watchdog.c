@@ -11,7 +11,8 @@
 #include "log.h"
 
 #define MAX_SLOTS 128
-#define RESIGNAL_US 50000 /* re-arm while still running: code may clear a hook */
+#define RESIGNAL_US 50000        /* re-arm while still running: code may clear a hook */
+#define SHUTDOWN_STUCK_US 500000 /* stuck grace once the shutdown deadline passed */
 
 struct wd_slot {
     pthread_t thread;
@@ -138,6 +139,11 @@ void watchdog_set_shutdown_deadline(uint64_t deadline_us)
     atomic_store(&shutdown_deadline_us, deadline_us);
 }
 
+int watchdog_is_stuck(const wd_slot *s)
+{
+    return s && atomic_load(&((wd_slot *)s)->stuck);
+}
+
 unsigned watchdog_stuck_count(void)
 {
     return atomic_load(&stuck_count);
@@ -176,7 +182,10 @@ static void scan(uint64_t now)
             s->signalled_us = now;
             pthread_kill(s->thread, wd_signal());
         }
-        if (s->stuck_seq != seq && now >= d + grace_us) {
+        /* once the shutdown deadline has passed, there is no time to wait */
+        uint64_t sd = atomic_load_explicit(&shutdown_deadline_us, memory_order_relaxed);
+        uint64_t g = sd && now >= sd && grace_us > SHUTDOWN_STUCK_US ? SHUTDOWN_STUCK_US : grace_us;
+        if (s->stuck_seq != seq && now >= d + g) {
             s->stuck_seq = seq;
             const char *what = atomic_load_explicit(&s->what, memory_order_relaxed);
             uint64_t overdue_ms = (now - d) / 1000u;

@@ -15,7 +15,7 @@
  *
  * Code that runs inside one C call (a pathological string.find, a blocking
  * library call) never reaches a hook. A slot still busy stuck_grace after
- * its deadline is marked stuck: the watchdog calls the on_stuck callback
+ * its deadline (at most 500 ms after the shutdown deadline) is marked stuck: the watchdog calls the on_stuck callback
  * once (serve: /livez turns 503 and the process drains and exits for the
  * orchestrator to restart it) and counts it in watchdog_stuck_count().
  *
@@ -84,6 +84,9 @@ uint64_t watchdog_deadline(const wd_slot *s);
  * grace, code still running is interrupted. 0 clears it.
  */
 void watchdog_set_shutdown_deadline(uint64_t deadline_us);
+
+/* Non-zero when s was marked stuck (any thread). */
+int watchdog_is_stuck(const wd_slot *s);
 
 /* Slots marked stuck so far (any thread). */
 unsigned watchdog_stuck_count(void);
