@@ -144,8 +144,7 @@ static void on_stuck(wd_slot *s, const char *name, const char *what, uint64_t ov
         stuck_cb(name, what, overdue_ms);
 }
 
-void lhost_watchdog_start(void (*cb)(const char *, const char *, uint64_t),
-                          unsigned stuck_grace_ms)
+void lhost_watchdog_start(void (*cb)(const char *, const char *, uint64_t), unsigned stuck_grace_ms)
 {
     stuck_cb = cb;
     watchdog_start(on_interrupt, on_stuck, stuck_grace_ms, 5);
@@ -974,8 +973,7 @@ static void resume_request(request *r, int nargs)
             set_c_error(r, 504, tl_stop_code, tl_stop_msg);
         else
             set_c_error(r, 503, "shutting_down", "the server is shutting down");
-        log_msg(LOG_WARN, NULL, "request %s: handler stopped at %s", r->request_id,
-                tl_stop_where);
+        log_msg(LOG_WARN, NULL, "request %s: handler stopped at %s", r->request_id, tl_stop_where);
         complete(r);
         return;
     }

@@ -26,7 +26,7 @@
 #include "watchdog.h"
 
 #define GLASGOW_VERSION "0.1.0"
-#define EXIT_STUCK 70    /* EX_SOFTWARE: a thread was stuck; restart the process */
+#define EXIT_STUCK 70      /* EX_SOFTWARE: a thread was stuck; restart the process */
 #define JOIN_SLACK_MS 3000 /* past the grace: answers flush, job threads post back */
 
 static const char usage[] =
@@ -265,7 +265,9 @@ static int cmd_serve(void)
     atomic_store(&metrics.draining, 1);
     int status = atomic_load(&exit_status);
     log_msg(LOG_INFO, NULL, "%s: draining (grace %u ms, %ld requests in flight)",
-            status ? "stuck thread" : sig == SIGTERM ? "SIGTERM received" : "SIGINT received",
+            status           ? "stuck thread"
+            : sig == SIGTERM ? "SIGTERM received"
+                             : "SIGINT received",
             cfg.shutdown_grace_ms, atomic_load(&metrics.in_flight));
     /* Lua code still running at the end of the grace is stopped by the
      * watchdog; what even that cannot stop is left behind at exit. */

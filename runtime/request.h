@@ -26,7 +26,7 @@ struct request {
     char *path; /* decoded path, owned */
     char request_id[72];
     char client[64];
-    strbuf body;         /* raw request body */
+    strbuf body;          /* raw request body */
     uint64_t started_us;  /* monotonic, when the headers were in */
     uint64_t deadline_us; /* monotonic; the handler is stopped then (0: none) */
     void (*each_header)(request *r, request_pair_fn fn, void *arg);

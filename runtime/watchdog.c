@@ -16,8 +16,6 @@
 
 struct wd_slot {
     pthread_t thread;
-    char name[32];
-    atomic_int busy;
     atomic_uint_fast64_t deadline_us;
     atomic_uint_fast64_t seq;
     _Atomic(const char *) what;
@@ -25,7 +23,9 @@ struct wd_slot {
     uint64_t signalled_seq;
     uint64_t signalled_us;
     uint64_t stuck_seq;
+    atomic_int busy;
     atomic_int stuck;
+    char name[32];
     char stuck_what[160];
 };
 
@@ -190,8 +190,7 @@ static void scan(uint64_t now)
             const char *what = atomic_load_explicit(&s->what, memory_order_relaxed);
             uint64_t overdue_ms = (now - d) / 1000u;
             snprintf(s->stuck_what, sizeof s->stuck_what, "%s: %s, %llu ms past its deadline",
-                     s->name, what ? what : "Lua code",
-                     (unsigned long long)overdue_ms);
+                     s->name, what ? what : "Lua code", (unsigned long long)overdue_ms);
             if (!atomic_exchange(&s->stuck, 1))
                 atomic_fetch_add(&stuck_count, 1);
             if (stuck_fn)

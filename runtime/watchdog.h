@@ -15,8 +15,8 @@
  *
  * Code that runs inside one C call (a pathological string.find, a blocking
  * library call) never reaches a hook. A slot still busy stuck_grace after
- * its deadline (at most 500 ms after the shutdown deadline) is marked stuck: the watchdog calls the on_stuck callback
- * once (serve: /livez turns 503 and the process drains and exits for the
+ * its deadline (at most 500 ms after the shutdown deadline) is marked stuck: the watchdog calls the
+ * on_stuck callback once (serve: /livez turns 503 and the process drains and exits for the
  * orchestrator to restart it) and counts it in watchdog_stuck_count().
  *
  * The module knows nothing of Lua; it is testable with plain threads.

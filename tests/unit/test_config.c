@@ -47,9 +47,15 @@ static void test_runaway_limits(void)
 {
     config c;
     char err[256];
-    static const char *const v[] = {"GLASGOW_LUA_MEMORY_LIMIT", "64m", "GLASGOW_LUA_RUN_LIMIT_MS",
-                                    "0", "GLASGOW_ROUTES_LOAD_TIMEOUT_MS", "250",
-                                    "GLASGOW_STUCK_GRACE_MS", "1000", NULL};
+    static const char *const v[] = {"GLASGOW_LUA_MEMORY_LIMIT",
+                                    "64m",
+                                    "GLASGOW_LUA_RUN_LIMIT_MS",
+                                    "0",
+                                    "GLASGOW_ROUTES_LOAD_TIMEOUT_MS",
+                                    "250",
+                                    "GLASGOW_STUCK_GRACE_MS",
+                                    "1000",
+                                    NULL};
     is_int(load(&c, v, err), 0, "runaway limits load (%s)", err);
     is_int(c.lua_memory_limit, 64u << 20, "64m memory limit");
     is_int(c.lua_run_limit_ms, 0, "run limit 0 turns it off");
