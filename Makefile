@@ -39,7 +39,7 @@ LIB_OBJS := $(LIB_SRCS:runtime/%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run stop-db test test-unit test-spec test-integration lint bench clean format
+.PHONY: all deps run stop-db clean-db test test-unit test-spec test-integration lint bench clean format
 all: $(BUILD)/glasgow
 
 deps:
@@ -66,11 +66,14 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIB_OBJS)
 
 # Serves the API on the embedded defaults: a local PostgreSQL kept in .data/
 # (git-ignored) on 127.0.0.1:$(DEV_PG_PORT), migrated, with a dev admin whose
-# password is generated into .data/admin-password on the first run.
+# password is generated into .data/admin-password on the first run. The
+# cluster is durable (fsync on). As root with a checkout the postgres user
+# cannot reach, its files live in /var/lib/glasgow-dev/ instead (.ci/pg).
 DEV_PG_PORT ?= 15432
 DEV_ADMIN ?= admin@glasgow.local
 run: deps $(BUILD)/glasgow
 	$(Q)bash .ci/pg start .data/pg $(DEV_PG_PORT)
+	@echo "PostgreSQL on 127.0.0.1:$(DEV_PG_PORT), files in $$(bash .ci/pg where .data/pg)"
 	$(Q)umask 077; bash .ci/pg url .data/pg $(DEV_PG_PORT) > .data/database-url
 	$(Q)[ -s .data/admin-password ] || (umask 077; head -c 12 /dev/urandom | base64 | tr '+/' '-_' > .data/admin-password)
 	$(Q)DATABASE_URL_FILE=.data/database-url GLASGOW_BOOTSTRAP_ADMIN_EMAIL=$(DEV_ADMIN) \
@@ -82,6 +85,11 @@ run: deps $(BUILD)/glasgow
 # Stops the local PostgreSQL that `make run` started (its data stays).
 stop-db:
 	$(Q)bash .ci/pg stop .data/pg
+
+# Stops it and deletes its data wherever it lives, and the dev secrets.
+clean-db:
+	$(Q)bash .ci/pg destroy .data/pg
+	$(Q)rm -f .data/database-url .data/admin-password
 
 # Every suite; ends with one "N passed, N failed" line.
 test: deps

@@ -131,6 +131,8 @@ static const struct uint_setting uint_settings[] = {
     U("GLASGOW_LUA_RUN_LIMIT_MS", 2000, 0, 3600000, lua_run_limit_ms),
     U("GLASGOW_ROUTES_LOAD_TIMEOUT_MS", 5000, 10, 600000, load_timeout_ms),
     U("GLASGOW_STUCK_GRACE_MS", 5000, 100, 600000, stuck_grace_ms),
+    U("GLASGOW_DB_HEALTH_INTERVAL_MS", 1000, 100, 3600000, db_health_interval_ms),
+    U("GLASGOW_DB_HEALTH_TIMEOUT_MS", 2000, 100, 600000, db_health_timeout_ms),
 };
 
 static int copy_path(const char *name, const char *v, char *dst, size_t n, char *err, size_t errlen)

@@ -43,6 +43,10 @@ typedef struct config {
     unsigned load_timeout_ms;    /* GLASGOW_ROUTES_LOAD_TIMEOUT_MS: loading a bundle */
     unsigned stuck_grace_ms;     /* GLASGOW_STUCK_GRACE_MS: unstoppable code, then exit */
 
+    /* database health (readiness); the other GLASGOW_DB_* live in lua_db */
+    unsigned db_health_interval_ms; /* GLASGOW_DB_HEALTH_INTERVAL_MS: probe after this quiet */
+    unsigned db_health_timeout_ms;  /* GLASGOW_DB_HEALTH_TIMEOUT_MS: unanswered: not ready */
+
     char tls_cert_file[4096]; /* GLASGOW_TLS_CERT_FILE */
     char tls_key_file[4096];  /* GLASGOW_TLS_KEY_FILE */
     int access_log;           /* GLASGOW_ACCESS_LOG: true/false */

@@ -41,6 +41,8 @@ static void test_defaults(void)
     is_int(c.lua_run_limit_ms, 2000, "handlers may run 2 s without yielding");
     is_int(c.load_timeout_ms, 5000, "a bundle loads within 5 s");
     is_int(c.stuck_grace_ms, 5000, "stuck code gets 5 s past its deadline");
+    is_int(c.db_health_interval_ms, 1000, "database probed after 1 s without an answer");
+    is_int(c.db_health_timeout_ms, 2000, "an unanswered probe means not ready after 2 s");
 }
 
 static void test_runaway_limits(void)
@@ -66,6 +68,23 @@ static void test_runaway_limits(void)
     ok(strstr(err, "GLASGOW_LUA_MEMORY_LIMIT") != NULL, "the error names the variable: %s", err);
     static const char *const zero[] = {"GLASGOW_ROUTES_LOAD_TIMEOUT_MS", "0", NULL};
     is_int(load(&c, zero, err), -1, "a zero load timeout is refused");
+}
+
+static void test_db_health(void)
+{
+    config c;
+    char err[256];
+    static const char *const v[] = {"GLASGOW_DB_HEALTH_INTERVAL_MS", "250",
+                                    "GLASGOW_DB_HEALTH_TIMEOUT_MS", "750", NULL};
+    is_int(load(&c, v, err), 0, "health interval and timeout load (%s)", err);
+    is_int(c.db_health_interval_ms, 250, "health interval");
+    is_int(c.db_health_timeout_ms, 750, "health timeout");
+    static const char *const lo[] = {"GLASGOW_DB_HEALTH_INTERVAL_MS", "100",
+                                     "GLASGOW_DB_HEALTH_TIMEOUT_MS", "100", NULL};
+    is_int(load(&c, lo, err), 0, "the smallest values (100 ms) load (%s)", err);
+    static const char *const hi[] = {"GLASGOW_DB_HEALTH_INTERVAL_MS", "3600000",
+                                     "GLASGOW_DB_HEALTH_TIMEOUT_MS", "600000", NULL};
+    is_int(load(&c, hi, err), 0, "the largest values load (%s)", err);
 }
 
 static void test_values(void)
@@ -116,6 +135,13 @@ static void test_bad_values(void)
         {"GLASGOW_LOG_LEVEL", "loud"},
         {"GLASGOW_TLS_CERT_FILE", "/x.pem"},
         {"GLASGOW_MAX_JSON_DEPTH", "100000"},
+        {"GLASGOW_DB_HEALTH_INTERVAL_MS", "0"},
+        {"GLASGOW_DB_HEALTH_INTERVAL_MS", "99"},
+        {"GLASGOW_DB_HEALTH_INTERVAL_MS", "3600001"},
+        {"GLASGOW_DB_HEALTH_INTERVAL_MS", "1s"},
+        {"GLASGOW_DB_HEALTH_TIMEOUT_MS", "0"},
+        {"GLASGOW_DB_HEALTH_TIMEOUT_MS", "600001"},
+        {"GLASGOW_DB_HEALTH_TIMEOUT_MS", "-5"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         config c;
@@ -172,6 +198,7 @@ int main(void)
     test_defaults();
     test_values();
     test_runaway_limits();
+    test_db_health();
     test_bad_values();
     test_parse_uint();
     test_secret();
