@@ -21,6 +21,7 @@
 #include "lua_crypto.h"
 #include "lua_db.h"
 #include "lua_json.h"
+#include "metrics.h"
 #include "router.h"
 #include "util.h"
 #include "watchdog.h"
@@ -967,12 +968,18 @@ static void resume_request(request *r, int nargs)
         }
         /* its own deadline, or else the end of the shutdown grace */
         int own = tl_run_deadline && watchdog_now_us() >= tl_run_deadline;
-        if (tl_mem_stop)
+        if (tl_mem_stop) {
             set_c_error(r, 500, "internal", "internal error");
-        else if (own)
+            atomic_fetch_add(&metrics.lua_stops_memory, 1);
+        } else if (own) {
             set_c_error(r, 504, tl_stop_code, tl_stop_msg);
-        else
+            atomic_fetch_add(!strcmp(tl_stop_code, "handler_timeout") ? &metrics.lua_stops_run_limit
+                                                                      : &metrics.lua_stops_deadline,
+                             1);
+        } else {
             set_c_error(r, 503, "shutting_down", "the server is shutting down");
+            atomic_fetch_add(&metrics.lua_stops_shutdown, 1);
+        }
         log_msg(LOG_WARN, NULL, "request %s: handler stopped at %s", r->request_id, tl_stop_where);
         complete(r);
         return;

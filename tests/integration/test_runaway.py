@@ -102,6 +102,8 @@ def busy_handlers_stop_at_the_run_limit():
             body = r.json_or_none() if hasattr(r, "json_or_none") else None
             is_((body or {}).get("error", {}).get("code"), "handler_timeout",
                 "%s: error code handler_timeout" % path)
+        is_(s.metric("glasgow_lua_stopped_total", reason="run_limit"), 4,
+            "glasgow_lua_stopped_total{reason=run_limit} counts the four")
         is_(s.get("/work").status, 200, "a handler that computes for 100 ms is not stopped")
         is_(s.get("/ok").status, 200, "the worker serves normally afterwards")
         is_(s.admin("/livez").status, 200, "/livez stays 200: nothing is stuck")
@@ -119,6 +121,8 @@ def request_deadline_stops_a_busy_handler():
         is_((r.json_or_none() or {}).get("error", {}).get("code"), "deadline_exceeded",
             "the code says the request deadline passed")
         ok(0.4 < dt < 2.0, "at the 500 ms request deadline (%.2f s)" % dt)
+        is_(s.metric("glasgow_lua_stopped_total", reason="deadline"), 1,
+            "glasgow_lua_stopped_total{reason=deadline} counts it")
 
 
 @case(timeout=60)
@@ -160,6 +164,8 @@ def memory_cap_stops_unbounded_allocation():
             ok(peak - base < 200 * 1024,
                "%s: the process grew by %d MiB, not gigabytes" % (path, (peak - base) // 1024))
             is_(s.get("/ok").status, 200, "the same state serves the next request after %s" % path)
+        is_(s.metric("glasgow_lua_stopped_total", reason="memory"), 5,
+            "glasgow_lua_stopped_total{reason=memory} counts the five")
         ok("the Lua memory limit (50331648 bytes) was reached" in s.stdout(), "the log says the memory limit was reached")
         is_(s.admin("/livez").status, 200, "/livez 200")
 
@@ -190,6 +196,11 @@ def stuck_in_c_is_reported_and_the_process_replaced():
         dt = time.monotonic() - t0
         ok(seen, "/livez turns 503 for the stuck worker (after %.2f s)" % dt, statuses[-3:])
         if seen:
+            try:
+                stuck = s.metric("glasgow_stuck_threads")
+            except OSError as e:
+                stuck = repr(e)
+            is_(stuck, 1, "glasgow_stuck_threads says 1")
             body = statuses[-1][1] or {}
             is_(body.get("status"), "stuck", "/livez says stuck")
             ok("/c-stuck" in body.get("detail", ""), "and names the request's route",
