@@ -189,6 +189,7 @@ static void settle_memory(lhost_gen *g)
         return;
     g->mem.hit = 0;
     lua_gc(g->L, LUA_GCCOLLECT, 0);
+    lua_gc(g->L, LUA_GCRESTART, 0); /* in case code ran collectgarbage("stop") */
     if (g->mem.used > g->mem.limit / 2)
         log_msg(LOG_WARN, NULL, "Lua state still holds %zu bytes after a full collection",
                 g->mem.used);
