@@ -136,16 +136,15 @@ static void on_interrupt(wd_slot *s)
         lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1);
 }
 
-static void (*stuck_cb)(const char *, const char *, uint64_t);
+static int (*stuck_cb)(const char *, const char *, uint64_t);
 
-static void on_stuck(wd_slot *s, const char *name, const char *what, uint64_t overdue_ms)
+static int on_stuck(wd_slot *s, const char *name, const char *what, uint64_t overdue_ms)
 {
     (void)s;
-    if (stuck_cb)
-        stuck_cb(name, what, overdue_ms);
+    return stuck_cb ? stuck_cb(name, what, overdue_ms) : 1;
 }
 
-void lhost_watchdog_start(void (*cb)(const char *, const char *, uint64_t), unsigned stuck_grace_ms)
+void lhost_watchdog_start(int (*cb)(const char *, const char *, uint64_t), unsigned stuck_grace_ms)
 {
     stuck_cb = cb;
     watchdog_start(on_interrupt, on_stuck, stuck_grace_ms, 5);

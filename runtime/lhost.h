@@ -39,10 +39,12 @@ void lhost_thread_init(loop *lp);
  * watchdog.h): request handlers at their request deadline or run limit,
  * bundle loading at its budget. on_stuck (may be NULL) is told about code
  * that a hook cannot reach (a long C call) stuck_grace_ms after its
- * deadline. Without this call deadlines apply only to waits.
+ * deadline, with the thread's name and what it runs; it returns non-zero
+ * to count the thread as stuck (/livez). Without this call deadlines
+ * apply only to waits.
  */
-void lhost_watchdog_start(void (*on_stuck)(const char *thread, const char *what,
-                                           uint64_t overdue_ms),
+void lhost_watchdog_start(int (*on_stuck)(const char *thread, const char *what,
+                                          uint64_t overdue_ms),
                           unsigned stuck_grace_ms);
 
 /* The calling thread's loop (set by lhost_thread_init). */

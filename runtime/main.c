@@ -93,7 +93,7 @@ static lhost_opts opts_of(const config *cfg, const char *lp)
 
 /* glasgow check: code that no hook can stop (a long C call) at the top
  * level of a route file still ends the check, naming the file. */
-static void check_stuck(const char *thread, const char *what, uint64_t overdue_ms)
+static int check_stuck(const char *thread, const char *what, uint64_t overdue_ms)
 {
     (void)thread;
     fprintf(stderr,
@@ -180,14 +180,26 @@ static int cmd_migrate(int argc, char **argv)
  * and exits with this status so that its orchestrator restarts it. */
 static atomic_int exit_status;
 
-static void serve_stuck(const char *thread, const char *what, uint64_t overdue_ms)
+static int serve_stuck(const char *thread, const char *what, uint64_t overdue_ms)
 {
+    if (!strcmp(thread, "reload")) {
+        /* Exiting would not help: a restart loads the same bundle at
+         * start-up and sticks there. The serving generation stays. */
+        log_msg(LOG_ERROR, NULL,
+                "routes reload is stuck loading %s (%llu ms past the load timeout, in code no "
+                "hook can stop); the serving generation stays, no further reload happens until "
+                "the process restarts: fix the bundle, then restart",
+                what ? what : "the bundle", (unsigned long long)overdue_ms);
+        atomic_fetch_add(&metrics.reload_failure, 1);
+        return 0;
+    }
     log_msg(LOG_ERROR, NULL,
             "%s is stuck (%s, %llu ms past its deadline, in code no hook can stop): /livez "
             "reports it; draining and exiting for a restart",
             thread, what ? what : "Lua code", (unsigned long long)overdue_ms);
     if (atomic_exchange(&exit_status, EXIT_STUCK) == 0)
         kill(getpid(), SIGTERM);
+    return 1;
 }
 
 static int cmd_serve(void)
@@ -284,12 +296,15 @@ static int cmd_serve(void)
             log_msg(LOG_ERROR, NULL, "worker %u did not stop within the grace period", i);
             abandoned = 1;
         }
+    if (!abandoned && reloader_stop(rl, grace_end + JOIN_SLACK_MS) < 0) {
+        log_msg(LOG_ERROR, NULL, "the routes reload thread did not stop within the grace period");
+        abandoned = 1;
+    }
     if (abandoned || status) {
         log_msg(LOG_ERROR, NULL, "exiting with status %d without waiting for stuck threads",
                 EXIT_STUCK);
         _exit(EXIT_STUCK);
     }
-    reloader_stop(rl);
     admin_stop();
     free(workers);
     watchdog_stop();

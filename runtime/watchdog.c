@@ -191,10 +191,9 @@ static void scan(uint64_t now)
             uint64_t overdue_ms = (now - d) / 1000u;
             snprintf(s->stuck_what, sizeof s->stuck_what, "%s: %s, %llu ms past its deadline",
                      s->name, what ? what : "Lua code", (unsigned long long)overdue_ms);
-            if (!atomic_exchange(&s->stuck, 1))
+            if ((!stuck_fn || stuck_fn(s, s->name, what, overdue_ms)) &&
+                !atomic_exchange(&s->stuck, 1))
                 atomic_fetch_add(&stuck_count, 1);
-            if (stuck_fn)
-                stuck_fn(s, s->name, what, overdue_ms);
         }
     }
 }

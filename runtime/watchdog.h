@@ -15,9 +15,11 @@
  *
  * Code that runs inside one C call (a pathological string.find, a blocking
  * library call) never reaches a hook. A slot still busy stuck_grace after
- * its deadline (at most 500 ms after the shutdown deadline) is marked stuck: the watchdog calls the
- * on_stuck callback once (serve: /livez turns 503 and the process drains and exits for the
- * orchestrator to restart it) and counts it in watchdog_stuck_count().
+ * its deadline (at most 500 ms after the shutdown deadline) is reported to
+ * the on_stuck callback, once per run; when the callback says so, the slot
+ * is marked stuck and counted in watchdog_stuck_count() (serve: /livez
+ * turns 503 and the process drains and exits for the orchestrator to
+ * restart it).
  *
  * The module knows nothing of Lua; it is testable with plain threads.
  */
@@ -33,18 +35,19 @@ typedef struct wd_slot wd_slot;
  * async-signal-safe. slot is that thread's own slot. */
 typedef void (*watchdog_interrupt_fn)(wd_slot *slot);
 
-/* Called once per stuck slot, from the watchdog thread. what is the slot's
- * description (may be NULL), overdue_ms how long past its deadline. */
-typedef void (*watchdog_stuck_fn)(wd_slot *slot, const char *name, const char *what,
-                                  uint64_t overdue_ms);
+/* Called once per stuck run, from the watchdog thread. what is the slot's
+ * description (may be NULL), overdue_ms how long past its deadline.
+ * Returns non-zero to mark the slot stuck, 0 to leave it at a report. */
+typedef int (*watchdog_stuck_fn)(wd_slot *slot, const char *name, const char *what,
+                                 uint64_t overdue_ms);
 
 /* Monotonic clock in microseconds (CLOCK_MONOTONIC). */
 uint64_t watchdog_now_us(void);
 
 /*
  * Starts the watchdog thread (idempotent). interrupt is called in a thread
- * whose deadline passed; on_stuck (may be NULL) when a slot stays busy
- * stuck_grace_ms after its deadline. The thread scans every tick_ms.
+ * whose deadline passed; on_stuck (may be NULL: every such slot is marked
+ * stuck) when a slot stays busy stuck_grace_ms after its deadline. The thread scans every tick_ms.
  */
 void watchdog_start(watchdog_interrupt_fn interrupt, watchdog_stuck_fn on_stuck,
                     unsigned stuck_grace_ms, unsigned tick_ms);

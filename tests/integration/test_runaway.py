@@ -288,6 +288,30 @@ def reload_refuses_bundles_that_never_finish_loading():
         is_(s.admin("/livez").status, 200, "/livez 200 throughout")
 
 
+@case(timeout=60)
+def reload_stuck_in_c_keeps_serving():
+    env = {"GLASGOW_ROUTES_LOAD_TIMEOUT_MS": "300", "GLASGOW_STUCK_GRACE_MS": "500",
+           "GLASGOW_SHUTDOWN_GRACE_MS": "500"}
+    with Server(files={"v.lua": GOOD % 1}, env=env) as s:
+        write_files(s.routes_dir, {"stuck.lua": C_STUCK_TOP})
+        logged = wait_until(lambda: "routes reload is stuck loading stuck.lua" in s.stdout(), 8.0)
+        ok(logged, "the log says the reload is stuck, naming the file", s.stdout()[-600:])
+        is_(s.get("/v").json()["v"], 1, "the serving generation keeps serving")
+        is_(s.admin("/livez").status, 200, "/livez stays 200: a restart would load the same "
+            "bundle and stick at start-up")
+        ok(s.metric("glasgow_routes_reloads_total", result="failure") >= 1,
+           "the stuck reload counts as a failed reload")
+        t0 = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = s.proc.wait(timeout=8)
+        except subprocess.TimeoutExpired:
+            rc = None
+        dt = time.monotonic() - t0
+        is_(rc, 70, "SIGTERM exits, with status 70 since the reload thread is left behind")
+        ok(rc is not None and dt < 5.0, "within the grace plus the join slack (%.2f s)" % dt)
+
+
 def run_check(files, env):
     d = tempfile.mkdtemp(prefix="glasgow-check-")
     write_files(d, files)
