@@ -193,6 +193,13 @@ static int serve_stuck(const char *thread, const char *what, uint64_t overdue_ms
         atomic_fetch_add(&metrics.reload_failure, 1);
         return 0;
     }
+    if (!strcmp(thread, "main")) { /* start-up: nothing serves yet, nothing to drain */
+        log_msg(LOG_ERROR, NULL,
+                "start-up is stuck loading %s (%llu ms past the load timeout, in code no hook "
+                "can stop); exiting",
+                what ? what : "the routes bundle", (unsigned long long)overdue_ms);
+        _exit(EXIT_STUCK);
+    }
     log_msg(LOG_ERROR, NULL,
             "%s is stuck (%s, %llu ms past its deadline, in code no hook can stop): /livez "
             "reports it; draining and exiting for a restart",

@@ -312,6 +312,24 @@ def reload_stuck_in_c_keeps_serving():
         ok(rc is not None and dt < 5.0, "within the grace plus the join slack (%.2f s)" % dt)
 
 
+@case(timeout=60)
+def startup_stuck_in_c_exits():
+    d = tempfile.mkdtemp(prefix="glasgow-stuck-")
+    write_files(d, {"stuck.lua": C_STUCK_TOP})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GLASGOW_")}
+    env.update({"GLASGOW_ROUTES_DIR": d, "GLASGOW_ROUTES_LOAD_TIMEOUT_MS": "300",
+                "GLASGOW_STUCK_GRACE_MS": "500", "GLASGOW_LISTEN": "127.0.0.1:0",
+                "GLASGOW_ADMIN_LISTEN": "127.0.0.1:0"})
+    t0 = time.monotonic()
+    p = subprocess.run([GLASGOW_BIN, "serve"], env=env, cwd=REPO, capture_output=True,
+                       text=True, timeout=30)
+    dt = time.monotonic() - t0
+    is_(p.returncode, 70, "a start-up stuck in one C call exits 70")
+    ok(dt < 4.0, "after the load timeout and the stuck grace (%.2f s)" % dt)
+    ok("stuck loading stuck.lua" in p.stdout + p.stderr, "naming the file",
+       (p.stdout + p.stderr)[-500:])
+
+
 def run_check(files, env):
     d = tempfile.mkdtemp(prefix="glasgow-check-")
     write_files(d, files)
