@@ -6,7 +6,10 @@ SAN ?= 0
 Q := $(if $(filter 1,$(V)),,@)
 
 CC ?= cc
-PKGS := luajit libmicrohttpd libpq libcurl openssl gnutls
+PKGS := luajit libpq libcurl openssl gnutls
+# libmicrohttpd 1.0.1 with our patches, static, from .ci/build-mhd (README.md)
+MHD_PREFIX ?= $(or $(GLASGOW_DEPS),$(CURDIR)/.deps)/mhd
+MHD_LIB := $(MHD_PREFIX)/lib/libmicrohttpd.a
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wvla -Wwrite-strings
 CSTD := -std=c11 -D_GNU_SOURCE
@@ -23,8 +26,8 @@ endif
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS_ALL = $(CSTD) $(OPT) $(WARN) -MMD -MP $(PKG_CFLAGS) -Iruntime $(CFLAGS)
-LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm $(LDLIBS)
+CFLAGS_ALL = $(CSTD) $(OPT) $(WARN) -MMD -MP -I$(MHD_PREFIX)/include $(PKG_CFLAGS) -Iruntime $(CFLAGS)
+LDLIBS_ALL = $(MHD_LIB) $(PKG_LIBS) -lpthread -lm $(LDLIBS)
 
 SRCS := $(wildcard runtime/*.c)
 LIB_SRCS := $(filter-out runtime/main.c,$(SRCS))
@@ -39,16 +42,19 @@ all: $(BUILD)/glasgow
 deps:
 	$(Q)bash .ci/deps
 
-$(BUILD)/obj/%.o: runtime/%.c
+$(MHD_LIB): .ci/build-mhd $(wildcard .ci/patches/libmicrohttpd/*.patch)
+	$(Q)bash .ci/build-mhd && touch $@
+
+$(BUILD)/obj/%.o: runtime/%.c | $(MHD_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(filter 1,$(V)),,echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
-$(BUILD)/glasgow: $(OBJS)
+$(BUILD)/glasgow: $(OBJS) $(MHD_LIB)
 	@$(if $(filter 1,$(V)),,echo "  LINK    $@")
-	$(Q)$(CC) $(OPT) -o $@ $^ $(LDFLAGS) $(LDLIBS_ALL)
+	$(Q)$(CC) $(OPT) -o $@ $(OBJS) $(LDFLAGS) $(LDLIBS_ALL)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIB_OBJS)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIB_OBJS) $(MHD_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(filter 1,$(V)),,echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_ALL)

@@ -874,7 +874,7 @@ worker *worker_create(unsigned index, const config *cfg, int listen_fd, int tls,
             per_worker ? per_worker : 1u, MHD_OPTION_CONNECTION_TIMEOUT,
             (unsigned)(cfg->idle_timeout_ms / 1000), MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
             MHD_OPTION_NOTIFY_CONNECTION, on_connection, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
-            w, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, w,
+            w, MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, w,
             MHD_OPTION_HTTPS_CERT_CALLBACK, tls_retrieve, MHD_OPTION_HTTPS_PRIORITIES,
             TLS_PRIORITIES, MHD_OPTION_END);
     else
@@ -884,7 +884,7 @@ worker *worker_create(unsigned index, const config *cfg, int listen_fd, int tls,
             per_worker ? per_worker : 1u, MHD_OPTION_CONNECTION_TIMEOUT,
             (unsigned)(cfg->idle_timeout_ms / 1000), MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
             MHD_OPTION_NOTIFY_CONNECTION, on_connection, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
-            w, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, w,
+            w, MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, w,
             MHD_OPTION_END);
     if (!w->daemon) {
         snprintf(err, errlen, "worker %u: libmicrohttpd refused to start", index);
