@@ -27,6 +27,12 @@
 #include "log.h"
 #include "loop.h"
 #include "lua_db.h"
+
+/* The parser fixes we rely on (README.md) exist from 1.0.1 on, with our
+ * patches: never build against Debian 12's 0.9.75 header by mistake. */
+#if MHD_VERSION < 0x01000100
+#error "libmicrohttpd 1.0.1 or later is required: run .ci/build-mhd"
+#endif
 #include "metrics.h"
 #include "tls.h"
 #include "util.h"
