@@ -635,13 +635,14 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     worker *w = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         conn_state *cs = xcalloc(1, sizeof *cs);
-        const union MHD_ConnectionInfo *fi =
+        /* libmicrohttpd 1.0 answers every query in the same union: read each
+         * value before the next query overwrites it */
+        const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        const union MHD_ConnectionInfo *ai =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        cs->fd = ci ? ci->connect_fd : -1;
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        cs->ip_slot = ci ? ip_slot(ci->client_addr) : 0;
         cs->w = w;
-        cs->fd = fi ? fi->connect_fd : -1;
-        cs->ip_slot = ai ? ip_slot(ai->client_addr) : 0;
         atomic_fetch_add(&ip_conns[cs->ip_slot], 1);
         cs->phase_ms = loop_clock_ms();
         cs->allow_ms = w->cfg->header_timeout_ms;
