@@ -85,7 +85,8 @@ struct conn_state {
     int fd;
     unsigned ip_slot;
     int in_request;    /* headers of the current request are complete */
-    int bad_escape;    /* the unescape callback saw malformed %-encoding or a NUL */
+    int bad_escape;    /* the unescape callback saw malformed %-encoding or a NUL in the
+                        * current request; check_headers consumes and clears it */
     uint64_t phase_ms; /* when the wait for the next header block began */
     uint64_t allow_ms; /* how long that wait may last */
     conn_state *prev, *next;
@@ -100,6 +101,7 @@ struct hreq {
     struct MHD_Response *resp;
     unsigned status;     /* status queued or to queue */
     unsigned err_status; /* a framing or limit error found in C */
+    int err_close;       /* that error leaves the framing in doubt: close after the answer */
     const char *err_code;
     char err_msg[160];
     int suspended;
@@ -260,6 +262,8 @@ static void make_error_response(hreq *h, unsigned status, const char *code, cons
     if (!resp)
         die("out of memory creating a response");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (h->err_close && !h->w->draining)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     finish_response(h, resp, status, sb.len);
@@ -344,6 +348,7 @@ typedef struct header_scan {
     int has_te;
     int te_not_chunked;
     int bad_char;
+    unsigned hosts;
     const char *request_id;
 } header_scan;
 
@@ -374,6 +379,8 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
             s->te_not_chunked = 1;
     } else if (!strcasecmp(key, "X-Request-ID")) {
         s->request_id = value;
+    } else if (!strcasecmp(key, "Host")) {
+        s->hosts++;
     }
     return MHD_YES;
 }
@@ -396,8 +403,13 @@ static void set_error(hreq *h, unsigned status, const char *code, const char *ms
     snprintf(h->err_msg, sizeof h->err_msg, "%s", msg);
 }
 
-/* Checks what the header block alone decides; sets h->err_* on a violation. */
-static void check_headers(hreq *h, const char *url)
+/* Checks what the header block alone decides; sets h->err_* on a violation.
+ * libmicrohttpd (discipline level 1) already refused malformed lines, a
+ * missing Host and a malformed Content-Length; what it lets through and we
+ * refuse here: two Host fields (RFC 9112 3.2: 400), a transfer coding on an
+ * HTTP/1.0 request (RFC 9112 6.1: faulty framing, 400 and close), and the
+ * configured limits. */
+static void check_headers(hreq *h, const char *url, const char *version)
 {
     const config *cfg = h->w->cfg;
     header_scan s;
@@ -422,8 +434,12 @@ static void check_headers(hreq *h, const char *url)
         set_error(h, 431, "headers_too_large", "the request header block is larger than allowed");
     if (s.bad_char)
         set_error(h, 400, "bad_header", "a header value contains a control character");
+    if (s.hosts > 1)
+        set_error(h, 400, "bad_host", "more than one Host header field");
     if (s.has_te && s.content_lengths)
         set_error(h, 400, "bad_framing", "Content-Length and Transfer-Encoding together");
+    if (s.has_te && version && strcmp(version, MHD_HTTP_VERSION_1_0) == 0)
+        set_error(h, 400, "bad_framing", "Transfer-Encoding in a request older than HTTP/1.1");
     if (s.te_not_chunked)
         set_error(h, 501, "not_implemented", "the only transfer coding accepted is chunked");
     if (s.cl_conflict)
@@ -433,11 +449,16 @@ static void check_headers(hreq *h, const char *url)
         if (config_parse_uint(s.content_length, 0, UINT64_MAX, 0, &cl) < 0)
             set_error(h, 400, "bad_framing", "Content-Length is not a non-negative integer");
     }
-    if (h->cs && h->cs->bad_escape)
+    if (h->cs && h->cs->bad_escape) {
         set_error(h, 400, "bad_path", "malformed percent-encoding in the request target");
+        h->cs->bad_escape = 0; /* the next request on this connection starts clean */
+    }
     if (url[0] != '/')
         set_error(h, 400, "bad_path", "the request target must be an absolute path");
 
+    /* the client and a proxy in front may disagree on where this request ends */
+    h->err_close = h->err_status == 400 && (!strcmp(h->err_code, "bad_host") ||
+                                            !strcmp(h->err_code, "bad_framing"));
     if (h->err_status)
         return;
     lhost_match(h->gen, &h->r);
@@ -530,7 +551,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     worker *w = cls;
     hreq *h = *req_cls;
-    (void)version;
 
     if (!h) {
         h = hreq_create(w, conn, url, method);
@@ -543,7 +563,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add_explicit(&metrics.in_flight, 1, memory_order_relaxed);
         if (h->cs)
             h->cs->in_request = 1;
-        check_headers(h, url);
+        check_headers(h, url, version);
         if (h->has_body && (h->err_status || h->r.route_status != ROUTER_FOUND)) {
             /* Decided from the headers, and a body follows: answer now.
              * libmicrohttpd then skips the body (no 100 Continue) and closes
