@@ -107,6 +107,7 @@ struct hreq {
     int suspended;
     int ran;
     int has_body;      /* Content-Length > 0 or Transfer-Encoding */
+    int body_done;     /* the whole body arrived (the last access-handler call came) */
     loop_io hangup_io; /* the client socket, watched while suspended */
     int hangup_watched;
     hreq *prev, *next; /* the worker's requests in flight */
@@ -599,6 +600,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         return MHD_YES;
     }
+    h->body_done = 1;
 
     if (h->err_status) {
         make_error_response(h, h->err_status, h->err_code, h->err_msg, NULL);
@@ -765,12 +767,74 @@ static void on_mhd_ready(loop *lp, loop_io *io, uint32_t events)
     w->need_run = 1;
 }
 
+/* Cuts a request whose body arrives too slowly. libmicrohttpd accepts no
+ * response while a body is being received, so on a plain connection the
+ * 408 is written on the socket here: nothing else is being written to it
+ * (the request has no response yet), so the answer is well framed. On TLS
+ * the connection is only closed. Either way the socket is shut down and
+ * libmicrohttpd closes the connection on its next run. */
+static void cut_slow_body(hreq *h, uint64_t elapsed_ms)
+{
+    worker *w = h->w;
+    int fd = h->cs->fd;
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "the request body arrived slower than %zu bytes/s (%llu bytes in %llu ms)",
+             w->cfg->min_rate, (unsigned long long)h->bytes_in, (unsigned long long)elapsed_ms);
+    h->status = 408;
+    if (!w->tls) {
+        strbuf body, out;
+        strbuf_init(&body);
+        strbuf_init(&out);
+        lhost_error_body(&body, "body_too_slow", msg, h->r.request_id);
+        strbuf_addf(&out,
+                    "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                    "Content-Type: application/json\r\nDate: %s\r\nX-Request-ID: %s\r\n"
+                    "Content-Length: %zu\r\n\r\n",
+                    util_http_date(), h->r.request_id, body.len);
+        strbuf_add(&out, body.buf, body.len);
+        /* best effort: the send buffer is empty, a short write only loses the answer */
+        if (send(fd, out.buf, out.len, MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+            h->bytes_out = body.len;
+        strbuf_dispose(&body);
+        strbuf_dispose(&out);
+    }
+    shutdown(fd, SHUT_RDWR);
+    h->cs->fd = -1;
+    w->need_run = 1;
+    atomic_fetch_add_explicit(&metrics.slow_bodies, 1, memory_order_relaxed);
+    log_msg(LOG_WARN, NULL, "request %s from %s cut: %s", h->r.request_id, h->r.client, msg);
+}
+
+/* A body must keep arriving at GLASGOW_MIN_RATE_BYTES_PER_S once the grace
+ * period after its headers is over: by then at least rate x (elapsed - grace)
+ * bytes must be in. A client trickling a byte a second, or one that stops
+ * sending, would otherwise hold the connection (and its worker's slot) for
+ * as long as it likes: each byte resets libmicrohttpd's idle timeout. */
+static void check_body_rates(worker *w)
+{
+    const config *cfg = w->cfg;
+    if (!cfg->min_rate)
+        return;
+    uint64_t now_us = loop_clock_us();
+    for (hreq *h = w->reqs; h; h = h->next) {
+        if (!h->has_body || h->body_done || h->status || !h->cs || h->cs->fd < 0)
+            continue;
+        uint64_t ms = (now_us - h->r.started_us) / 1000;
+        if (ms <= cfg->min_rate_grace_ms)
+            continue;
+        if (h->bytes_in < (uint64_t)cfg->min_rate * (ms - cfg->min_rate_grace_ms) / 1000)
+            cut_slow_body(h, ms);
+    }
+}
+
 /* Closes connections that have not sent a whole header block in time
  * (slowloris); libmicrohttpd's own timeout only sees idleness. */
 static void on_sweep(loop *lp, loop_timer *t)
 {
     worker *w = t->data;
     uint64_t now = loop_now(lp);
+    check_body_rates(w);
     for (conn_state *cs = w->conns; cs; cs = cs->next) {
         if (cs->in_request || cs->fd < 0)
             continue;

@@ -271,6 +271,8 @@ void metrics_render(strbuf *out)
                 "http_connections_rejected_total %llu\n"
                 "# HELP http_header_timeouts_total Connections closed by the header timeout.\n"
                 "# TYPE http_header_timeouts_total counter\nhttp_header_timeouts_total %llu\n"
+                "# HELP http_slow_bodies_total Requests cut for a body slower than the minimum "
+                "rate.\n# TYPE http_slow_bodies_total counter\nhttp_slow_bodies_total %llu\n"
                 "# HELP glasgow_routes_generation Generation number of the routes bundle "
                 "serving now.\n# TYPE glasgow_routes_generation gauge\n"
                 "glasgow_routes_generation{hash=\"%s\"} %llu\n"
@@ -283,7 +285,8 @@ void metrics_render(strbuf *out)
                 atomic_load(&metrics.in_flight), (unsigned long long)atomic_load(&metrics.bytes_in),
                 (unsigned long long)atomic_load(&metrics.bytes_out),
                 (unsigned long long)atomic_load(&metrics.connections_rejected),
-                (unsigned long long)atomic_load(&metrics.header_timeouts), hash,
+                (unsigned long long)atomic_load(&metrics.header_timeouts),
+                (unsigned long long)atomic_load(&metrics.slow_bodies), hash,
                 (unsigned long long)atomic_load(&metrics.routes_generation),
                 (unsigned long long)atomic_load(&metrics.reload_success),
                 (unsigned long long)atomic_load(&metrics.reload_failure),
