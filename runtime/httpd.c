@@ -458,8 +458,8 @@ static void check_headers(hreq *h, const char *url, const char *version)
         set_error(h, 400, "bad_path", "the request target must be an absolute path");
 
     /* the client and a proxy in front may disagree on where this request ends */
-    h->err_close = h->err_status == 400 && (!strcmp(h->err_code, "bad_host") ||
-                                            !strcmp(h->err_code, "bad_framing"));
+    h->err_close = h->err_status == 400 &&
+                   (!strcmp(h->err_code, "bad_host") || !strcmp(h->err_code, "bad_framing"));
     if (h->err_status)
         return;
     lhost_match(h->gen, &h->r);
@@ -960,23 +960,23 @@ worker *worker_create(unsigned index, const config *cfg, int listen_fd, int tls,
     unsigned per_worker = cfg->max_connections / cfg->workers;
     if (tls)
         w->daemon = MHD_start_daemon(
-            flags, 0, on_accept, w, on_request, w, MHD_OPTION_LISTEN_SOCKET, w->listen_fd,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_CONNECTION_LIMIT,
-            per_worker ? per_worker : 1u, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)(cfg->idle_timeout_ms / 1000), MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
-            MHD_OPTION_NOTIFY_CONNECTION, on_connection, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
-            w, MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, w,
-            MHD_OPTION_HTTPS_CERT_CALLBACK, tls_retrieve, MHD_OPTION_HTTPS_PRIORITIES,
-            TLS_PRIORITIES, MHD_OPTION_END);
+            flags, 0, on_accept, w, on_request, w, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, w,
+            MHD_OPTION_LISTEN_SOCKET, w->listen_fd, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
+            MHD_OPTION_CONNECTION_LIMIT, per_worker ? per_worker : 1u,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->idle_timeout_ms / 1000),
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape, w,
+            MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1, MHD_OPTION_HTTPS_CERT_CALLBACK, tls_retrieve,
+            MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES, MHD_OPTION_END);
     else
         w->daemon = MHD_start_daemon(
-            flags, 0, on_accept, w, on_request, w, MHD_OPTION_LISTEN_SOCKET, w->listen_fd,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_CONNECTION_LIMIT,
-            per_worker ? per_worker : 1u, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)(cfg->idle_timeout_ms / 1000), MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
-            MHD_OPTION_NOTIFY_CONNECTION, on_connection, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
-            w, MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, w,
-            MHD_OPTION_END);
+            flags, 0, on_accept, w, on_request, w, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, w,
+            MHD_OPTION_LISTEN_SOCKET, w->listen_fd, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
+            MHD_OPTION_CONNECTION_LIMIT, per_worker ? per_worker : 1u,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->idle_timeout_ms / 1000),
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape, w,
+            MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1, MHD_OPTION_END);
     if (!w->daemon) {
         snprintf(err, errlen, "worker %u: libmicrohttpd refused to start", index);
         return NULL;
