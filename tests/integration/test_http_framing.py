@@ -10,12 +10,14 @@ admin listener answers probes however many idle connections it holds.
 import os
 import re
 import socket
+import ssl
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (HOST, Client, Server, case, diag, is_, is_error_shape, main,  # noqa: E402
-                     ok, request)
+                     mkdtemp, ok, request)
 
 H = b"Host: localhost\r\n"
 JSON_CT = b"Content-Type: application/json\r\n"
@@ -312,6 +314,36 @@ def trickling_body_is_cut(_):
         cut = [ln for ln in s.log_lines() if "body arrived slower" in ln.get("msg", "")]
         is_(len(cut), 3, "each cut is logged", s.stdout()[-1500:])
         is_(s.metric("http_slow_bodies_total"), 3.0, "and counted in http_slow_bodies_total")
+
+
+@case(timeout=60)
+def trickling_body_over_tls_is_closed(_):
+    tmp = mkdtemp("glasgow-framing-tls-")
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], capture_output=True, text=True, timeout=30)
+    ok(r.returncode == 0, "a test certificate", r.stderr)
+    with Server(env=RATE_ENV, tls=(cert, key)) as s:
+        ctx = ssl.create_default_context(cafile=cert)
+        t0 = time.monotonic()
+        conn = ctx.wrap_socket(socket.create_connection((HOST, s.port), timeout=5),
+                               server_hostname="localhost")
+        conn.sendall(b"PUT /v1/greetings/bob HTTP/1.1\r\n" + H + JSON_CT +
+                     b"Content-Length: 200\r\n\r\n{")
+        got = b"?"
+        try:
+            got = conn.recv(65536)
+        except (OSError, ssl.SSLError) as e:
+            got = b""
+            diag("recv: %s" % e)
+        secs = time.monotonic() - t0
+        conn.close()
+        is_(got, b"", "a stalled body over TLS: the connection is closed without an answer")
+        ok(secs < 3, "within %.1f s" % secs)
+        still_serving_tls = s.get("/hello", tls=ctx).status
+        is_(still_serving_tls, 200, "the TLS listener still serves")
 
 
 # ---- the admin listener --------------------------------------------------------------------
