@@ -6,13 +6,18 @@ SAN ?= 0
 Q := $(if $(filter 1,$(V)),,@)
 
 CC ?= cc
-PKGS := libmicrohttpd libpq libcurl openssl gnutls
-# LuaJIT is built from Debian's source with LUAJIT_ENABLE_CHECKHOOK by
-# .ci/build-luajit and linked statically; the dynamic list exports its API to the C
-# modules (lua-cjson) that scripts load, and nothing else.
-DEPS ?= $(CURDIR)/.deps
+PKGS := libpq libcurl openssl gnutls
+# Built from Debian source packages into $(DEPS) (README, "Built from source"),
+# linked statically: LuaJIT with LUAJIT_ENABLE_CHECKHOOK (.ci/build-luajit),
+# whose API the dynamic list exports to the C modules scripts load
+# (lua-cjson) and nothing else; libmicrohttpd 1.0.1 with our patches
+# (.ci/build-mhd).
+DEPS ?= $(or $(GLASGOW_DEPS),$(CURDIR)/.deps)
+export GLASGOW_DEPS := $(DEPS)
 LUAJIT_CFLAGS := -I$(DEPS)/luajit/include/luajit-2.1
 LUAJIT_LIBS := $(DEPS)/luajit/lib/libluajit-5.1.a -ldl -Wl,--dynamic-list=runtime/lua.dynlist
+MHD_PREFIX := $(DEPS)/mhd
+MHD_LIB := $(MHD_PREFIX)/lib/libmicrohttpd.a
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wvla -Wwrite-strings
 CSTD := -std=c11 -D_GNU_SOURCE
@@ -29,8 +34,9 @@ endif
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS_ALL = $(CSTD) $(OPT) $(WARN) -MMD -MP $(LUAJIT_CFLAGS) $(PKG_CFLAGS) -Iruntime $(CFLAGS)
-LDLIBS_ALL = $(LUAJIT_LIBS) $(PKG_LIBS) -lpthread -lm $(LDLIBS)
+CFLAGS_ALL = $(CSTD) $(OPT) $(WARN) -MMD -MP $(LUAJIT_CFLAGS) -I$(MHD_PREFIX)/include $(PKG_CFLAGS) \
+             -Iruntime $(CFLAGS)
+LDLIBS_ALL = $(MHD_LIB) $(LUAJIT_LIBS) $(PKG_LIBS) -lpthread -lm $(LDLIBS)
 
 SRCS := $(wildcard runtime/*.c)
 LIB_SRCS := $(filter-out runtime/main.c,$(SRCS))
@@ -48,16 +54,19 @@ deps:
 $(DEPS)/luajit/.stamp: .ci/build-luajit
 	$(Q)bash .ci/build-luajit
 
-$(BUILD)/obj/%.o: runtime/%.c | $(DEPS)/luajit/.stamp
+$(MHD_LIB): .ci/build-mhd $(wildcard .ci/patches/libmicrohttpd/*.patch)
+	$(Q)bash .ci/build-mhd && touch $@
+
+$(BUILD)/obj/%.o: runtime/%.c | $(DEPS)/luajit/.stamp $(MHD_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(filter 1,$(V)),,echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
-$(BUILD)/glasgow: $(OBJS)
+$(BUILD)/glasgow: $(OBJS) $(MHD_LIB)
 	@$(if $(filter 1,$(V)),,echo "  LINK    $@")
-	$(Q)$(CC) $(OPT) -o $@ $^ $(LDFLAGS) $(LDLIBS_ALL)
+	$(Q)$(CC) $(OPT) -o $@ $(OBJS) $(LDFLAGS) $(LDLIBS_ALL)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIB_OBJS)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIB_OBJS) $(MHD_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(filter 1,$(V)),,echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_ALL)

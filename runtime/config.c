@@ -123,6 +123,8 @@ static const struct uint_setting uint_settings[] = {
     U("GLASGOW_HEADER_TIMEOUT_MS", 10000, 100, 3600000, header_timeout_ms),
     U("GLASGOW_IDLE_TIMEOUT_MS", 60000, 1000, 3600000, idle_timeout_ms),
     U("GLASGOW_REQUEST_TIMEOUT_MS", 30000, 10, 3600000, request_timeout_ms),
+    S("GLASGOW_MIN_RATE_BYTES_PER_S", 1024, 0, (uint64_t)1 << 30, min_rate),
+    U("GLASGOW_MIN_RATE_GRACE_MS", 10000, 100, 3600000, min_rate_grace_ms),
     U("GLASGOW_SHUTDOWN_GRACE_MS", 20000, 0, 3600000, shutdown_grace_ms),
     U("GLASGOW_RELOAD_INTERVAL_MS", 5000, 100, 3600000, reload_interval_ms),
     U("GLASGOW_RELOAD_DEBOUNCE_MS", 200, 0, 60000, reload_debounce_ms),

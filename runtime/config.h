@@ -35,6 +35,8 @@ typedef struct config {
     unsigned header_timeout_ms;  /* GLASGOW_HEADER_TIMEOUT_MS: first byte to end of headers */
     unsigned idle_timeout_ms;    /* GLASGOW_IDLE_TIMEOUT_MS: no traffic on a connection */
     unsigned request_timeout_ms; /* GLASGOW_REQUEST_TIMEOUT_MS: handler deadline */
+    size_t min_rate;             /* GLASGOW_MIN_RATE_BYTES_PER_S: body bytes/s, 0 = off */
+    unsigned min_rate_grace_ms;  /* GLASGOW_MIN_RATE_GRACE_MS: before the rate applies */
     unsigned shutdown_grace_ms;  /* GLASGOW_SHUTDOWN_GRACE_MS */
     unsigned reload_interval_ms; /* GLASGOW_RELOAD_INTERVAL_MS: periodic re-hash */
     unsigned reload_debounce_ms; /* GLASGOW_RELOAD_DEBOUNCE_MS */

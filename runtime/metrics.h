@@ -22,6 +22,7 @@ typedef struct metrics_global {
     atomic_ullong bytes_out;
     atomic_ullong connections_rejected;
     atomic_ullong header_timeouts;
+    atomic_ullong slow_bodies;
     atomic_ullong reload_success;
     atomic_ullong reload_failure;
     atomic_ullong routes_generation;

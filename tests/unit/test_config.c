@@ -35,6 +35,8 @@ static void test_defaults(void)
     is_int(c.max_body_bytes, 1048576, "default body limit");
     is_int(c.max_headers, 100, "default header count");
     is_int(c.header_timeout_ms, 10000, "default header timeout");
+    is_int(c.min_rate, 1024, "default minimum body rate");
+    is_int(c.min_rate_grace_ms, 10000, "default grace before the body rate applies");
     is_int(c.access_log, 1, "access log on by default");
     is_str(c.tls_cert_file, "", "TLS off by default");
     is_int(c.lua_memory_limit, 256u << 20, "Lua states capped at 256 MiB by default");
@@ -103,15 +105,24 @@ static void test_values(void)
                                     "8KiB",
                                     "GLASGOW_ACCESS_LOG",
                                     "false",
+                                    "GLASGOW_MIN_RATE_BYTES_PER_S",
+                                    "4k",
+                                    "GLASGOW_MIN_RATE_GRACE_MS",
+                                    "500",
                                     NULL};
     is_int(load(&c, v, err), 0, "valid values load (%s)", err);
     is_int(c.workers, 3, "workers");
     is_int(c.max_body_bytes, 16u << 20, "16m body limit");
     is_int(c.max_header_bytes, 8192, "8KiB header limit");
     is_int(c.access_log, 0, "access log off");
+    is_int(c.min_rate, 4096, "4k minimum body rate");
+    is_int(c.min_rate_grace_ms, 500, "500 ms rate grace");
     is_int(c.admin_listen.ss.ss_family, AF_INET6, "IPv6 admin address");
     static const char *const any[] = {"GLASGOW_LISTEN", ":8080", NULL};
     is_int(load(&c, any, err), 0, "':port' means all interfaces");
+    static const char *const off[] = {"GLASGOW_MIN_RATE_BYTES_PER_S", "0", NULL};
+    is_int(load(&c, off, err), 0, "a minimum body rate of 0 turns the check off");
+    is_int(c.min_rate, 0, "minimum body rate off");
 }
 
 static void test_bad_values(void)
@@ -142,6 +153,11 @@ static void test_bad_values(void)
         {"GLASGOW_DB_HEALTH_TIMEOUT_MS", "0"},
         {"GLASGOW_DB_HEALTH_TIMEOUT_MS", "600001"},
         {"GLASGOW_DB_HEALTH_TIMEOUT_MS", "-5"},
+        {"GLASGOW_MIN_RATE_BYTES_PER_S", "-1"},
+        {"GLASGOW_MIN_RATE_BYTES_PER_S", "2g"},
+        {"GLASGOW_MIN_RATE_BYTES_PER_S", "fast"},
+        {"GLASGOW_MIN_RATE_GRACE_MS", "0"},
+        {"GLASGOW_MIN_RATE_GRACE_MS", "10s"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         config c;
