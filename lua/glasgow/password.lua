@@ -35,7 +35,16 @@ _M.params = { ln = 15, r = 8, p = 1 }
 
 local SALT_LEN = 16
 local KEY_LEN = 32
-local MAX_PASSWORD = 1024
+
+-- A password is at most MAX_LENGTH characters (the route schemas say so,
+-- and JSON Schema's maxLength counts code points) and the hasher takes up
+-- to MAX_BYTES bytes: four times as many, the longest UTF-8 encoding of a
+-- code point, so every password a schema admits can be hashed. Length
+-- costs scrypt nothing (PBKDF2 hashes an HMAC key longer than 64 bytes
+-- once), so a generous limit is safe.
+_M.MAX_LENGTH = 1024
+_M.MAX_BYTES = 4 * _M.MAX_LENGTH
+local MAX_PASSWORD = _M.MAX_BYTES
 
 -- Bounds on parameters and sizes accepted from a stored string, so that a
 -- tampered row can neither make crypto.scrypt raise nor make a login cost
@@ -91,8 +100,8 @@ local function check_password(password, fname)
 end
 
 -- Returns the stored form of a new hash of password with a fresh salt and
--- _M.params, or nil, "password too long" beyond 1024 bytes, or nil, err when
--- OpenSSL fails. Raises when password is not a string or _M.params is out
+-- _M.params, or nil, "password too long" beyond MAX_BYTES bytes, or nil, err
+-- when OpenSSL fails. Raises when password is not a string or _M.params is out
 -- of the bounds verify accepts (such a hash could never be verified).
 function _M.hash(password)
     check_password(password, "hash")
@@ -117,7 +126,7 @@ function _M.hash(password)
 end
 
 -- Returns true when password matches stored, false otherwise: for a wrong
--- password, for a password over 1024 bytes, and for a stored value that is
+-- password, for a password over MAX_BYTES bytes, and for a stored value that is
 -- not a well-formed hash within bounds (never raises for bad stored data;
 -- false, err when OpenSSL fails). The key comparison is constant-time.
 -- Raises when password is not a string.
