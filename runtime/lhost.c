@@ -93,6 +93,17 @@ static void resume_request(request *r, int nargs);
 /* Registry key for the generation's options table (address of a static char). */
 static const char limits_key = 'l';
 
+/* Authentication limits every new state shows in glasgow.core.limits; set
+ * once at start-up, before any worker thread, and only read afterwards. */
+static config_auth auth_limits;
+static int auth_limits_set;
+
+void lhost_set_auth_limits(const config_auth *a)
+{
+    auth_limits = *a;
+    auth_limits_set = 1;
+}
+
 void lhost_thread_init(loop *lp)
 {
     tl_loop = lp;
@@ -552,6 +563,25 @@ static lua_State *new_state(const lhost_opts *o, memcap *m)
     lua_setfield(L, -2, "max_json_depth");
     lua_pushnumber(L, (lua_Number)o->max_body_bytes);
     lua_setfield(L, -2, "max_body_bytes");
+    if (auth_limits_set) {
+        const struct {
+            const char *name;
+            unsigned value;
+        } auth[] = {
+            {"token_ttl_s", auth_limits.token_ttl_s},
+            {"login_account_failures", auth_limits.login_account_failures},
+            {"login_address_failures", auth_limits.login_address_failures},
+            {"login_base_delay_s", auth_limits.login_base_delay_s},
+            {"login_max_delay_s", auth_limits.login_max_delay_s},
+            {"login_window_s", auth_limits.login_window_s},
+            {"password_changes", auth_limits.password_changes},
+            {"password_change_window_s", auth_limits.password_change_window_s},
+        };
+        for (size_t i = 0; i < sizeof auth / sizeof auth[0]; i++) {
+            lua_pushinteger(L, (lua_Integer)auth[i].value);
+            lua_setfield(L, -2, auth[i].name);
+        }
+    }
     lua_rawset(L, LUA_REGISTRYINDEX);
     return L;
 }
