@@ -109,15 +109,20 @@ function _M.login(email, pw, client)
         fail(429, "too_many_attempts", "too many failed logins; try again later", nil,
              { ["Retry-After"] = tostring(retry) })
     end
-    local rows = db.call("SELECT id, password_hash FROM users WHERE email = $1",
-                         _M.normalize_email(email))
+    email = _M.normalize_email(email)
+    local rows = db.call("SELECT id, password_hash FROM users WHERE email = $1", email)
     local user = rows[1]
-    local ok
+    -- the hashing queue counts the work against the account asked for, known
+    -- or not, so one account's guesses cannot crowd out other logins
+    local owner = "account:" .. email
+    local ok, err
     if user then
-        ok = password.verify(pw, user.password_hash)
+        ok, err = password.verify(pw, user.password_hash, owner)
     else
-        password.dummy_verify(pw) -- the same work, so timing tells nothing
-        ok = false
+        ok, err = password.dummy_verify(pw, owner) -- the same work, so timing tells nothing
+    end
+    if err then
+        error(err, 0) -- not checked (queue full): 429 or 503, never "wrong password"
     end
     if not ok then
         fail(401, "invalid_credentials", "the email or the password is wrong", nil, CHALLENGE)

@@ -87,9 +87,11 @@ local function clean_name(name)
 end
 
 -- The stored form of a new password, or raises: a hash that could not be
--- made stops the request before anything is written.
-local function hash_password(pw)
-    local hash, err = password.hash(pw)
+-- made (the hashing queue is full: 429 or 503 with Retry-After) stops the
+-- request before anything is written. owner is whom the hashing queue
+-- counts the work against: the caller, or the new account on sign-up.
+local function hash_password(pw, owner)
+    local hash, err = password.hash(pw, owner)
     if not hash then
         error(err, 0)
     end
@@ -128,7 +130,7 @@ local function create(req)
     end
     local email = clean_email(b.email)
     local name = clean_name(b.name)
-    local hash = hash_password(b.password)
+    local hash = hash_password(b.password, caller and "user:" .. caller.id or "signup:" .. email)
     local rows, err = db.query("INSERT INTO users (email, name, role, password_hash) " ..
                                "VALUES ($1, $2, $3, $4) RETURNING " .. COLUMNS,
                                email, name, role, hash)
@@ -250,7 +252,7 @@ local function update(req)
         set("role", b.role)
     end
     if b.password ~= nil then
-        set("password_hash", hash_password(b.password))
+        set("password_hash", hash_password(b.password, "user:" .. caller.id))
     end
     nargs = nargs + 1
     args[nargs] = id

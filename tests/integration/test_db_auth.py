@@ -7,9 +7,11 @@ deleted-user tokens, tokens in the query string, missing or garbled
 Authorization headers, and the per-client throttle (5 failures in 60 s ->
 429 with Retry-After), including a burst of simultaneous guesses.
 """
+import json
 import os
 import re
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -277,6 +279,101 @@ def throttle_burst(fx):
     ok(out.count(401) <= 5, "at most 5 of %d simultaneous wrong passwords are checked (the "
        "rest 429)" % n, "401s: %d" % out.count(401))
     reset_throttle(fx)
+
+
+def abandon(server, requests, linger=0.5):
+    """Sends each (method, path, body, token) on its own connection, waits linger
+    seconds (so the server has read them all and their handlers wait), then hangs
+    up on all of them without reading an answer."""
+    socks = []
+    try:
+        for method, path, body, token in requests:
+            data = json.dumps(body).encode()
+            req = ("%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" %
+                   (method, path, token, len(data))).encode() + data
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            socks.append(s)
+            s.sendall(req)
+        time.sleep(linger)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def timed_admin_login(api):
+    t0 = time.monotonic()
+    tok, r = api.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    return tok, r, time.monotonic() - t0
+
+
+@case(timeout=120)
+def abandoned_password_changes(fx):
+    reset_throttle(fx)
+    # A generous change limit, so that the hashing queue is what is tested here.
+    with dbh.DbServer(fx.db, env={"GLASGOW_PASSWORD_CHANGES": "100000"}) as s:
+        anon = dbh.Api(s)
+        tok, r, base = timed_admin_login(anon)
+        ok(tok, "admin login on a fresh server", r.status, r.body)
+        diag("an idle admin login takes %.0f ms" % (base * 1e3))
+
+        u = new_user(fx.admin)
+        abandon(s, [("PATCH", "/v1/users/%s" % u["id"], {"password": "abandoned-pw-1"},
+                     u["token"])] * 100)
+        tok, r, dt = timed_admin_login(anon)
+        diag("admin login right after 100 abandoned password changes of one user: %.0f ms"
+             % (dt * 1e3))
+        ok(tok and dt < 2.0, "after 100 abandoned password changes an admin login still takes "
+           "under 2 s", "%.2f s" % dt, r.status)
+
+        users = [new_user(fx.admin) for _ in range(20)]
+        abandon(s, [("PATCH", "/v1/users/%s" % v["id"], {"password": "abandoned-pw-2"},
+                     v["token"]) for v in users] * 5)
+        tok, r, dt = timed_admin_login(anon)
+        diag("admin login right after 5 abandoned password changes of each of 20 users: "
+             "%.0f ms" % (dt * 1e3))
+        ok(tok and dt < 2.0, "after 100 abandoned password changes by 20 users an admin login "
+           "still takes under 2 s", "%.2f s" % dt, r.status)
+
+
+
+@case(timeout=60)
+def hashing_queue_full(fx):
+    reset_throttle(fx)
+    with dbh.DbServer(fx.db, env={"GLASGOW_PASSWORD_CHANGES": "100000",
+                                  "GLASGOW_SCRYPT_QUEUE_PER_USER": "1"}) as s:
+        u = new_user(fx.admin)
+        api = dbh.Api(s, u["token"], timeout=30)
+        n = 6
+        barrier = threading.Barrier(n, timeout=10)
+        out = [None] * n
+
+        def change(i):
+            try:
+                barrier.wait()
+                out[i] = api.patch("/v1/users/%s" % u["id"],
+                                   {"name": "Name %d" % i, "password": "queue-pw-%d" % i})
+            except Exception as e:  # noqa: BLE001
+                out[i] = e
+
+        ts = [threading.Thread(target=change, args=(i,), daemon=True) for i in range(n)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        statuses = [getattr(r, "status", repr(r)) for r in out]
+        diag("%d simultaneous password changes of one user, one hash at a time: %r"
+             % (n, statuses))
+        ok(all(st in (200, 429) for st in statuses) and statuses.count(429) >= 1,
+           "each is 200 or 429, and some are 429", statuses)
+        busy = [r for r in out if getattr(r, "status", None) == 429]
+        ok(all(is_error_shape(r.body, "too_many_requests") and
+               (r.header("retry-after") or "").isdigit() for r in busy),
+           "... 429 too_many_requests with Retry-After", [r.body for r in busy][:2])
+        done = [i for i, r in enumerate(out) if getattr(r, "status", None) == 200]
+        name = fx.db.sql("SELECT name FROM users WHERE id = '%s'" % u["id"])
+        ok(name in ["Name %d" % i for i in done], "the stored name is one a 200 answered: a "
+           "refused hash wrote nothing", name, done)
 
 
 @case
