@@ -4,9 +4,12 @@
 Good and bad logins (identical answers for an unknown email and a wrong
 password), bad bodies, tampered, expired (inserted with psql), revoked and
 deleted-user tokens, tokens in the query string, missing or garbled
-Authorization headers, and the per-client throttle (5 failures in 60 s ->
-429 with Retry-After), including a burst of simultaneous guesses.
+Authorization headers; the throttle per account and per address (429 with a
+growing Retry-After, never reset by a success, capped, alike for unknown
+emails), including a burst of simultaneous guesses; and the bounded hashing
+queue (abandoned password changes do not delay a login).
 """
+import http.client
 import json
 import os
 import re
@@ -17,7 +20,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import case, diag, is_, is_error_shape, main, ok  # noqa: E402
+from harness import Response, _headers_of, case, diag, is_, is_error_shape, main, ok  # noqa: E402
 import dbharness as dbh  # noqa: E402
 from dbharness import ADMIN_EMAIL, ADMIN_PASSWORD, error_of, new_user  # noqa: E402
 
@@ -27,7 +30,28 @@ TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
 def reset_throttle(fx):
-    fx.db.sql("DELETE FROM login_throttle")
+    # login_throttle is the previous release's table, still there until dropped
+    fx.db.sql("DELETE FROM auth_throttle; DELETE FROM login_throttle")
+
+
+def login_from(server, addr, email, password):
+    """POST /v1/auth/token from source address addr (any 127.x.y.z is this host)."""
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10,
+                                   source_address=(addr, 0))
+    try:
+        c.request("POST", "/v1/auth/token", json.dumps({"email": email, "password": password}),
+                  {"Content-Type": "application/json"})
+        r = c.getresponse()
+        resp = Response(r.status, _headers_of(r.getheaders()), r.read(), r.reason)
+    finally:
+        c.close()
+    dbh.check_response("POST", "/v1/auth/token", resp)
+    return resp
+
+
+def retry_after(r):
+    v = r.header("retry-after") or ""
+    return int(v) if v.isdigit() else None
 
 
 def is_401(r, name, code=None):
@@ -230,23 +254,136 @@ def throttle(fx):
         statuses.append(r.status)
     is_(statuses, [401] * 5, "five wrong passwords are 401 each")
     _, r = fx.anon.login(ADMIN_EMAIL, "wrong-password")
-    is_(r.status, 429, "the sixth failure within a minute is 429", r.body)
+    is_(r.status, 429, "the sixth failure for the account is 429", r.body)
     ok(is_error_shape(r.body, "too_many_attempts"), "... too_many_attempts", r.body)
-    ra = r.header("retry-after") or ""
-    ok(ra.isdigit() and 1 <= int(ra) <= 60, "... Retry-After is 1..60 seconds", ra)
+    ok(retry_after(r) == 1, "... Retry-After: 1 (the first delay)", r.header("retry-after"))
     _, r = fx.anon.login(ADMIN_EMAIL, ADMIN_PASSWORD)
-    is_(r.status, 429, "the right password is 429 too while throttled", r.body)
+    is_(r.status, 429, "the right password is 429 too while the account waits", r.body)
     _, r = fx.anon.login("someone-else@example.com", "whatever")
-    is_(r.status, 429, "the throttle is per client, whatever the email", r.body)
-    reset_throttle(fx)
+    is_(r.status, 401, "another account from the same address is not slowed (its own count, "
+        "and the address is under its 20)", r.body)
+    time.sleep(1.1)
     tok, r = fx.anon.login(ADMIN_EMAIL, ADMIN_PASSWORD)
-    ok(tok, "after the window is cleared the right password logs in", r.status, r.body)
-    for _ in range(4):
-        fx.anon.login(ADMIN_EMAIL, "wrong-password")
-    tok, r = fx.anon.login(ADMIN_EMAIL, ADMIN_PASSWORD)
-    ok(tok, "four failures do not lock out", r.status, r.body)
+    ok(tok, "after Retry-After the right password logs in", r.status, r.body)
     _, r = fx.anon.login(ADMIN_EMAIL, "wrong-password")
-    is_(r.status, 401, "a successful login resets the count", r.body)
+    is_(r.status, 401, "a wrong password after the wait is checked (401)", r.body)
+    _, r = fx.anon.login(ADMIN_EMAIL, "wrong-password")
+    ok(r.status == 429 and retry_after(r) == 2, "... the next one is 429 with a doubled delay "
+       "(Retry-After: 2): a success did not reset the account's failures",
+       r.status, r.header("retry-after"))
+    reset_throttle(fx)
+
+
+@case(timeout=60)
+def growing_delay_is_capped(fx):
+    reset_throttle(fx)
+    env = {"GLASGOW_LOGIN_ACCOUNT_FAILURES": "2", "GLASGOW_LOGIN_MAX_DELAY_S": "2"}
+    with dbh.DbServer(fx.db, env=env) as s:
+        anon = dbh.Api(s)
+        u = new_user(fx.admin)
+        seen = []
+        for _ in range(4):
+            _, r = anon.login(u["email"], "wrong")
+            if r.status == 429:
+                seen.append(retry_after(r))
+                time.sleep(retry_after(r) + 0.05)
+                _, r = anon.login(u["email"], "wrong")
+            seen.append(r.status)
+        diag("four rounds of a wrong password, waiting out each 429: %r" % seen)
+        ok(all(x in (401, 1, 2) for x in seen) and 2 in seen,
+           "delays grow 1, 2 and stop at GLASGOW_LOGIN_MAX_DELAY_S=2; no answer is a lockout",
+           seen)
+        _, r = anon.login(u["email"], u["password"])
+        if r.status == 429:
+            time.sleep(retry_after(r) + 0.05)
+        tok, r = anon.login(u["email"], u["password"])
+        ok(tok, "the owner logs in once the (capped) delay has passed", r.status, r.body)
+    reset_throttle(fx)
+
+
+@case(timeout=60)
+def own_account_does_not_reset_the_count(fx):
+    # The attacker owns one account and logs into it between guesses of
+    # another's password, from one address. Each success used to clear the
+    # address's count: 16 guesses went unthrottled.
+    reset_throttle(fx)
+    mine = new_user(fx.admin)
+    victim = new_user(fx.admin)
+    reset_throttle(fx)
+    out = []
+    for i in range(16):
+        _, r = fx.anon.login(victim["email"], "guess-%d" % i)
+        out.append(r.status)
+        tok, r = fx.anon.login(mine["email"], mine["password"])
+        if not tok and r.status != 429:
+            out.append("own login %s" % r.status)
+    diag("16 guesses at another account, each followed by a login to one's own: %r" % out)
+    is_(out[:5], [401] * 5, "the first five guesses are checked (401)")
+    ok(out.count(401) <= 7 and out[5] == 429 and set(out) <= {401, 429},
+       "of the other eleven at most two (one per passed delay of 1 s, then 2 s) are checked, the "
+       "rest 429: logging into one's own account does not reset the count", out)
+
+    reset_throttle(fx)
+    # Many accounts, one guess each, from one address, with own logins between.
+    env = {"GLASGOW_LOGIN_ADDRESS_FAILURES": "6"}
+    with dbh.DbServer(fx.db, env=env) as s:
+        anon = dbh.Api(s)
+        out = []
+        for i in range(10):
+            _, r = anon.login("target-%d-%s@example.com" % (i, secrets.token_hex(3)), "guess")
+            out.append(r.status)
+            anon.login(mine["email"], mine["password"])
+        diag("10 accounts, one guess each, from one address (6 free): %r" % out)
+        ok(out[:6] == [401] * 6 and out[6:] == [429] * 4, "one address trying many accounts is "
+           "slowed after GLASGOW_LOGIN_ADDRESS_FAILURES failures, own logins or not", out)
+    reset_throttle(fx)
+
+
+@case(timeout=60)
+def many_addresses_one_account(fx):
+    reset_throttle(fx)
+    victim = new_user(fx.admin)
+    out = []
+    for i in range(12):
+        r = login_from(fx.server, "127.0.0.%d" % (10 + i), victim["email"], "guess-%d" % i)
+        out.append(r.status)
+    diag("12 addresses, one guess each at one account: %r" % out)
+    ok(out[:5] == [401] * 5 and out[5:] == [429] * 7, "many addresses trying one account are "
+       "slowed after the account's 5 free failures", out)
+    r = login_from(fx.server, "127.0.0.99", victim["email"], victim["password"])
+    is_(r.status, 429, "... the right password from a new address waits too (the delay is per "
+        "account)", r.body)
+    time.sleep((retry_after(r) or 1) + 0.05)
+    r = login_from(fx.server, "127.0.0.99", victim["email"], victim["password"])
+    is_(r.status, 200, "... and gets in once it has passed: no lockout", r.body)
+    reset_throttle(fx)
+
+
+@case(timeout=60)
+def unknown_and_known_emails_throttled_alike(fx):
+    reset_throttle(fx)
+    known = new_user(fx.admin)
+    unknown = "nobody-%s@example.com" % secrets.token_hex(4)
+    runs = {}
+    for label, e in [("known", known["email"]), ("unknown", unknown)]:
+        seq, times = [], []
+        for i in range(7):
+            t0 = time.monotonic()
+            _, r = fx.anon.login(e, "wrong-%d" % i)
+            times.append(time.monotonic() - t0)
+            seq.append((r.status, error_of(r), retry_after(r), sorted(r.headers)))
+        runs[label] = (seq, times)
+    strip = [[(st, err, ra) for st, err, ra, _ in runs[k][0]] for k in ("known", "unknown")]
+    is_(strip[0], strip[1], "a known and an unknown email get the same answers, attempt by "
+        "attempt (401 x5, then 429 with the same Retry-After)")
+    is_([h for *_, h in runs["known"][0]], [h for *_, h in runs["unknown"][0]],
+        "... with the same header names")
+    tk, tu = runs["known"][1], runs["unknown"][1]
+    diag("checked attempts: known %.0f ms, unknown %.0f ms; refused: known %.0f ms, unknown "
+         "%.0f ms" % (1e3 * sum(tk[:5]) / 5, 1e3 * sum(tu[:5]) / 5, 1e3 * sum(tk[5:]) / 2,
+                      1e3 * sum(tu[5:]) / 2))
+    ok(sum(tu[:5]) > 0.5 * sum(tk[:5]), "... and cost about the same time (both derive a key)",
+       tk, tu)
     reset_throttle(fx)
 
 
