@@ -214,6 +214,20 @@ function _M.logout(user)
             user.token_hash)
 end
 
+-- Ends the sessions of user id (revokes its tokens) inside transaction tx,
+-- after its password or role changed. The token the change was made with
+-- survives when its owner made the change: the caller has just proved to
+-- hold it, and ending it would only log out the person who reacted (a
+-- user who changes a password because another session looks stolen keeps
+-- the session they did it from, and every other one ends). When an admin
+-- changes someone else, every token of that user ends.
+function _M.end_sessions(tx, id, caller)
+    local keep = caller.id == id and caller.token_hash or db.null
+    tx.call([[UPDATE auth_tokens SET revoked_at = now()
+               WHERE user_id = $1 AND revoked_at IS NULL
+                 AND ($2::bytea IS NULL OR token_hash <> $2::bytea)]], id, keep)
+end
+
 -- Raises 404 unless user may see the record id (itself, or everything as
 -- admin): someone else's record looks exactly like a missing one.
 function _M.check_access(user, id)

@@ -256,9 +256,22 @@ local function update(req)
     end
     nargs = nargs + 1
     args[nargs] = id
-    local rows, err = db.query("UPDATE users SET " .. concat(sets, ", ") .. ", updated_at = now()" ..
-                               " WHERE id = $" .. nargs .. " RETURNING " .. COLUMNS,
-                               unpack(args, 1, nargs))
+    local sql = "UPDATE users SET " .. concat(sets, ", ") .. ", updated_at = now()" ..
+                " WHERE id = $" .. nargs .. " RETURNING " .. COLUMNS
+    local rows, err = db.transaction(function(tx)
+        local old = tx.call("SELECT role FROM users WHERE id = $1 FOR UPDATE", id)[1]
+        if not old then
+            return {}
+        end
+        local r, e = tx.query(sql, unpack(args, 1, nargs))
+        if not r then
+            return nil, e
+        end
+        if b.password ~= nil or (b.role ~= nil and b.role ~= old.role) then
+            auth.end_sessions(tx, id, caller)
+        end
+        return r
+    end)
     if not rows then
         unique_email(err)
     end

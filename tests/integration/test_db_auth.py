@@ -418,6 +418,64 @@ def throttle_burst(fx):
     reset_throttle(fx)
 
 
+@case(timeout=60)
+def sessions_end_on_password_and_role_change(fx):
+    reset_throttle(fx)
+    u = new_user(fx.admin)
+    path = "/v1/users/%s" % u["id"]
+    t1 = u["token"]
+    t2, _ = fx.anon.login(u["email"], u["password"])
+    t3, _ = fx.anon.login(u["email"], u["password"])
+    ok(t2 and t3, "three sessions of one user")
+    r = fx.anon.patch(path, {"name": "Renamed"}, token=t1)
+    is_(r.status, 200, "a name change is 200", r.body)
+    ok(all(fx.anon.get(path, token=t).status == 200 for t in (t1, t2, t3)),
+       "... and ends no session")
+
+    p2 = "changed-" + secrets.token_hex(6)
+    dbh.remember_secret(p2)
+    r = fx.anon.patch(path, {"password": p2}, token=t1)
+    is_(r.status, 200, "the user changes its own password with session 1", r.body)
+    is_(fx.anon.get(path, token=t1).status, 200, "... session 1, which made the change, goes on")
+    is_401(fx.anon.get(path, token=t2), "... session 2 after the change", "invalid_token")
+    is_401(fx.anon.get(path, token=t3), "... session 3 after the change", "invalid_token")
+    is_(fx.db.sql("SELECT count(*) FROM auth_tokens WHERE user_id = '%s' AND revoked_at IS NULL"
+                  % u["id"]), "1", "... one unrevoked token left")
+
+    t4, _ = fx.anon.login(u["email"], p2)
+    p3 = "changed-" + secrets.token_hex(6)
+    dbh.remember_secret(p3)
+    r = fx.admin.patch(path, {"password": p3})
+    is_(r.status, 200, "an admin sets the user's password", r.body)
+    is_401(fx.anon.get(path, token=t1), "the user's session 1 after an admin's change",
+           "invalid_token")
+    is_401(fx.anon.get(path, token=t4), "a session opened with the previous password",
+           "invalid_token")
+    is_(fx.admin.get(path).status, 200, "... the admin's own session goes on")
+    tok, r = fx.anon.login(u["email"], p3)
+    ok(tok, "the new password logs in", r.status, r.body)
+
+    r = fx.admin.patch(path, {"role": "user"})
+    is_(r.status, 200, "an admin sets the role the user already has", r.body)
+    is_(fx.anon.get(path, token=tok).status, 200, "... which ends no session")
+    r = fx.admin.patch(path, {"role": "admin"})
+    is_(r.status, 200, "an admin makes the user an admin", r.body)
+    is_401(fx.anon.get(path, token=tok), "the user's session after its role changed",
+           "invalid_token")
+    tok, r = fx.anon.login(u["email"], p3)
+    r = fx.admin.patch(path, {"role": "user"})
+    is_401(fx.anon.get(path, token=tok), "... and again after it changed back", "invalid_token")
+
+    r = fx.admin.patch(path, {"password": "x"})
+    is_(r.status, 400, "a refused change (a 1-character password) is 400", r.body)
+    tok, _ = fx.anon.login(u["email"], p3)
+    r = fx.admin.patch(path, {"email": ADMIN_EMAIL, "password": "another-pw-9"})
+    is_(r.status, 409, "a change that conflicts (another user's email) is 409", r.body)
+    is_(fx.anon.get(path, token=tok).status, 200, "... and ends no session (rolled back)")
+    tok2, _ = fx.anon.login(u["email"], p3)
+    ok(tok2, "... and left the password as it was")
+
+
 def abandon(server, requests, linger=0.5):
     """Sends each (method, path, body, token) on its own connection, waits linger
     seconds (so the server has read them all and their handlers wait), then hangs

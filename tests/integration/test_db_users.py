@@ -478,10 +478,15 @@ def authorization_matrix(fx):
     r = fx.admin.patch(bpath, {"role": "admin"})
     is_(r.status, 200, "the admin promotes user B", r.body)
     r = b["api"].get("/v1/users?count=true")
-    ok((r.json_or_none() or {}).get("total", 0) >= 3, "user B's existing token now lists "
-       "everyone (the role is read on each request)", r.body[:200])
+    is_(r.status, 401, "user B's existing token ended with the role change", r.body)
+    tok, _ = fx.anon.login(b["email"], b["password"])
+    r = b["api"].get("/v1/users?count=true", token=tok)
+    ok((r.json_or_none() or {}).get("total", 0) >= 3, "user B, logged in again, lists everyone",
+       r.body[:200])
     r = fx.admin.patch(bpath, {"role": "user"})
-    r = b["api"].get("/v1/users/%s" % a["id"])
+    is_(b["api"].get(bpath, token=tok).status, 401, "the demotion ends B's admin session")
+    tok, _ = fx.anon.login(b["email"], b["password"])
+    r = b["api"].get("/v1/users/%s" % a["id"], token=tok)
     is_(r.status, 404, "after demotion user B no longer reads user A", r.body)
     r = A.delete("/v1/users/%s" % a["id"])
     is_(r.status, 204, "a user deletes itself", r.body)
