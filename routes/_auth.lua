@@ -214,6 +214,32 @@ function _M.logout(user)
             user.token_hash)
 end
 
+-- Counts one password change of user id, or raises 429 with Retry-After
+-- when the user has had its GLASGOW_PASSWORD_CHANGES in the current window,
+-- or 404 when there is no such user. Counted before the new password is
+-- hashed, so that over the limit a request costs no hashing.
+function _M.count_password_change(id)
+    local rows = db.call([[
+        INSERT INTO password_change_limit AS t (user_id, changes, window_start)
+        SELECT id, 1, now() FROM users WHERE id = $1
+        ON CONFLICT (user_id) DO UPDATE SET
+            changes = CASE WHEN t.window_start > now() - make_interval(secs => $2::float8)
+                           THEN t.changes + 1 ELSE 1 END,
+            window_start = CASE WHEN t.window_start > now() - make_interval(secs => $2::float8)
+                                THEN t.window_start ELSE now() END
+        RETURNING changes,
+                  ceil(extract(epoch FROM window_start + make_interval(secs => $2::float8) - now()))
+                  AS retry_after]], id, limit("password_change_window_s"))
+    local row = rows[1]
+    if not row then
+        fail(404, "not_found", "no such user")
+    end
+    if row.changes > limit("password_changes") then
+        fail(429, "too_many_password_changes", "too many password changes; try again later", nil,
+             { ["Retry-After"] = tostring(max(1, tonumber(row.retry_after) or 1)) })
+    end
+end
+
 -- Ends the sessions of user id (revokes its tokens) inside transaction tx,
 -- after its password or role changed. The token the change was made with
 -- survives when its owner made the change: the caller has just proved to

@@ -252,6 +252,7 @@ local function update(req)
         set("role", b.role)
     end
     if b.password ~= nil then
+        auth.count_password_change(id)
         set("password_hash", hash_password(b.password, "user:" .. caller.id))
     end
     nargs = nargs + 1

@@ -476,6 +476,51 @@ def sessions_end_on_password_and_role_change(fx):
     ok(tok2, "... and left the password as it was")
 
 
+@case(timeout=60)
+def password_changes_are_rate_limited(fx):
+    reset_throttle(fx)
+    u = new_user(fx.admin)
+    other = new_user(fx.admin)
+    path = "/v1/users/%s" % u["id"]
+    statuses, last = [], None
+    for i in range(5):
+        p = "limited-%d-%s" % (i, secrets.token_hex(4))
+        dbh.remember_secret(p)
+        r = u["api"].patch(path, {"password": p})
+        statuses.append(r.status)
+        if r.status == 200:
+            last = p
+    is_(statuses, [200] * 5, "five password changes in an hour are 200")
+    r = u["api"].patch(path, {"password": "one-too-many-1", "name": "Not stored"})
+    is_(r.status, 429, "the sixth is 429", r.body)
+    ok(is_error_shape(r.body, "too_many_password_changes"), "... too_many_password_changes",
+       r.body)
+    ok(3500 <= (retry_after(r) or 0) <= 3600, "... Retry-After is the rest of the hour",
+       r.header("retry-after"))
+    r = fx.admin.patch(path, {"password": "one-too-many-2"})
+    is_(r.status, 429, "... also when an admin asks: the limit is the user's", r.body)
+    is_(fx.db.sql("SELECT name FROM users WHERE id = '%s'" % u["id"]), "Someone",
+        "... and a refused change writes nothing")
+    tok, r = fx.anon.login(u["email"], last)
+    ok(tok, "the fifth password still logs in", r.status, r.body)
+    r = other["api"].patch("/v1/users/%s" % other["id"], {"password": "other-users-pw"})
+    is_(r.status, 200, "another user's change is not affected", r.body)
+    r = u["api"].patch(path, {"name": "Still changeable"})
+    is_(r.status, 200, "changes without a password are not limited", r.body)
+
+    with dbh.DbServer(fx.db, env={"GLASGOW_PASSWORD_CHANGES": "1",
+                                  "GLASGOW_PASSWORD_CHANGE_WINDOW_S": "1"}) as s:
+        v = new_user(fx.admin)
+        api = dbh.Api(s, v["token"])
+        vpath = "/v1/users/%s" % v["id"]
+        a = api.patch(vpath, {"password": "window-pw-1"}).status
+        b = api.patch(vpath, {"password": "window-pw-2"}).status
+        time.sleep(1.1)
+        c = api.patch(vpath, {"password": "window-pw-3"}).status
+        is_((a, b, c), (200, 429, 200), "with 1 change per second: 200, 429, then 200 once the "
+            "window has passed")
+
+
 def abandon(server, requests, linger=0.5):
     """Sends each (method, path, body, token) on its own connection, waits linger
     seconds (so the server has read them all and their handlers wait), then hangs
