@@ -418,6 +418,40 @@ def throttle_burst(fx):
     reset_throttle(fx)
 
 
+@case(timeout=90)
+def simultaneous_right_and_wrong_logins(fx):
+    # Successes take their count back while other attempts count theirs, on
+    # the same two rows: no deadlock, no 500, whatever the interleaving.
+    reset_throttle(fx)
+    u = new_user(fx.admin)
+    out = []
+    lock = threading.Lock()
+    for rnd in range(3):
+        n = 12
+        barrier = threading.Barrier(n, timeout=10)
+
+        def go(i):
+            try:
+                barrier.wait()
+                pw = u["password"] if i % 2 == 0 else "wrong-%d" % i
+                _, r = fx.anon.login(u["email"], pw)
+                st = r.status
+            except Exception as e:  # noqa: BLE001
+                st = repr(e)
+            with lock:
+                out.append(st)
+
+        ts = [threading.Thread(target=go, args=(i,), daemon=True) for i in range(n)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        reset_throttle(fx)
+    diag("3 rounds of 12 simultaneous logins, half right, half wrong: %r" % sorted(map(str, out)))
+    ok(len(out) == 36 and all(st in (200, 401, 429) for st in out),
+       "every one is answered 200, 401 or 429 (no 500)", out)
+
+
 @case(timeout=60)
 def sessions_end_on_password_and_role_change(fx):
     reset_throttle(fx)
