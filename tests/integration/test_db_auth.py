@@ -576,8 +576,15 @@ def abandon(server, requests, linger=0.5):
 
 
 def timed_admin_login(api):
+    """(token, response, seconds). One connection reset is retried (and said):
+    seen once under a fully loaded machine, never reproduced; the time counts
+    both tries, so a slow login still shows."""
     t0 = time.monotonic()
-    tok, r = api.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    try:
+        tok, r = api.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    except ConnectionResetError as e:
+        diag("admin login: %r after %.0f ms; retrying once" % (e, (time.monotonic() - t0) * 1e3))
+        tok, r = api.login(ADMIN_EMAIL, ADMIN_PASSWORD)
     return tok, r, time.monotonic() - t0
 
 
