@@ -10,6 +10,7 @@ local glasgow = require "glasgow"
 local db = require "glasgow.db"
 local crypto = require "glasgow.crypto"
 local password = require "glasgow.password"
+local netaddr = require "glasgow.netaddr"
 
 local limits = require("glasgow.core").limits
 
@@ -179,7 +180,8 @@ end
 -- derivation and get the same answer.
 function _M.login(email, pw, client)
     email = _M.normalize_email(email)
-    local account, address = "account:" .. email, "address:" .. client
+    -- an IPv6 client is counted by its /64, which one host usually holds whole
+    local account, address = "account:" .. email, "address:" .. netaddr.client_key(client)
     local at = attempt(account, address)
     local rows = db.call("SELECT id, password_hash FROM users WHERE email = $1", email)
     local user = rows[1]
