@@ -275,6 +275,22 @@ def throttle(fx):
 
 
 @case(timeout=60)
+def token_lifetime_from_the_environment(fx):
+    reset_throttle(fx)
+    with dbh.DbServer(fx.db, env={"GLASGOW_TOKEN_TTL_S": "120"}) as s:
+        tok, r = dbh.Api(s).login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        is_((r.json_or_none() or {}).get("expires_in"), 120,
+            "GLASGOW_TOKEN_TTL_S=120: expires_in is 120", r.body)
+        left = fx.db.sql("SELECT extract(epoch FROM expires_at - now())::int FROM auth_tokens "
+                         "WHERE token_hash = '\\x%s'" % dbh.token_hash_hex(tok or ""))
+        ok(left.isdigit() and 100 <= int(left) <= 120, "... and the stored expiry is two minutes "
+           "away", left)
+    p = dbh.run_migrate(fx.db.url, env={"GLASGOW_TOKEN_TTL_S": "forever"})
+    ok(p.returncode != 0 and "GLASGOW_TOKEN_TTL_S" in p.stderr, "a malformed value stops "
+       "start-up naming the variable", p.returncode, p.stderr)
+
+
+@case(timeout=60)
 def growing_delay_is_capped(fx):
     reset_throttle(fx)
     env = {"GLASGOW_LOGIN_ACCOUNT_FAILURES": "2", "GLASGOW_LOGIN_MAX_DELAY_S": "2"}
