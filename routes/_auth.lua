@@ -98,8 +98,8 @@ end
 -- further one doubles the delay before the next attempt; an attempt within
 -- the delay answers 429 with Retry-After, is not counted and checks no
 -- password. Nothing is ever locked: the delay is capped, and the failures
--- are forgotten after a quiet window. The account row comes first: every
--- statement here locks "account:" rows before "address:" rows.
+-- are forgotten after a quiet window. The account (or device) row comes
+-- first: every statement here locks it before the address row.
 local ATTEMPT = [[
     INSERT INTO auth_throttle AS t (key, failures, last_failure)
     VALUES ($1, 1, now()), ($2, 1, now())
@@ -128,11 +128,11 @@ local ATTEMPT = [[
 -- Takes back the attempt counted at time at for each key given (a success,
 -- or a check that could not be made): its count, and its time unless a
 -- later attempt has set another. Failures others made stay. The rows are
--- locked in key order ("account:" before "address:"), the order ATTEMPT
--- inserts them in, so the two statements can never deadlock each other.
+-- locked in the order ATTEMPT inserts them in (the account or device row,
+-- then the address row), so the two statements can never deadlock.
 local function forget(at, account, address)
     db.call([[WITH locked AS (SELECT key FROM auth_throttle WHERE key = $2 OR key = $3
-                              ORDER BY key FOR UPDATE)
+                              ORDER BY key = $3, key FOR UPDATE)
               UPDATE auth_throttle t
                  SET failures = greatest(t.failures - 1, 0),
                      last_failure = CASE WHEN t.last_failure = $1::timestamptz
@@ -166,32 +166,95 @@ local function attempt(account, address)
     return at
 end
 
--- Removes rows whose failures are forgotten anyway, now and then (about one
--- login in 64), so that guessed emails do not pile up.
+-- Removes rows whose failures are forgotten anyway, and devices unused for
+-- their lifetime, now and then (about one login in 64), so that guessed
+-- emails do not pile up.
 local function sweep()
     if crypto.random(1):byte() < 4 then
         db.call("DELETE FROM auth_throttle WHERE last_failure < now() - make_interval(secs => $1)",
                 limit("login_window_s"))
+        db.call("DELETE FROM auth_devices WHERE last_login < now() - make_interval(secs => $1)",
+                limit("login_device_ttl_s"))
     end
 end
 
--- Exchanges email and password for a token; raises 401, 429 or 503. An
--- unknown email and a wrong password take the same steps, cost the same
--- derivation and get the same answer.
-function _M.login(email, pw, client)
+local DEVICE_COOKIE = "glasgow_device"
+
+-- The raw device token in the request's Cookie header(s), or nil.
+local function device_cookie(req)
+    local h = req.headers.cookie
+    if type(h) == "table" then
+        h = table.concat(h, "; ")
+    end
+    if type(h) ~= "string" then
+        return nil
+    end
+    local v = (";" .. h):match(";%s*" .. DEVICE_COOKIE .. "=([%w_%-]+)")
+    local raw = v and #v == 43 and crypto.base64url_decode(v)
+    return raw and #raw == 32 and raw or nil
+end
+
+-- The throttle key of the device token raw when it was set by a successful
+-- login to the account email within GLASGOW_LOGIN_DEVICE_TTL_S, else nil.
+-- A login that presents one is counted per device instead of per account:
+-- the owner, on a device they logged in from before, is not slowed by
+-- guesses made elsewhere (and a stolen cookie still only allows the free
+-- failures of an account, then the growing delay).
+local function device_key(raw, email)
+    local ttl = limit("login_device_ttl_s")
+    if not raw or ttl == 0 then
+        return nil
+    end
+    local h = crypto.sha256(raw)
+    local rows = db.call([[SELECT 1 AS ok FROM auth_devices d JOIN users u ON u.id = d.user_id
+                            WHERE d.token_hash = $1 AND u.email = $2
+                              AND d.last_login > now() - make_interval(secs => $3)]],
+                         bytea(h), email, ttl)
+    return rows[1] and "device:" .. crypto.hex(h) or nil
+end
+
+-- After a successful login of user id: refreshes the device that was
+-- presented, or makes a new one. Returns the Set-Cookie value, or nil when
+-- device cookies are off.
+local function remember_device(raw, known, id)
+    local ttl = limit("login_device_ttl_s")
+    if ttl == 0 then
+        return nil
+    end
+    if not known then
+        raw = crypto.random(32)
+        db.call("INSERT INTO auth_devices (token_hash, user_id) VALUES ($1, $2)",
+                bytea(crypto.sha256(raw)), id)
+    else
+        db.call("UPDATE auth_devices SET last_login = now() WHERE token_hash = $1",
+                bytea(crypto.sha256(raw)))
+    end
+    return DEVICE_COOKIE .. "=" .. crypto.base64url(raw) .. "; Max-Age=" .. ttl ..
+           "; Path=/v1/auth/token; HttpOnly; Secure; SameSite=Strict"
+end
+
+-- Exchanges email and password for a token; returns the token body and the
+-- response headers, or raises 401, 429 or 503. An unknown email and a wrong
+-- password take the same steps, cost the same derivation and get the same
+-- answer.
+function _M.login(req, email, pw)
     email = _M.normalize_email(email)
+    local raw_device = device_cookie(req)
+    local device = device_key(raw_device, email)
     -- an IPv6 client is counted by its /64, which one host usually holds whole
-    local account, address = "account:" .. email, "address:" .. netaddr.client_key(client)
+    local account = device or "account:" .. email
+    local address = "address:" .. netaddr.client_key(req.client)
     local at = attempt(account, address)
     local rows = db.call("SELECT id, password_hash FROM users WHERE email = $1", email)
     local user = rows[1]
     -- the hashing queue counts the work against the account asked for, known
     -- or not, so one account's guesses cannot crowd out other logins
+    local owner = "account:" .. email
     local ok, err
     if user then
-        ok, err = password.verify(pw, user.password_hash, account)
+        ok, err = password.verify(pw, user.password_hash, owner)
     else
-        ok, err = password.dummy_verify(pw, account) -- the same work, so timing tells nothing
+        ok, err = password.dummy_verify(pw, owner) -- the same work, so timing tells nothing
     end
     if err then
         forget(at, account, address) -- not checked: not a failure
@@ -207,7 +270,10 @@ function _M.login(email, pw, client)
     db.call([[INSERT INTO auth_tokens (token_hash, user_id, expires_at)
               VALUES ($1, $2, now() + make_interval(secs => $3))]],
             bytea(crypto.sha256(raw)), user.id, ttl)
-    return { access_token = crypto.base64url(raw), token_type = "Bearer", expires_in = ttl }
+    local headers = { ["Cache-Control"] = "no-store" }
+    headers["Set-Cookie"] = remember_device(raw_device, device ~= nil, user.id)
+    return { access_token = crypto.base64url(raw), token_type = "Bearer", expires_in = ttl },
+           headers
 end
 
 -- Revokes the token the request was authenticated with.
@@ -248,12 +314,15 @@ end
 -- hold it, and ending it would only log out the person who reacted (a
 -- user who changes a password because another session looks stolen keeps
 -- the session they did it from, and every other one ends). When an admin
--- changes someone else, every token of that user ends.
+-- changes someone else, every token of that user ends. The user's device
+-- cookies end too: a device that logged in with the old password must not
+-- be spared the account's login delay.
 function _M.end_sessions(tx, id, caller)
     local keep = caller.id == id and caller.token_hash or db.null
     tx.call([[UPDATE auth_tokens SET revoked_at = now()
                WHERE user_id = $1 AND revoked_at IS NULL
                  AND ($2::bytea IS NULL OR token_hash <> $2::bytea)]], id, keep)
+    tx.call("DELETE FROM auth_devices WHERE user_id = $1", id)
 end
 
 -- Raises 404 unless user may see the record id (itself, or everything as

@@ -29,8 +29,8 @@ return {
             },
         } } },
         handler = function(req)
-            return 200, auth.login(req.body.email, req.body.password, req.client),
-                   { ["Cache-Control"] = "no-store" }
+            local body, headers = auth.login(req, req.body.email, req.body.password)
+            return 200, body, headers
         end,
     },
     {

@@ -139,6 +139,7 @@ static const struct uint_setting uint_settings[] = {
     U("GLASGOW_LOGIN_BASE_DELAY_S", 1, 1, 3600, auth.login_base_delay_s),
     U("GLASGOW_LOGIN_MAX_DELAY_S", 300, 1, 86400, auth.login_max_delay_s),
     U("GLASGOW_LOGIN_WINDOW_S", 900, 1, 604800, auth.login_window_s),
+    U("GLASGOW_LOGIN_DEVICE_TTL_S", 2592000, 0, 31536000, auth.login_device_ttl_s),
     U("GLASGOW_PASSWORD_CHANGES", 5, 1, 100000, auth.password_changes),
     U("GLASGOW_PASSWORD_CHANGE_WINDOW_S", 3600, 1, 604800, auth.password_change_window_s),
     U("GLASGOW_SCRYPT_THREADS", 2, 1, 64, auth.scrypt_threads),

@@ -23,7 +23,9 @@ typedef struct config_addr {
  * counted per account and per client address; past the free ones each
  * further failure doubles a delay, from login_base_delay_s up to
  * login_max_delay_s, during which logins answer 429 with Retry-After.
- * Failures are forgotten login_window_s after the last one.
+ * Failures are forgotten login_window_s after the last one. A login that
+ * presents a device cookie from an earlier success on the same account (at
+ * most login_device_ttl_s old) is counted per device instead of per account.
  */
 typedef struct config_auth {
     unsigned token_ttl_s;              /* GLASGOW_TOKEN_TTL_S */
@@ -32,6 +34,7 @@ typedef struct config_auth {
     unsigned login_base_delay_s;       /* GLASGOW_LOGIN_BASE_DELAY_S: first delay */
     unsigned login_max_delay_s;        /* GLASGOW_LOGIN_MAX_DELAY_S: longest delay */
     unsigned login_window_s;           /* GLASGOW_LOGIN_WINDOW_S: memory of failures */
+    unsigned login_device_ttl_s;       /* GLASGOW_LOGIN_DEVICE_TTL_S: device cookies; 0 off */
     unsigned password_changes;         /* GLASGOW_PASSWORD_CHANGES: per user ... */
     unsigned password_change_window_s; /* GLASGOW_PASSWORD_CHANGE_WINDOW_S: ... per window */
     unsigned scrypt_threads;           /* GLASGOW_SCRYPT_THREADS: hashing threads */

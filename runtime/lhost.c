@@ -595,6 +595,7 @@ static lua_State *new_state(const lhost_opts *o, memcap *m)
             {"login_base_delay_s", auth_limits.login_base_delay_s},
             {"login_max_delay_s", auth_limits.login_max_delay_s},
             {"login_window_s", auth_limits.login_window_s},
+            {"login_device_ttl_s", auth_limits.login_device_ttl_s},
             {"password_changes", auth_limits.password_changes},
             {"password_change_window_s", auth_limits.password_change_window_s},
         };

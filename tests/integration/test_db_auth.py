@@ -375,6 +375,66 @@ def many_addresses_one_account(fx):
     reset_throttle(fx)
 
 
+def device_login(api, email, password, cookie=None):
+    h = {"Cookie": cookie} if cookie else None
+    r = api.call("POST", "/v1/auth/token", {"email": email, "password": password}, token="",
+                 headers=h)
+    return r
+
+
+def device_cookie_of(r):
+    for v in r.headers.get("set-cookie", []):
+        if v.startswith("glasgow_device="):
+            return v.split(";", 1)[0]
+    return None
+
+
+@case(timeout=60)
+def device_cookie_keeps_the_owner_in(fx):
+    reset_throttle(fx)
+    victim = new_user(fx.admin)
+    mine = new_user(fx.admin)
+    r = device_login(fx.anon, victim["email"], victim["password"])
+    cookie = device_cookie_of(r)
+    sc = " ".join(r.headers.get("set-cookie", []))
+    ok(r.status == 200 and cookie and "HttpOnly" in sc and "Secure" in sc and
+       "SameSite=Strict" in sc and "Path=/v1/auth/token" in sc,
+       "a successful login sets an HttpOnly, Secure, SameSite=Strict device cookie for the "
+       "token route", r.status, sc)
+    my_cookie = device_cookie_of(device_login(fx.anon, mine["email"], mine["password"]))
+    reset_throttle(fx)
+
+    out = [login_from(fx.server, "127.0.0.%d" % (40 + i), victim["email"], "guess-%d" % i).status
+           for i in range(8)]
+    ok(out[-1] == 429, "guesses from elsewhere slow the account down", out)
+    r = device_login(fx.anon, victim["email"], victim["password"])
+    is_(r.status, 429, "the owner without the cookie waits like everyone", r.body)
+    r = device_login(fx.anon, victim["email"], victim["password"], cookie)
+    is_(r.status, 200, "the owner with the device cookie gets in at once", r.body)
+    is_(device_cookie_of(r), cookie, "... and keeps the same device cookie")
+    r = device_login(fx.anon, victim["email"], victim["password"], my_cookie)
+    is_(r.status, 429, "another account's device cookie does not help", r.body)
+    r = device_login(fx.anon, victim["email"], victim["password"],
+                     "glasgow_device=" + dbh.new_raw_token()[0])
+    is_(r.status, 429, "nor does a made-up one", r.body)
+
+    out = [device_login(fx.anon, victim["email"], "stolen-%d" % i, cookie).status
+           for i in range(7)]
+    ok(out[:5] == [401] * 5 and out[5:] == [429] * 2, "a device guessing is slowed after the "
+       "account's free failures, like anyone (a stolen cookie is no free pass)", out)
+
+    reset_throttle(fx)
+    p2 = "after-change-" + secrets.token_hex(4)
+    dbh.remember_secret(p2)
+    r = fx.admin.patch("/v1/users/%s" % victim["id"], {"password": p2})
+    is_(r.status, 200, "the password changes", r.body)
+    for i in range(6):
+        login_from(fx.server, "127.0.0.%d" % (60 + i), victim["email"], "guess-%d" % i)
+    r = device_login(fx.anon, victim["email"], p2, cookie)
+    is_(r.status, 429, "a password change ends the user's device cookies", r.body)
+    reset_throttle(fx)
+
+
 @case(timeout=60)
 def unknown_and_known_emails_throttled_alike(fx):
     reset_throttle(fx)

@@ -165,6 +165,7 @@ static void test_auth(void)
     is_int(c.auth.login_base_delay_s, 1, "first delay 1 s");
     is_int(c.auth.login_max_delay_s, 300, "longest delay 300 s");
     is_int(c.auth.login_window_s, 900, "failures remembered 900 s");
+    is_int(c.auth.login_device_ttl_s, 2592000, "device cookies live 30 days");
     is_int(c.auth.password_changes, 5, "5 password changes ...");
     is_int(c.auth.password_change_window_s, 3600, "... per hour");
     is_int(c.auth.scrypt_threads, 2, "2 hashing threads");
@@ -211,6 +212,7 @@ static void test_auth(void)
         {"GLASGOW_LOGIN_ADDRESS_FAILURES", "-1", NULL, NULL},
         {"GLASGOW_LOGIN_BASE_DELAY_S", "0", NULL, NULL},
         {"GLASGOW_LOGIN_WINDOW_S", "", NULL, NULL},
+        {"GLASGOW_LOGIN_DEVICE_TTL_S", "31536001", NULL, NULL},
         {"GLASGOW_PASSWORD_CHANGES", "0", NULL, NULL},
         {"GLASGOW_SCRYPT_THREADS", "0", NULL, NULL},
         {"GLASGOW_SCRYPT_THREADS", "65", NULL, NULL},
