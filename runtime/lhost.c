@@ -93,6 +93,18 @@ static void resume_request(request *r, int nargs);
 /* Registry key for the generation's options table (address of a static char). */
 static const char limits_key = 'l';
 
+/* Authentication limits every new state shows in glasgow.core.limits; set
+ * once at start-up, before any worker thread, and only read afterwards. */
+static config_auth auth_limits;
+static int auth_limits_set;
+
+void lhost_set_auth_limits(const config_auth *a)
+{
+    auth_limits = *a;
+    auth_limits_set = 1;
+    jobs_configure(a->scrypt_threads, a->scrypt_queue, a->scrypt_queue_per_user);
+}
+
 void lhost_thread_init(loop *lp)
 {
     tl_loop = lp;
@@ -338,9 +350,11 @@ static int core_request_id(lua_State *L)
 }
 
 /* An scrypt derivation handed to a job thread. Owned by the job until its
- * completion runs on the loop; an aborted request only marks it. */
+ * completion runs on the loop; an aborted request takes it back if no
+ * thread started it, and otherwise only marks it. */
 typedef struct scrypt_job {
     request *r; /* NULL once the request gave up waiting */
+    job *job;   /* the queued job, while r waits for it */
     char *password;
     size_t password_len;
     unsigned char salt[64];
@@ -387,17 +401,27 @@ static void scrypt_done(void *arg)
     scrypt_job_free(j);
 }
 
+/* The request is gone (client hung up, deadline): a derivation nobody
+ * started is dropped at once and frees its place in the queue; one that
+ * runs finishes on its own and its result is discarded. */
 static void scrypt_cancel(request *r)
 {
     scrypt_job *j = r->op;
-    j->r = NULL; /* the job finishes on its own and frees itself */
+    r->op = NULL;
+    if (jobs_cancel(j->job))
+        scrypt_job_free(j);
+    else
+        j->r = NULL;
 }
 
 /*
- * glasgow.core.scrypt(password, salt, N, r, p, dklen) -> key | nil, err.
+ * glasgow.core.scrypt(password, salt, N, r, p, dklen [, owner]) -> key | nil, err.
  * Inside a request the derivation runs on a job thread and the coroutine
  * waits, so a 50-100 ms hash never stalls the worker; elsewhere (migrate,
- * glasgow run, load time) it runs inline.
+ * glasgow run, load time) it runs inline. owner names who the hash is for
+ * (a user or an account): when the queue already holds its share of jobs
+ * for that owner the answer is nil, "busy"; when the queue is full, nil,
+ * "overloaded". Both are immediate, and the caller answers 429 or 503.
  */
 static int core_scrypt(lua_State *L)
 {
@@ -412,6 +436,7 @@ static int core_scrypt(lua_State *L)
         return luaL_argerror(L, 4, "r and p must be between 1 and 16");
     if (dklen < 16 || dklen > 64 || slen > 64 || plen > 4096)
         return luaL_argerror(L, 6, "dklen 16..64, salt at most 64 bytes, password at most 4096");
+    const char *owner = luaL_optstring(L, 7, NULL);
     scrypt_job *j = xcalloc(1, sizeof *j);
     j->password = xstrndup(pw, plen);
     j->password_len = plen;
@@ -435,10 +460,17 @@ static int core_scrypt(lua_State *L)
         lua_pushstring(L, "scrypt failed");
         return 2;
     }
+    int why = 0;
+    j->job = jobs_submit(tl_loop, owner, scrypt_work, scrypt_done, j, &why);
+    if (!j->job) {
+        scrypt_job_free(j);
+        lua_pushnil(L);
+        lua_pushstring(L, why == JOBS_KEY_FULL ? "busy" : "overloaded");
+        return 2;
+    }
     j->r = r;
     r->cancel = scrypt_cancel;
     r->op = j;
-    jobs_submit(tl_loop, scrypt_work, scrypt_done, j);
     return lua_yield(L, 0);
 }
 
@@ -552,6 +584,26 @@ static lua_State *new_state(const lhost_opts *o, memcap *m)
     lua_setfield(L, -2, "max_json_depth");
     lua_pushnumber(L, (lua_Number)o->max_body_bytes);
     lua_setfield(L, -2, "max_body_bytes");
+    if (auth_limits_set) {
+        const struct {
+            const char *name;
+            unsigned value;
+        } auth[] = {
+            {"token_ttl_s", auth_limits.token_ttl_s},
+            {"login_account_failures", auth_limits.login_account_failures},
+            {"login_address_failures", auth_limits.login_address_failures},
+            {"login_base_delay_s", auth_limits.login_base_delay_s},
+            {"login_max_delay_s", auth_limits.login_max_delay_s},
+            {"login_window_s", auth_limits.login_window_s},
+            {"login_device_ttl_s", auth_limits.login_device_ttl_s},
+            {"password_changes", auth_limits.password_changes},
+            {"password_change_window_s", auth_limits.password_change_window_s},
+        };
+        for (size_t i = 0; i < sizeof auth / sizeof auth[0]; i++) {
+            lua_pushinteger(L, (lua_Integer)auth[i].value);
+            lua_setfield(L, -2, auth[i].name);
+        }
+    }
     lua_rawset(L, LUA_REGISTRYINDEX);
     return L;
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "bundle.h"
+#include "config.h"
 #include "loop.h"
 #include "request.h"
 
@@ -30,6 +31,14 @@ typedef struct lhost_opts {
 } lhost_opts;
 
 enum { LHOST_DONE = 0, LHOST_YIELDED = 1 };
+
+/*
+ * Sets the authentication limits that every state built afterwards exposes
+ * to Lua as glasgow.core.limits (token_ttl_s, login_*, password_change*),
+ * and the bounds of the password-hashing queue (jobs_configure). Call once
+ * at start-up, before any state or thread exists.
+ */
+void lhost_set_auth_limits(const config_auth *a);
 
 /* Binds the calling thread to lp: bindings that wait arm timers there. */
 void lhost_thread_init(loop *lp);

@@ -109,6 +109,7 @@ static void load_config(config *cfg)
     if (config_load(cfg, env, err, sizeof err) < 0)
         die("%s", err);
     log_set_level(cfg->log_level);
+    lhost_set_auth_limits(&cfg->auth);
     if (lua_db_config(cfg, err, sizeof err) < 0)
         die("%s", err);
 }

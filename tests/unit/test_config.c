@@ -169,6 +169,83 @@ static void test_bad_values(void)
     }
 }
 
+static void test_auth(void)
+{
+    config c;
+    char err[256];
+    static const char *const none[] = {NULL};
+    is_int(load(&c, none, err), 0, "empty environment loads");
+    is_int(c.auth.token_ttl_s, 3600, "tokens live an hour by default");
+    is_int(c.auth.login_account_failures, 5, "5 free failures per account");
+    is_int(c.auth.login_address_failures, 20, "20 free failures per address");
+    is_int(c.auth.login_base_delay_s, 1, "first delay 1 s");
+    is_int(c.auth.login_max_delay_s, 300, "longest delay 300 s");
+    is_int(c.auth.login_window_s, 900, "failures remembered 900 s");
+    is_int(c.auth.login_device_ttl_s, 2592000, "device cookies live 30 days");
+    is_int(c.auth.password_changes, 5, "5 password changes ...");
+    is_int(c.auth.password_change_window_s, 3600, "... per hour");
+    is_int(c.auth.scrypt_threads, 2, "2 hashing threads");
+    is_int(c.auth.scrypt_queue, 32, "32 hashes queued or running");
+    is_int(c.auth.scrypt_queue_per_user, 2, "2 of them per user");
+
+    static const char *const v[] = {"GLASGOW_TOKEN_TTL_S",
+                                    "600",
+                                    "GLASGOW_LOGIN_ACCOUNT_FAILURES",
+                                    "3",
+                                    "GLASGOW_LOGIN_ADDRESS_FAILURES",
+                                    "50",
+                                    "GLASGOW_LOGIN_BASE_DELAY_S",
+                                    "2",
+                                    "GLASGOW_LOGIN_MAX_DELAY_S",
+                                    "60",
+                                    "GLASGOW_LOGIN_WINDOW_S",
+                                    "60",
+                                    "GLASGOW_PASSWORD_CHANGES",
+                                    "10",
+                                    "GLASGOW_PASSWORD_CHANGE_WINDOW_S",
+                                    "60",
+                                    "GLASGOW_SCRYPT_THREADS",
+                                    "4",
+                                    "GLASGOW_SCRYPT_QUEUE",
+                                    "8",
+                                    "GLASGOW_SCRYPT_QUEUE_PER_USER",
+                                    "8",
+                                    NULL};
+    is_int(load(&c, v, err), 0, "auth values load (%s)", err);
+    ok(c.auth.token_ttl_s == 600 && c.auth.login_account_failures == 3 &&
+           c.auth.login_address_failures == 50 && c.auth.login_base_delay_s == 2 &&
+           c.auth.login_max_delay_s == 60 && c.auth.login_window_s == 60 &&
+           c.auth.password_changes == 10 && c.auth.password_change_window_s == 60 &&
+           c.auth.scrypt_threads == 4 && c.auth.scrypt_queue == 8 &&
+           c.auth.scrypt_queue_per_user == 8,
+       "each auth variable lands in its field");
+
+    static const char *const cases[][4] = {
+        {"GLASGOW_TOKEN_TTL_S", "0", NULL, NULL},
+        {"GLASGOW_TOKEN_TTL_S", "1h", NULL, NULL},
+        {"GLASGOW_TOKEN_TTL_S", "99999999999", NULL, NULL},
+        {"GLASGOW_LOGIN_ACCOUNT_FAILURES", "0", NULL, NULL},
+        {"GLASGOW_LOGIN_ADDRESS_FAILURES", "-1", NULL, NULL},
+        {"GLASGOW_LOGIN_BASE_DELAY_S", "0", NULL, NULL},
+        {"GLASGOW_LOGIN_WINDOW_S", "", NULL, NULL},
+        {"GLASGOW_LOGIN_DEVICE_TTL_S", "31536001", NULL, NULL},
+        {"GLASGOW_PASSWORD_CHANGES", "0", NULL, NULL},
+        {"GLASGOW_SCRYPT_THREADS", "0", NULL, NULL},
+        {"GLASGOW_SCRYPT_THREADS", "65", NULL, NULL},
+        {"GLASGOW_SCRYPT_QUEUE", "0", NULL, NULL},
+        {"GLASGOW_LOGIN_MAX_DELAY_S", "5", "GLASGOW_LOGIN_BASE_DELAY_S", "10"},
+        {"GLASGOW_SCRYPT_QUEUE_PER_USER", "9", "GLASGOW_SCRYPT_QUEUE", "8"},
+        {"GLASGOW_LOGIN_WINDOW_S", "60", "GLASGOW_LOGIN_MAX_DELAY_S", "120"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *e[] = {cases[i][0], cases[i][1], cases[i][2], cases[i][3], NULL};
+        int rc = load(&c, e, err);
+        ok(rc < 0 && strstr(err, cases[i][0]) == err, "%s=\"%s\"%s%s is refused naming it: %s",
+           cases[i][0], cases[i][1], cases[i][2] ? " with " : "", cases[i][2] ? cases[i][2] : "",
+           err);
+    }
+}
+
 static void test_parse_uint(void)
 {
     uint64_t v;
@@ -215,6 +292,7 @@ int main(void)
     test_values();
     test_runaway_limits();
     test_db_health();
+    test_auth();
     test_bad_values();
     test_parse_uint();
     test_secret();
