@@ -70,7 +70,6 @@ struct lhost_gen {
     uint64_t number;
     char hash[65];
     unsigned run_limit_ms;
-    unsigned load_timeout_ms;
     memcap mem; /* outlives L: freed with the generation after lua_close */
 };
 
@@ -177,8 +176,9 @@ static void enter_lua(lhost_gen *g, uint64_t deadline_us, const char *what, cons
     watchdog_begin(watchdog_slot(NULL), deadline_us, what);
 }
 
-/* Leaves Lua: disarms the hook if the watchdog armed it, collects after a
- * refused allocation. Returns non-zero when the watchdog stopped the code. */
+/* Leaves Lua: disarms the hook if the watchdog or the memory cap armed it.
+ * Returns non-zero when the code was stopped (settle_memory collects once
+ * the stopped code's coroutine is gone). */
 static int leave_lua(lhost_gen *g, const char *who)
 {
     watchdog_end(watchdog_slot(NULL));
@@ -758,7 +758,6 @@ lhost_gen *lhost_gen_create(const bundle *b, const lhost_opts *o, uint64_t numbe
     g->number = number;
     g->handle_ref = LUA_NOREF;
     g->run_limit_ms = o->run_limit_ms;
-    g->load_timeout_ms = o->load_timeout_ms;
     snprintf(g->hash, sizeof g->hash, "%s", b->hash);
     lua_State *L = g->L;
 
