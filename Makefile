@@ -6,7 +6,18 @@ SAN ?= 0
 Q := $(if $(filter 1,$(V)),,@)
 
 CC ?= cc
-PKGS := luajit libmicrohttpd libpq libcurl openssl gnutls
+PKGS := libpq libcurl openssl gnutls
+# Built from Debian source packages into $(DEPS) (README, "Built from source"),
+# linked statically: LuaJIT with LUAJIT_ENABLE_CHECKHOOK (.ci/build-luajit),
+# whose API the dynamic list exports to the C modules scripts load
+# (lua-cjson) and nothing else; libmicrohttpd 1.0.1 with our patches
+# (.ci/build-mhd).
+DEPS ?= $(or $(GLASGOW_DEPS),$(CURDIR)/.deps)
+export GLASGOW_DEPS := $(DEPS)
+LUAJIT_CFLAGS := -I$(DEPS)/luajit/include/luajit-2.1
+LUAJIT_LIBS := $(DEPS)/luajit/lib/libluajit-5.1.a -ldl -Wl,--dynamic-list=runtime/lua.dynlist
+MHD_PREFIX := $(DEPS)/mhd
+MHD_LIB := $(MHD_PREFIX)/lib/libmicrohttpd.a
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wvla -Wwrite-strings
 CSTD := -std=c11 -D_GNU_SOURCE
@@ -23,8 +34,9 @@ endif
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS_ALL = $(CSTD) $(OPT) $(WARN) -MMD -MP $(PKG_CFLAGS) -Iruntime $(CFLAGS)
-LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm $(LDLIBS)
+CFLAGS_ALL = $(CSTD) $(OPT) $(WARN) -MMD -MP $(LUAJIT_CFLAGS) -I$(MHD_PREFIX)/include $(PKG_CFLAGS) \
+             -Iruntime $(CFLAGS)
+LDLIBS_ALL = $(MHD_LIB) $(LUAJIT_LIBS) $(PKG_LIBS) -lpthread -lm $(LDLIBS)
 
 SRCS := $(wildcard runtime/*.c)
 LIB_SRCS := $(filter-out runtime/main.c,$(SRCS))
@@ -34,22 +46,28 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 include tests/fuzz/fuzz.mk
 
-.PHONY: all deps run stop-db test test-unit test-spec test-integration lint bench clean format
+.PHONY: all deps run stop-db clean-db test test-unit test-spec test-integration lint bench clean format
 all: $(BUILD)/glasgow
 
 deps:
 	$(Q)bash .ci/deps
 
-$(BUILD)/obj/%.o: runtime/%.c
+$(DEPS)/luajit/.stamp: .ci/build-luajit
+	$(Q)bash .ci/build-luajit
+
+$(MHD_LIB): .ci/build-mhd $(wildcard .ci/patches/libmicrohttpd/*.patch)
+	$(Q)bash .ci/build-mhd && touch $@
+
+$(BUILD)/obj/%.o: runtime/%.c | $(DEPS)/luajit/.stamp $(MHD_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(filter 1,$(V)),,echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
-$(BUILD)/glasgow: $(OBJS)
+$(BUILD)/glasgow: $(OBJS) $(MHD_LIB)
 	@$(if $(filter 1,$(V)),,echo "  LINK    $@")
-	$(Q)$(CC) $(OPT) -o $@ $^ $(LDFLAGS) $(LDLIBS_ALL)
+	$(Q)$(CC) $(OPT) -o $@ $(OBJS) $(LDFLAGS) $(LDLIBS_ALL)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIB_OBJS)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIB_OBJS) $(MHD_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(filter 1,$(V)),,echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_ALL)
@@ -58,11 +76,14 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIB_OBJS)
 
 # Serves the API on the embedded defaults: a local PostgreSQL kept in .data/
 # (git-ignored) on 127.0.0.1:$(DEV_PG_PORT), migrated, with a dev admin whose
-# password is generated into .data/admin-password on the first run.
+# password is generated into .data/admin-password on the first run. The
+# cluster is durable (fsync on). As root with a checkout the postgres user
+# cannot reach, its files live in /var/lib/glasgow-dev/ instead (.ci/pg).
 DEV_PG_PORT ?= 15432
 DEV_ADMIN ?= admin@glasgow.local
 run: deps $(BUILD)/glasgow
 	$(Q)bash .ci/pg start .data/pg $(DEV_PG_PORT)
+	@echo "PostgreSQL on 127.0.0.1:$(DEV_PG_PORT), files in $$(bash .ci/pg where .data/pg)"
 	$(Q)umask 077; bash .ci/pg url .data/pg $(DEV_PG_PORT) > .data/database-url
 	$(Q)[ -s .data/admin-password ] || (umask 077; head -c 12 /dev/urandom | base64 | tr '+/' '-_' > .data/admin-password)
 	$(Q)DATABASE_URL_FILE=.data/database-url GLASGOW_BOOTSTRAP_ADMIN_EMAIL=$(DEV_ADMIN) \
@@ -74,6 +95,11 @@ run: deps $(BUILD)/glasgow
 # Stops the local PostgreSQL that `make run` started (its data stays).
 stop-db:
 	$(Q)bash .ci/pg stop .data/pg
+
+# Stops it and deletes its data wherever it lives, and the dev secrets.
+clean-db:
+	$(Q)bash .ci/pg destroy .data/pg
+	$(Q)rm -f .data/database-url .data/admin-password
 
 # Every suite; ends with one "N passed, N failed" line.
 test: deps

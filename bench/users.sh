@@ -299,7 +299,7 @@ setup_database() {
     local port=$1 raw
     log "starting PostgreSQL on 127.0.0.1:$port ($PGDIR)"
     PG_STARTED=1
-    bash .ci/pg start "$PGDIR" "$port" || die "could not start PostgreSQL (see $PGDIR/server.log)"
+    PG_THROWAWAY=1 bash .ci/pg start "$PGDIR" "$port" || die "could not start PostgreSQL (see $PGDIR/server.log)"
     DATABASE_URL=$(bash .ci/pg url "$PGDIR" "$port")
     export PGCONNECT_TIMEOUT=10
     DATABASE_URL=$DATABASE_URL timeout 60 "$GLASGOW_BIN" migrate >"$RUN/migrate.log" 2>&1 ||

@@ -10,7 +10,7 @@ local password = require "glasgow.password"
 local auth = require "routes._auth"
 
 local fail = glasgow.fail
-local concat, tostring = table.concat, tostring
+local concat, tostring, error, unpack = table.concat, tostring, error, unpack
 
 local ALLOW_SIGNUP = os.getenv("GLASGOW_ALLOW_SIGNUP") == "true"
 local MAX_LIMIT = 100
@@ -51,9 +51,19 @@ local USER = {
     },
 }
 
+-- Limits agree with the table: the users.name CHECK counts characters,
+-- like maxLength; emails are ASCII once clean_email accepts them, so the
+-- byte check there and the column's character check are the same.
 local NAME = { type = "string", minLength = 1, maxLength = 200 }
-local PASSWORD = { type = "string", minLength = 8, maxLength = 1024 }
+local PASSWORD = { type = "string", minLength = 8, maxLength = password.MAX_LENGTH }
 local ROLE = { type = "string", enum = { "admin", "user" } }
+local EMAIL = { type = "string", minLength = 3, maxLength = 300 }
+
+-- The largest body the schemas admit: every field at its maximum length,
+-- each character sent as a JSON escape (a surrogate pair is 12 bytes for
+-- one character), with room for keys and spaces. A body the schema would
+-- accept is never refused with 413.
+local MAX_BODY = 12 * (EMAIL.maxLength + NAME.maxLength + PASSWORD.maxLength) + 1024
 
 -- Emails are trimmed and lower-cased before they are checked and stored,
 -- so " Ada@Example.com" and "ada@example.com" are the same account.
@@ -64,6 +74,28 @@ local function clean_email(email)
              { field = "body.email", reason = "is not a valid email address" })
     end
     return e
+end
+
+-- PostgreSQL refuses NUL in text; say so about the field rather than
+-- letting the database answer.
+local function clean_name(name)
+    if name:find("%z") then
+        fail(400, "validation_failed", "body.name: must not contain NUL characters",
+             { field = "body.name", reason = "must not contain NUL characters" })
+    end
+    return name
+end
+
+-- The stored form of a new password, or raises: a hash that could not be
+-- made (the hashing queue is full: 429 or 503 with Retry-After) stops the
+-- request before anything is written. owner is whom the hashing queue
+-- counts the work against: the caller, or the new account on sign-up.
+local function hash_password(pw, owner)
+    local hash, err = password.hash(pw, owner)
+    if not hash then
+        error(err, 0)
+    end
+    return hash
 end
 
 local function one(rows)
@@ -97,10 +129,11 @@ local function create(req)
         fail(403, "forbidden", "only an admin may create users")
     end
     local email = clean_email(b.email)
-    local hash = password.hash(b.password)
+    local name = clean_name(b.name)
+    local hash = hash_password(b.password, caller and "user:" .. caller.id or "signup:" .. email)
     local rows, err = db.query("INSERT INTO users (email, name, role, password_hash) " ..
                                "VALUES ($1, $2, $3, $4) RETURNING " .. COLUMNS,
-                               email, b.name, role, hash)
+                               email, name, role, hash)
     if not rows then
         unique_email(err)
     end
@@ -126,10 +159,14 @@ local function list(req)
     local caller = auth.authenticate(req)
     local q = req.query
     local limit, offset = q.limit or 20, q.offset or 0
-    local where, args = {}, {}
+    -- args is filled through an explicit count, never #args, so no value
+    -- can shift the numbering of the next ones
+    local where, args, nargs = {}, {}, 0
     local function arg(v)
-        args[#args + 1] = v
-        return "$" .. #args
+        assert(v ~= nil, "a nil SQL parameter")
+        nargs = nargs + 1
+        args[nargs] = v
+        return "$" .. nargs
     end
     if caller.role ~= "admin" then
         where[#where + 1] = "id = " .. arg(caller.id)
@@ -145,9 +182,10 @@ local function list(req)
     end
     local cond = #where > 0 and (" WHERE " .. concat(where, " AND ")) or ""
     local order = ORDER[q.order or "created_at"]
-    local nfilter = #args
+    local nfilter = nargs
+    local page = " LIMIT " .. arg(limit) .. " OFFSET " .. arg(offset)
     local rows = db.call("SELECT " .. COLUMNS .. " FROM users" .. cond .. " ORDER BY " .. order ..
-                         " LIMIT " .. arg(limit) .. " OFFSET " .. arg(offset), unpack(args))
+                         page, unpack(args, 1, nargs))
     local body = { items = rows, limit = limit, offset = offset }
     local headers = {}
     local links = {}
@@ -194,26 +232,47 @@ local function update(req)
     if b.role ~= nil and caller.role ~= "admin" then
         fail(403, "forbidden", "only an admin may change roles")
     end
-    local sets, args = {}, {}
+    -- Every value is computed (and every check made) before the statement
+    -- is built; set() numbers parameters with its own count, so a missing
+    -- value raises instead of shifting the ones after it.
+    local sets, args, nargs = {}, {}, 0
     local function set(col, v)
-        args[#args + 1] = v
-        sets[#sets + 1] = col .. " = $" .. #args
+        assert(v ~= nil, "a nil SQL parameter")
+        nargs = nargs + 1
+        args[nargs] = v
+        sets[#sets + 1] = col .. " = $" .. nargs
     end
     if b.email ~= nil then
         set("email", clean_email(b.email))
     end
     if b.name ~= nil then
-        set("name", b.name)
+        set("name", clean_name(b.name))
     end
     if b.role ~= nil then
         set("role", b.role)
     end
     if b.password ~= nil then
-        set("password_hash", password.hash(b.password))
+        auth.count_password_change(id)
+        set("password_hash", hash_password(b.password, "user:" .. caller.id))
     end
-    args[#args + 1] = id
-    local rows, err = db.query("UPDATE users SET " .. concat(sets, ", ") .. ", updated_at = now()" ..
-                               " WHERE id = $" .. #args .. " RETURNING " .. COLUMNS, unpack(args))
+    nargs = nargs + 1
+    args[nargs] = id
+    local sql = "UPDATE users SET " .. concat(sets, ", ") .. ", updated_at = now()" ..
+                " WHERE id = $" .. nargs .. " RETURNING " .. COLUMNS
+    local rows, err = db.transaction(function(tx)
+        local old = tx.call("SELECT role FROM users WHERE id = $1 FOR UPDATE", id)[1]
+        if not old then
+            return {}
+        end
+        local r, e = tx.query(sql, unpack(args, 1, nargs))
+        if not r then
+            return nil, e
+        end
+        if b.password ~= nil or (b.role ~= nil and b.role ~= old.role) then
+            auth.end_sessions(tx, id, caller)
+        end
+        return r
+    end)
     if not rows then
         unique_email(err)
     end
@@ -237,12 +296,11 @@ return {
         summary = "Create a user (admins; anyone when sign-up is open)",
         body = {
             type = "object",
-            properties = { email = { type = "string", minLength = 3, maxLength = 300 }, name = NAME,
-                           password = PASSWORD, role = ROLE },
+            properties = { email = EMAIL, name = NAME, password = PASSWORD, role = ROLE },
             required = { "email", "name", "password" },
             additionalProperties = false,
         },
-        max_body = 8192,
+        max_body = MAX_BODY,
         responses = { [201] = { description = "Created", schema = USER } },
     },
     {
@@ -276,11 +334,10 @@ return {
         summary = "Change a user's email, name, password or (admins) role",
         body = {
             type = "object",
-            properties = { email = { type = "string", minLength = 3, maxLength = 300 }, name = NAME,
-                           password = PASSWORD, role = ROLE },
+            properties = { email = EMAIL, name = NAME, password = PASSWORD, role = ROLE },
             additionalProperties = false,
         },
-        max_body = 8192,
+        max_body = MAX_BODY,
         responses = { [200] = { description = "The changed user", schema = USER } },
     },
     {

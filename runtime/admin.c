@@ -2,15 +2,43 @@
 
 #include <microhttpd.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "log.h"
+#include "loop.h"
 #include "lua_db.h"
 #include "metrics.h"
 #include "pgpool.h"
 #include "util.h"
+#include "watchdog.h"
+
+/*
+ * Connection budget. A probe must get through however many connections
+ * someone holds open, so a full listener never refuses the newcomer:
+ * past ADMIN_MAX_CONNS live connections, each new one evicts the longest
+ * idle (one that is not being answered right now; in practice every one,
+ * as answers never wait). An idle connection costs its client nothing to
+ * lose (it reconnects), while a refused probe restarts the pod. Idle
+ * connections also close after ADMIN_IDLE_TIMEOUT_S. ADMIN_HARD_LIMIT only
+ * bounds descriptors while evicted connections finish closing.
+ */
+#define ADMIN_MAX_CONNS 16
+#define ADMIN_HARD_LIMIT 256u
+#define ADMIN_IDLE_TIMEOUT_S 2u
+
+/* One admin connection; all of this lives on the admin thread only. */
+typedef struct admin_conn {
+    int fd;           /* -1 once evicted */
+    int busy;         /* a request is being answered */
+    uint64_t idle_ms; /* when it last became idle */
+    struct admin_conn *prev, *next;
+} admin_conn;
 
 static struct MHD_Daemon *admin_daemon;
+static admin_conn *conns;
+static unsigned live; /* connections in the list not yet evicted */
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
                              const char *body, size_t len)
@@ -35,6 +63,10 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char 
     (void)version;
     (void)upload;
     if (*req_cls == NULL) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (ci && ci->socket_context)
+            ((admin_conn *)ci->socket_context)->busy = 1;
         *req_cls = &marker; /* queue on the second call (DESIGN.md 2) */
         return MHD_YES;
     }
@@ -50,6 +82,19 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char 
         return reply(c, 405, json, b, sizeof b - 1);
     }
     if (!strcmp(url, "/livez")) {
+        /* a thread stuck where the watchdog cannot stop it: restart us */
+        if (watchdog_stuck_count() > 0) {
+            char what[512];
+            strbuf sb;
+            watchdog_describe_stuck(what, sizeof what);
+            strbuf_init(&sb);
+            strbuf_adds(&sb, "{\"status\":\"stuck\",\"detail\":\"");
+            strbuf_add_json_escaped(&sb, what, strlen(what));
+            strbuf_adds(&sb, "\"}");
+            enum MHD_Result ret = reply(c, 503, json, sb.buf, sb.len);
+            strbuf_dispose(&sb);
+            return ret;
+        }
         static const char b[] = "{\"status\":\"ok\"}";
         return reply(c, 200, json, b, sizeof b - 1);
     }
@@ -79,13 +124,82 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char 
     return reply(c, 404, json, b, sizeof b - 1);
 }
 
+static void on_admin_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                               enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)req_cls;
+    (void)toe;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context) {
+        admin_conn *ac = ci->socket_context;
+        ac->busy = 0;
+        ac->idle_ms = loop_clock_ms();
+    }
+}
+
+static void on_admin_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                                enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fi =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        admin_conn *ac = xcalloc(1, sizeof *ac);
+        ac->fd = fi ? fi->connect_fd : -1;
+        ac->idle_ms = loop_clock_ms();
+        ac->next = conns;
+        if (conns)
+            conns->prev = ac;
+        conns = ac;
+        live++;
+        *socket_context = ac;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        admin_conn *ac = *socket_context;
+        if (ac->fd >= 0)
+            live--;
+        if (ac->prev)
+            ac->prev->next = ac->next;
+        else
+            conns = ac->next;
+        if (ac->next)
+            ac->next->prev = ac->prev;
+        free(ac);
+        *socket_context = NULL;
+    }
+}
+
+/* Makes room for a new connection by shutting down the longest-idle one;
+ * libmicrohttpd sees the shutdown and closes it on its next round. */
+static enum MHD_Result on_admin_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    (void)cls;
+    (void)addr;
+    (void)len;
+    while (live >= ADMIN_MAX_CONNS) {
+        admin_conn *victim = NULL;
+        for (admin_conn *ac = conns; ac; ac = ac->next)
+            if (ac->fd >= 0 && !ac->busy && (!victim || ac->idle_ms < victim->idle_ms))
+                victim = ac;
+        if (!victim)
+            break; /* all are being answered: let it wait for the hard limit */
+        shutdown(victim->fd, SHUT_RDWR);
+        victim->fd = -1;
+        live--;
+    }
+    return MHD_YES;
+}
+
 int admin_start(int fd)
 {
-    admin_daemon =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, on_admin,
-                         NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                         MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                         (size_t)32768, MHD_OPTION_END);
+    admin_daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, on_admin_accept, NULL, on_admin, NULL,
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, ADMIN_IDLE_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, ADMIN_HARD_LIMIT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)16384, MHD_OPTION_NOTIFY_CONNECTION, on_admin_connection, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, on_admin_completed, NULL, MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1,
+        MHD_OPTION_END);
     return admin_daemon ? 0 : -1;
 }
 

@@ -123,9 +123,30 @@ static const struct uint_setting uint_settings[] = {
     U("GLASGOW_HEADER_TIMEOUT_MS", 10000, 100, 3600000, header_timeout_ms),
     U("GLASGOW_IDLE_TIMEOUT_MS", 60000, 1000, 3600000, idle_timeout_ms),
     U("GLASGOW_REQUEST_TIMEOUT_MS", 30000, 10, 3600000, request_timeout_ms),
+    S("GLASGOW_MIN_RATE_BYTES_PER_S", 1024, 0, (uint64_t)1 << 30, min_rate),
+    U("GLASGOW_MIN_RATE_GRACE_MS", 10000, 100, 3600000, min_rate_grace_ms),
     U("GLASGOW_SHUTDOWN_GRACE_MS", 20000, 0, 3600000, shutdown_grace_ms),
     U("GLASGOW_RELOAD_INTERVAL_MS", 5000, 100, 3600000, reload_interval_ms),
     U("GLASGOW_RELOAD_DEBOUNCE_MS", 200, 0, 60000, reload_debounce_ms),
+    S("GLASGOW_LUA_MEMORY_LIMIT", (uint64_t)256 << 20, (uint64_t)4 << 20, (uint64_t)1 << 40,
+      lua_memory_limit),
+    U("GLASGOW_LUA_RUN_LIMIT_MS", 2000, 0, 3600000, lua_run_limit_ms),
+    U("GLASGOW_ROUTES_LOAD_TIMEOUT_MS", 5000, 10, 600000, load_timeout_ms),
+    U("GLASGOW_STUCK_GRACE_MS", 5000, 100, 600000, stuck_grace_ms),
+    U("GLASGOW_DB_HEALTH_INTERVAL_MS", 1000, 100, 3600000, db_health_interval_ms),
+    U("GLASGOW_DB_HEALTH_TIMEOUT_MS", 2000, 100, 600000, db_health_timeout_ms),
+    U("GLASGOW_TOKEN_TTL_S", 3600, 60, 31536000, auth.token_ttl_s),
+    U("GLASGOW_LOGIN_ACCOUNT_FAILURES", 5, 1, 1000, auth.login_account_failures),
+    U("GLASGOW_LOGIN_ADDRESS_FAILURES", 20, 1, 100000, auth.login_address_failures),
+    U("GLASGOW_LOGIN_BASE_DELAY_S", 1, 1, 3600, auth.login_base_delay_s),
+    U("GLASGOW_LOGIN_MAX_DELAY_S", 300, 1, 86400, auth.login_max_delay_s),
+    U("GLASGOW_LOGIN_WINDOW_S", 900, 1, 604800, auth.login_window_s),
+    U("GLASGOW_LOGIN_DEVICE_TTL_S", 2592000, 0, 31536000, auth.login_device_ttl_s),
+    U("GLASGOW_PASSWORD_CHANGES", 5, 1, 100000, auth.password_changes),
+    U("GLASGOW_PASSWORD_CHANGE_WINDOW_S", 3600, 1, 604800, auth.password_change_window_s),
+    U("GLASGOW_SCRYPT_THREADS", 2, 1, 64, auth.scrypt_threads),
+    U("GLASGOW_SCRYPT_QUEUE", 32, 1, 100000, auth.scrypt_queue),
+    U("GLASGOW_SCRYPT_QUEUE_PER_USER", 2, 1, 100000, auth.scrypt_queue_per_user),
 };
 
 static int copy_path(const char *name, const char *v, char *dst, size_t n, char *err, size_t errlen)
@@ -208,6 +229,25 @@ int config_load(config *c, config_getenv_fn get, char *err, size_t errlen)
             *(size_t *)((char *)c + s->offset) = (size_t)val;
         else
             *(unsigned *)((char *)c + s->offset) = (unsigned)val;
+    }
+    if (c->auth.login_max_delay_s < c->auth.login_base_delay_s) {
+        snprintf(err, errlen,
+                 "GLASGOW_LOGIN_MAX_DELAY_S: must not be below "
+                 "GLASGOW_LOGIN_BASE_DELAY_S");
+        return -1;
+    }
+    if (c->auth.login_window_s < c->auth.login_max_delay_s) {
+        /* failures forgotten before the delay they caused ends would let a
+         * patient guesser skip the longer delays */
+        snprintf(err, errlen,
+                 "GLASGOW_LOGIN_WINDOW_S: must not be below "
+                 "GLASGOW_LOGIN_MAX_DELAY_S");
+        return -1;
+    }
+    if (c->auth.scrypt_queue_per_user > c->auth.scrypt_queue) {
+        snprintf(err, errlen,
+                 "GLASGOW_SCRYPT_QUEUE_PER_USER: must not exceed GLASGOW_SCRYPT_QUEUE");
+        return -1;
     }
     if (c->workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);

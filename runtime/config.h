@@ -17,6 +17,31 @@ typedef struct config_addr {
     char text[80]; /* as given, for log lines */
 } config_addr;
 
+/*
+ * Authentication limits, read by the routes through glasgow.core.limits, and
+ * the bounds of the password-hashing queue (jobs). Login failures are
+ * counted per account and per client address; past the free ones each
+ * further failure doubles a delay, from login_base_delay_s up to
+ * login_max_delay_s, during which logins answer 429 with Retry-After.
+ * Failures are forgotten login_window_s after the last one. A login that
+ * presents a device cookie from an earlier success on the same account (at
+ * most login_device_ttl_s old) is counted per device instead of per account.
+ */
+typedef struct config_auth {
+    unsigned token_ttl_s;              /* GLASGOW_TOKEN_TTL_S */
+    unsigned login_account_failures;   /* GLASGOW_LOGIN_ACCOUNT_FAILURES: free, per account */
+    unsigned login_address_failures;   /* GLASGOW_LOGIN_ADDRESS_FAILURES: free, per address */
+    unsigned login_base_delay_s;       /* GLASGOW_LOGIN_BASE_DELAY_S: first delay */
+    unsigned login_max_delay_s;        /* GLASGOW_LOGIN_MAX_DELAY_S: longest delay */
+    unsigned login_window_s;           /* GLASGOW_LOGIN_WINDOW_S: memory of failures */
+    unsigned login_device_ttl_s;       /* GLASGOW_LOGIN_DEVICE_TTL_S: device cookies; 0 off */
+    unsigned password_changes;         /* GLASGOW_PASSWORD_CHANGES: per user ... */
+    unsigned password_change_window_s; /* GLASGOW_PASSWORD_CHANGE_WINDOW_S: ... per window */
+    unsigned scrypt_threads;           /* GLASGOW_SCRYPT_THREADS: hashing threads */
+    unsigned scrypt_queue;             /* GLASGOW_SCRYPT_QUEUE: hashes queued or running */
+    unsigned scrypt_queue_per_user;    /* GLASGOW_SCRYPT_QUEUE_PER_USER: of those, per user */
+} config_auth;
+
 typedef struct config {
     config_addr listen;       /* GLASGOW_LISTEN */
     config_addr admin_listen; /* GLASGOW_ADMIN_LISTEN */
@@ -35,14 +60,26 @@ typedef struct config {
     unsigned header_timeout_ms;  /* GLASGOW_HEADER_TIMEOUT_MS: first byte to end of headers */
     unsigned idle_timeout_ms;    /* GLASGOW_IDLE_TIMEOUT_MS: no traffic on a connection */
     unsigned request_timeout_ms; /* GLASGOW_REQUEST_TIMEOUT_MS: handler deadline */
+    size_t min_rate;             /* GLASGOW_MIN_RATE_BYTES_PER_S: body bytes/s, 0 = off */
+    unsigned min_rate_grace_ms;  /* GLASGOW_MIN_RATE_GRACE_MS: before the rate applies */
     unsigned shutdown_grace_ms;  /* GLASGOW_SHUTDOWN_GRACE_MS */
     unsigned reload_interval_ms; /* GLASGOW_RELOAD_INTERVAL_MS: periodic re-hash */
     unsigned reload_debounce_ms; /* GLASGOW_RELOAD_DEBOUNCE_MS */
+    size_t lua_memory_limit;     /* GLASGOW_LUA_MEMORY_LIMIT: bytes per Lua state */
+    unsigned lua_run_limit_ms;   /* GLASGOW_LUA_RUN_LIMIT_MS: running without yielding */
+    unsigned load_timeout_ms;    /* GLASGOW_ROUTES_LOAD_TIMEOUT_MS: loading a bundle */
+    unsigned stuck_grace_ms;     /* GLASGOW_STUCK_GRACE_MS: unstoppable code, then exit */
+
+    /* database health (readiness); the other GLASGOW_DB_* live in lua_db */
+    unsigned db_health_interval_ms; /* GLASGOW_DB_HEALTH_INTERVAL_MS: probe after this quiet */
+    unsigned db_health_timeout_ms;  /* GLASGOW_DB_HEALTH_TIMEOUT_MS: unanswered: not ready */
 
     char tls_cert_file[4096]; /* GLASGOW_TLS_CERT_FILE */
     char tls_key_file[4096];  /* GLASGOW_TLS_KEY_FILE */
     int access_log;           /* GLASGOW_ACCESS_LOG: true/false */
     int log_level;            /* GLASGOW_LOG_LEVEL: debug, info, warn, error */
+
+    config_auth auth;
 } config;
 
 /* Looks a variable up; getenv() in production, a table in tests. */

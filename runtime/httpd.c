@@ -22,14 +22,22 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "loop.h"
 #include "lua_db.h"
+
+/* The parser fixes we rely on (README.md) exist from 1.0.1 on, with our
+ * patches: never build against Debian 12's 0.9.75 header by mistake. */
+#if MHD_VERSION < 0x01000100
+#error "libmicrohttpd 1.0.1 or later is required: run .ci/build-mhd"
+#endif
 #include "metrics.h"
 #include "tls.h"
 #include "util.h"
+#include "watchdog.h"
 
 #define IP_SLOTS 4096
 #define SWEEP_MS 250
@@ -63,6 +71,7 @@ struct worker {
     conn_state *conns; /* every open connection, for the header timeout */
     hreq *reqs;        /* every request in flight, for the shutdown deadline */
     atomic_long in_flight;
+    _Atomic(wd_slot *) slot; /* the thread's watchdog slot */
 
     pthread_mutex_t mu; /* guards the fields below, written by other threads */
     lhost_gen *pending_gen;
@@ -79,7 +88,8 @@ struct conn_state {
     int fd;
     unsigned ip_slot;
     int in_request;    /* headers of the current request are complete */
-    int bad_escape;    /* the unescape callback saw malformed %-encoding or a NUL */
+    int bad_escape;    /* the unescape callback saw malformed %-encoding or a NUL in the
+                        * current request; check_headers consumes and clears it */
     uint64_t phase_ms; /* when the wait for the next header block began */
     uint64_t allow_ms; /* how long that wait may last */
     conn_state *prev, *next;
@@ -94,11 +104,13 @@ struct hreq {
     struct MHD_Response *resp;
     unsigned status;     /* status queued or to queue */
     unsigned err_status; /* a framing or limit error found in C */
+    int err_close;       /* that error leaves the framing in doubt: close after the answer */
     const char *err_code;
     char err_msg[160];
     int suspended;
     int ran;
     int has_body;      /* Content-Length > 0 or Transfer-Encoding */
+    int body_done;     /* the whole body arrived (the last access-handler call came) */
     loop_io hangup_io; /* the client socket, watched while suspended */
     int hangup_watched;
     hreq *prev, *next; /* the worker's requests in flight */
@@ -254,6 +266,8 @@ static void make_error_response(hreq *h, unsigned status, const char *code, cons
     if (!resp)
         die("out of memory creating a response");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (h->err_close && !h->w->draining)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     finish_response(h, resp, status, sb.len);
@@ -338,6 +352,7 @@ typedef struct header_scan {
     int has_te;
     int te_not_chunked;
     int bad_char;
+    unsigned hosts;
     const char *request_id;
 } header_scan;
 
@@ -368,6 +383,8 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
             s->te_not_chunked = 1;
     } else if (!strcasecmp(key, "X-Request-ID")) {
         s->request_id = value;
+    } else if (!strcasecmp(key, "Host")) {
+        s->hosts++;
     }
     return MHD_YES;
 }
@@ -390,8 +407,13 @@ static void set_error(hreq *h, unsigned status, const char *code, const char *ms
     snprintf(h->err_msg, sizeof h->err_msg, "%s", msg);
 }
 
-/* Checks what the header block alone decides; sets h->err_* on a violation. */
-static void check_headers(hreq *h, const char *url)
+/* Checks what the header block alone decides; sets h->err_* on a violation.
+ * libmicrohttpd (discipline level 1) already refused malformed lines, a
+ * missing Host and a malformed Content-Length; what it lets through and we
+ * refuse here: two Host fields (RFC 9112 3.2: 400), a transfer coding on an
+ * HTTP/1.0 request (RFC 9112 6.1: faulty framing, 400 and close), and the
+ * configured limits. */
+static void check_headers(hreq *h, const char *url, const char *version)
 {
     const config *cfg = h->w->cfg;
     header_scan s;
@@ -416,8 +438,12 @@ static void check_headers(hreq *h, const char *url)
         set_error(h, 431, "headers_too_large", "the request header block is larger than allowed");
     if (s.bad_char)
         set_error(h, 400, "bad_header", "a header value contains a control character");
+    if (s.hosts > 1)
+        set_error(h, 400, "bad_host", "more than one Host header field");
     if (s.has_te && s.content_lengths)
         set_error(h, 400, "bad_framing", "Content-Length and Transfer-Encoding together");
+    if (s.has_te && version && strcmp(version, MHD_HTTP_VERSION_1_0) == 0)
+        set_error(h, 400, "bad_framing", "Transfer-Encoding in a request older than HTTP/1.1");
     if (s.te_not_chunked)
         set_error(h, 501, "not_implemented", "the only transfer coding accepted is chunked");
     if (s.cl_conflict)
@@ -427,11 +453,16 @@ static void check_headers(hreq *h, const char *url)
         if (config_parse_uint(s.content_length, 0, UINT64_MAX, 0, &cl) < 0)
             set_error(h, 400, "bad_framing", "Content-Length is not a non-negative integer");
     }
-    if (h->cs && h->cs->bad_escape)
+    if (h->cs && h->cs->bad_escape) {
         set_error(h, 400, "bad_path", "malformed percent-encoding in the request target");
+        h->cs->bad_escape = 0; /* the next request on this connection starts clean */
+    }
     if (url[0] != '/')
         set_error(h, 400, "bad_path", "the request target must be an absolute path");
 
+    /* the client and a proxy in front may disagree on where this request ends */
+    h->err_close = h->err_status == 400 &&
+                   (!strcmp(h->err_code, "bad_host") || !strcmp(h->err_code, "bad_framing"));
     if (h->err_status)
         return;
     lhost_match(h->gen, &h->r);
@@ -483,6 +514,7 @@ static hreq *hreq_create(worker *w, struct MHD_Connection *conn, const char *url
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     h->cs = ci ? ci->socket_context : NULL;
     h->r.started_us = loop_clock_us();
+    h->r.deadline_us = h->r.started_us + (uint64_t)w->cfg->request_timeout_ms * 1000u;
     snprintf(h->r.method, sizeof h->r.method, "%s", method);
     h->r.path = xstrdup(url);
     strbuf_init(&h->r.body);
@@ -524,7 +556,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     worker *w = cls;
     hreq *h = *req_cls;
-    (void)version;
 
     if (!h) {
         h = hreq_create(w, conn, url, method);
@@ -537,7 +568,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add_explicit(&metrics.in_flight, 1, memory_order_relaxed);
         if (h->cs)
             h->cs->in_request = 1;
-        check_headers(h, url);
+        check_headers(h, url, version);
         if (h->has_body && (h->err_status || h->r.route_status != ROUTER_FOUND)) {
             /* Decided from the headers, and a body follows: answer now.
              * libmicrohttpd then skips the body (no 100 Continue) and closes
@@ -573,6 +604,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         return MHD_YES;
     }
+    h->body_done = 1;
 
     if (h->err_status) {
         make_error_response(h, h->err_status, h->err_code, h->err_msg, NULL);
@@ -629,13 +661,14 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     worker *w = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         conn_state *cs = xcalloc(1, sizeof *cs);
-        const union MHD_ConnectionInfo *fi =
+        /* libmicrohttpd 1.0 answers every query in the same union: read each
+         * value before the next query overwrites it */
+        const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        const union MHD_ConnectionInfo *ai =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        cs->fd = ci ? ci->connect_fd : -1;
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        cs->ip_slot = ci ? ip_slot(ci->client_addr) : 0;
         cs->w = w;
-        cs->fd = fi ? fi->connect_fd : -1;
-        cs->ip_slot = ai ? ip_slot(ai->client_addr) : 0;
         atomic_fetch_add(&ip_conns[cs->ip_slot], 1);
         cs->phase_ms = loop_clock_ms();
         cs->allow_ms = w->cfg->header_timeout_ms;
@@ -710,12 +743,74 @@ static void on_mhd_ready(loop *lp, loop_io *io, uint32_t events)
     w->need_run = 1;
 }
 
+/* Cuts a request whose body arrives too slowly. libmicrohttpd accepts no
+ * response while a body is being received, so on a plain connection the
+ * 408 is written on the socket here: nothing else is being written to it
+ * (the request has no response yet), so the answer is well framed. On TLS
+ * the connection is only closed. Either way the socket is shut down and
+ * libmicrohttpd closes the connection on its next run. */
+static void cut_slow_body(hreq *h, uint64_t elapsed_ms)
+{
+    worker *w = h->w;
+    int fd = h->cs->fd;
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "the request body arrived slower than %zu bytes/s (%llu bytes in %llu ms)",
+             w->cfg->min_rate, (unsigned long long)h->bytes_in, (unsigned long long)elapsed_ms);
+    h->status = 408;
+    if (!w->tls) {
+        strbuf body, out;
+        strbuf_init(&body);
+        strbuf_init(&out);
+        lhost_error_body(&body, "body_too_slow", msg, h->r.request_id);
+        strbuf_addf(&out,
+                    "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                    "Content-Type: application/json\r\nDate: %s\r\nX-Request-ID: %s\r\n"
+                    "Content-Length: %zu\r\n\r\n",
+                    util_http_date(), h->r.request_id, body.len);
+        strbuf_add(&out, body.buf, body.len);
+        /* best effort: the send buffer is empty, a short write only loses the answer */
+        if (send(fd, out.buf, out.len, MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+            h->bytes_out = body.len;
+        strbuf_dispose(&body);
+        strbuf_dispose(&out);
+    }
+    shutdown(fd, SHUT_RDWR);
+    h->cs->fd = -1;
+    w->need_run = 1;
+    atomic_fetch_add_explicit(&metrics.slow_bodies, 1, memory_order_relaxed);
+    log_msg(LOG_WARN, NULL, "request %s from %s cut: %s", h->r.request_id, h->r.client, msg);
+}
+
+/* A body must keep arriving at GLASGOW_MIN_RATE_BYTES_PER_S once the grace
+ * period after its headers is over: by then at least rate x (elapsed - grace)
+ * bytes must be in. A client trickling a byte a second, or one that stops
+ * sending, would otherwise hold the connection (and its worker's slot) for
+ * as long as it likes: each byte resets libmicrohttpd's idle timeout. */
+static void check_body_rates(worker *w)
+{
+    const config *cfg = w->cfg;
+    if (!cfg->min_rate)
+        return;
+    uint64_t now_us = loop_clock_us();
+    for (hreq *h = w->reqs; h; h = h->next) {
+        if (!h->has_body || h->body_done || h->status || !h->cs || h->cs->fd < 0)
+            continue;
+        uint64_t ms = (now_us - h->r.started_us) / 1000;
+        if (ms <= cfg->min_rate_grace_ms)
+            continue;
+        if (h->bytes_in < (uint64_t)cfg->min_rate * (ms - cfg->min_rate_grace_ms) / 1000)
+            cut_slow_body(h, ms);
+    }
+}
+
 /* Closes connections that have not sent a whole header block in time
  * (slowloris); libmicrohttpd's own timeout only sees idleness. */
 static void on_sweep(loop *lp, loop_timer *t)
 {
     worker *w = t->data;
     uint64_t now = loop_now(lp);
+    check_body_rates(w);
     for (conn_state *cs = w->conns; cs; cs = cs->next) {
         if (cs->in_request || cs->fd < 0)
             continue;
@@ -758,6 +853,9 @@ static void on_wake(loop *lp, void *data)
 static void *worker_main(void *arg)
 {
     worker *w = arg;
+    char name[32];
+    snprintf(name, sizeof name, "worker %u", w->index);
+    atomic_store(&w->slot, watchdog_slot(name));
     lhost_thread_init(w->lp);
     pgpool *pool = lua_db_start(w->lp);
     for (;;) {
@@ -841,23 +939,23 @@ worker *worker_create(unsigned index, const config *cfg, int listen_fd, int tls,
     unsigned per_worker = cfg->max_connections / cfg->workers;
     if (tls)
         w->daemon = MHD_start_daemon(
-            flags, 0, on_accept, w, on_request, w, MHD_OPTION_LISTEN_SOCKET, w->listen_fd,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_CONNECTION_LIMIT,
-            per_worker ? per_worker : 1u, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)(cfg->idle_timeout_ms / 1000), MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
-            MHD_OPTION_NOTIFY_CONNECTION, on_connection, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
-            w, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, w,
-            MHD_OPTION_HTTPS_CERT_CALLBACK, tls_retrieve, MHD_OPTION_HTTPS_PRIORITIES,
-            TLS_PRIORITIES, MHD_OPTION_END);
+            flags, 0, on_accept, w, on_request, w, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, w,
+            MHD_OPTION_LISTEN_SOCKET, w->listen_fd, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
+            MHD_OPTION_CONNECTION_LIMIT, per_worker ? per_worker : 1u,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->idle_timeout_ms / 1000),
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape, w,
+            MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1, MHD_OPTION_HTTPS_CERT_CALLBACK, tls_retrieve,
+            MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES, MHD_OPTION_END);
     else
         w->daemon = MHD_start_daemon(
-            flags, 0, on_accept, w, on_request, w, MHD_OPTION_LISTEN_SOCKET, w->listen_fd,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_CONNECTION_LIMIT,
-            per_worker ? per_worker : 1u, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)(cfg->idle_timeout_ms / 1000), MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
-            MHD_OPTION_NOTIFY_CONNECTION, on_connection, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
-            w, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, w,
-            MHD_OPTION_END);
+            flags, 0, on_accept, w, on_request, w, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, w,
+            MHD_OPTION_LISTEN_SOCKET, w->listen_fd, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
+            MHD_OPTION_CONNECTION_LIMIT, per_worker ? per_worker : 1u,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->idle_timeout_ms / 1000),
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape, w,
+            MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1, MHD_OPTION_END);
     if (!w->daemon) {
         snprintf(err, errlen, "worker %u: libmicrohttpd refused to start", index);
         return NULL;
@@ -901,15 +999,26 @@ void worker_drain(worker *w, unsigned grace_ms)
     loop_wake(w->lp);
 }
 
-void worker_join(worker *w)
+int worker_join(worker *w, uint64_t deadline_ms)
 {
-    pthread_join(w->thread, NULL);
+    if (deadline_ms) {
+        /* poll: a thread the watchdog marked stuck will never be joined */
+        while (pthread_tryjoin_np(w->thread, NULL) != 0) {
+            if (watchdog_is_stuck(atomic_load(&w->slot)) || loop_clock_ms() >= deadline_ms)
+                return -1; /* still running: w stays allocated, its thread may use it */
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    } else {
+        pthread_join(w->thread, NULL);
+    }
     lhost_gen_unref(w->pending_gen);
     lhost_gen_unref(w->gen);
     loop_destroy(w->lp);
     strbuf_dispose(&w->logbuf);
     pthread_mutex_destroy(&w->mu);
     free(w);
+    return 0;
 }
 
 long worker_in_flight(const worker *w)

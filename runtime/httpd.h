@@ -7,6 +7,7 @@
 #define GLASGOW_HTTPD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "lhost.h"
@@ -37,8 +38,10 @@ void worker_publish(worker *w, lhost_gen *gen);
  * then stop; any thread. */
 void worker_drain(worker *w, unsigned grace_ms);
 
-/* Waits for the worker's thread and frees it. */
-void worker_join(worker *w);
+/* Waits for the worker's thread and frees it. With deadline_ms (the
+ * loop_clock_ms() clock; 0: wait forever), gives up then and returns -1,
+ * leaving w alone: its thread is stuck and the caller exits without it. */
+int worker_join(worker *w, uint64_t deadline_ms);
 
 /* Requests being handled by w now (approximate, any thread). */
 long worker_in_flight(const worker *w);

@@ -21,8 +21,10 @@
 #include "lua_crypto.h"
 #include "lua_db.h"
 #include "lua_json.h"
+#include "metrics.h"
 #include "router.h"
 #include "util.h"
+#include "watchdog.h"
 
 typedef struct route_info {
     size_t max_body;
@@ -30,6 +32,27 @@ typedef struct route_info {
 } route_info;
 
 #define CO_CACHE 64
+
+/*
+ * The per-state memory cap: an allocator wrapped around LuaJIT's own that
+ * counts the bytes the state holds. While Lua code runs (enforce), growth
+ * past the limit arms the stop hook instead of failing: the code is
+ * stopped at its next instruction, a safe point, because an allocation
+ * that fails inside a trace exit (LuaJIT materialising sunk objects)
+ * crashes this LuaJIT. Only growth past the hard limit (the limit plus
+ * half of it) fails outright, which a single huge C allocation can reach.
+ * Host-side calls made outside protected mode never meet the cap.
+ */
+typedef struct memcap {
+    lua_Alloc inner;
+    void *inner_ud;
+    lua_State *L;
+    size_t used;
+    size_t limit; /* 0: none */
+    size_t hard;
+    int enforce;
+    int hit; /* the limit was reached since the flag was last cleared */
+} memcap;
 
 struct lhost_gen {
     /* coroutines whose handler returned normally, kept for the next
@@ -46,10 +69,22 @@ struct lhost_gen {
     unsigned refs;
     uint64_t number;
     char hash[65];
+    unsigned run_limit_ms;
+    memcap mem; /* outlives L: freed with the generation after lua_close */
 };
 
 static _Thread_local loop *tl_loop;
 static _Thread_local request *tl_current;
+
+/* The state the calling thread is running Lua on, and what stopping it
+ * should say; read by the watchdog's signal handler and the hook. */
+static _Thread_local lua_State *volatile tl_run_L;
+static _Thread_local volatile int tl_stopped;
+static _Thread_local int tl_mem_stop; /* the cap, not a deadline, armed the hook */
+static _Thread_local char tl_stop_msg[128];
+static _Thread_local char tl_stop_where[512];
+static _Thread_local const char *tl_stop_code;
+static _Thread_local uint64_t tl_run_deadline;
 
 static request *current_request(lua_State *L, const char *fname);
 static void resume_request(request *r, int nargs);
@@ -57,9 +92,142 @@ static void resume_request(request *r, int nargs);
 /* Registry key for the generation's options table (address of a static char). */
 static const char limits_key = 'l';
 
+/* Authentication limits every new state shows in glasgow.core.limits; set
+ * once at start-up, before any worker thread, and only read afterwards. */
+static config_auth auth_limits;
+static int auth_limits_set;
+
+void lhost_set_auth_limits(const config_auth *a)
+{
+    auth_limits = *a;
+    auth_limits_set = 1;
+    jobs_configure(a->scrypt_threads, a->scrypt_queue, a->scrypt_queue_per_user);
+}
+
 void lhost_thread_init(loop *lp)
 {
     tl_loop = lp;
+}
+
+/* ---- stopping runaway code ------------------------------------------------- */
+
+/*
+ * The instruction hook armed by the watchdog. It re-checks the deadline
+ * (the signal may belong to a run that has since ended), then raises an
+ * error at the running line. It stays armed: code that catches the error
+ * with pcall meets it again at its next instruction, so the error reaches
+ * the host whatever the code does.
+ */
+static void stop_hook(lua_State *L, lua_Debug *ar)
+{
+    if (tl_mem_stop && !tl_stopped) {
+        snprintf(tl_stop_msg, sizeof tl_stop_msg, "%s", "the Lua memory limit was reached");
+        tl_stop_code = "memory_limit";
+    } else if (!tl_stopped && !watchdog_expired(watchdog_slot(NULL))) {
+        lua_sethook(L, NULL, 0, 0);
+        return;
+    }
+    if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+        lua_pushfstring(L, "%s:%d: %s", ar->short_src, ar->currentline, tl_stop_msg);
+    else
+        lua_pushstring(L, tl_stop_msg);
+    if (!tl_stopped) /* where it was stopped, not where the error surfaced */
+        snprintf(tl_stop_where, sizeof tl_stop_where, "%s", lua_tostring(L, -1));
+    tl_stopped = 1;
+    lua_error(L);
+}
+
+/* Signal handler context (see watchdog.h): arms the hook with a count of
+ * one, which LuaJIT documents as safe from a signal handler. */
+static void on_interrupt(wd_slot *s)
+{
+    (void)s;
+    lua_State *L = tl_run_L;
+    if (L)
+        lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1);
+}
+
+static int (*stuck_cb)(const char *, const char *, uint64_t);
+
+static int on_stuck(wd_slot *s, const char *name, const char *what, uint64_t overdue_ms)
+{
+    (void)s;
+    return stuck_cb ? stuck_cb(name, what, overdue_ms) : 1;
+}
+
+void lhost_watchdog_start(int (*cb)(const char *, const char *, uint64_t), unsigned stuck_grace_ms)
+{
+    stuck_cb = cb;
+    watchdog_start(on_interrupt, on_stuck, stuck_grace_ms, 5);
+}
+
+/* Enters Lua on g's state under deadline_us (0: none); msg is what the
+ * error says if the watchdog stops it. Pair with leave_lua. */
+static void enter_lua(lhost_gen *g, uint64_t deadline_us, const char *what, const char *code,
+                      const char *msg)
+{
+    snprintf(tl_stop_msg, sizeof tl_stop_msg, "%s", msg);
+    tl_stop_code = code;
+    tl_run_deadline = deadline_us;
+    tl_mem_stop = 0;
+    tl_stopped = 0;
+    g->mem.enforce = 1;
+    tl_run_L = g->L;
+    watchdog_begin(watchdog_slot(NULL), deadline_us, what);
+}
+
+/* Leaves Lua: disarms the hook if the watchdog or the memory cap armed it.
+ * Returns non-zero when the code was stopped (settle_memory collects once
+ * the stopped code's coroutine is gone). */
+static int leave_lua(lhost_gen *g, const char *who)
+{
+    watchdog_end(watchdog_slot(NULL));
+    tl_run_L = NULL;
+    g->mem.enforce = 0;
+    if (lua_gethookmask(g->L))
+        lua_sethook(g->L, NULL, 0, 0);
+    if (g->mem.hit)
+        log_msg(LOG_WARN, NULL, "%s: the Lua memory limit (%zu bytes) was reached", who,
+                g->mem.limit);
+    return tl_stopped;
+}
+
+/* After the code that reached the memory limit has let go of it (its
+ * coroutine released): collect, so that the next request starts clean. */
+static void settle_memory(lhost_gen *g)
+{
+    if (!g->mem.hit)
+        return;
+    g->mem.hit = 0;
+    lua_gc(g->L, LUA_GCCOLLECT, 0);
+    lua_gc(g->L, LUA_GCRESTART, 0); /* in case code ran collectgarbage("stop") */
+    if (g->mem.used > g->mem.limit / 2)
+        log_msg(LOG_WARN, NULL, "Lua state still holds %zu bytes after a full collection",
+                g->mem.used);
+}
+
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    memcap *m = ud;
+    if (nsize > osize && m->enforce && m->limit) {
+        size_t after = m->used + (nsize - osize);
+        if (after > m->limit && !m->hit) {
+            m->hit = 1;
+            tl_mem_stop = 1;
+            lua_sethook(m->L, stop_hook, LUA_MASKCOUNT, 1);
+        }
+        if (after > m->hard)
+            return NULL;
+    }
+    void *p = m->inner(m->inner_ud, ptr, osize, nsize);
+    if (p || nsize == 0)
+        m->used = m->used - osize + nsize;
+    return p;
+}
+
+static uint64_t deadline_after(unsigned ms)
+{
+    return ms ? watchdog_now_us() + (uint64_t)ms * 1000u : 0;
 }
 
 loop *lhost_loop(void)
@@ -182,9 +350,11 @@ static int core_request_id(lua_State *L)
 }
 
 /* An scrypt derivation handed to a job thread. Owned by the job until its
- * completion runs on the loop; an aborted request only marks it. */
+ * completion runs on the loop; an aborted request takes it back if no
+ * thread started it, and otherwise only marks it. */
 typedef struct scrypt_job {
     request *r; /* NULL once the request gave up waiting */
+    job *job;   /* the queued job, while r waits for it */
     char *password;
     size_t password_len;
     unsigned char salt[64];
@@ -231,17 +401,27 @@ static void scrypt_done(void *arg)
     scrypt_job_free(j);
 }
 
+/* The request is gone (client hung up, deadline): a derivation nobody
+ * started is dropped at once and frees its place in the queue; one that
+ * runs finishes on its own and its result is discarded. */
 static void scrypt_cancel(request *r)
 {
     scrypt_job *j = r->op;
-    j->r = NULL; /* the job finishes on its own and frees itself */
+    r->op = NULL;
+    if (jobs_cancel(j->job))
+        scrypt_job_free(j);
+    else
+        j->r = NULL;
 }
 
 /*
- * glasgow.core.scrypt(password, salt, N, r, p, dklen) -> key | nil, err.
+ * glasgow.core.scrypt(password, salt, N, r, p, dklen [, owner]) -> key | nil, err.
  * Inside a request the derivation runs on a job thread and the coroutine
  * waits, so a 50-100 ms hash never stalls the worker; elsewhere (migrate,
- * glasgow run, load time) it runs inline.
+ * glasgow run, load time) it runs inline. owner names who the hash is for
+ * (a user or an account): when the queue already holds its share of jobs
+ * for that owner the answer is nil, "busy"; when the queue is full, nil,
+ * "overloaded". Both are immediate, and the caller answers 429 or 503.
  */
 static int core_scrypt(lua_State *L)
 {
@@ -256,6 +436,7 @@ static int core_scrypt(lua_State *L)
         return luaL_argerror(L, 4, "r and p must be between 1 and 16");
     if (dklen < 16 || dklen > 64 || slen > 64 || plen > 4096)
         return luaL_argerror(L, 6, "dklen 16..64, salt at most 64 bytes, password at most 4096");
+    const char *owner = luaL_optstring(L, 7, NULL);
     scrypt_job *j = xcalloc(1, sizeof *j);
     j->password = xstrndup(pw, plen);
     j->password_len = plen;
@@ -279,10 +460,17 @@ static int core_scrypt(lua_State *L)
         lua_pushstring(L, "scrypt failed");
         return 2;
     }
+    int why = 0;
+    j->job = jobs_submit(tl_loop, owner, scrypt_work, scrypt_done, j, &why);
+    if (!j->job) {
+        scrypt_job_free(j);
+        lua_pushnil(L);
+        lua_pushstring(L, why == JOBS_KEY_FULL ? "busy" : "overloaded");
+        return 2;
+    }
     j->r = r;
     r->cancel = scrypt_cancel;
     r->op = j;
-    jobs_submit(tl_loop, scrypt_work, scrypt_done, j);
     return lua_yield(L, 0);
 }
 
@@ -361,12 +549,19 @@ static int traceback(lua_State *L)
     return 1;
 }
 
-/* Sets package.path and preloads glasgow.core. */
-static lua_State *new_state(const lhost_opts *o)
+/* Sets package.path and preloads glasgow.core; m (embedded in the
+ * generation) becomes the state's memory cap. */
+static lua_State *new_state(const lhost_opts *o, memcap *m)
 {
     lua_State *L = luaL_newstate();
     if (!L)
         die("cannot create a Lua state: out of memory");
+    m->inner = lua_getallocf(L, &m->inner_ud);
+    m->used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024u + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+    m->limit = o->memory_limit;
+    m->hard = m->limit + m->limit / 2;
+    m->L = L;
+    lua_setallocf(L, capped_alloc, m);
     luaL_openlibs(L);
 
     lua_getglobal(L, "package");
@@ -389,6 +584,26 @@ static lua_State *new_state(const lhost_opts *o)
     lua_setfield(L, -2, "max_json_depth");
     lua_pushnumber(L, (lua_Number)o->max_body_bytes);
     lua_setfield(L, -2, "max_body_bytes");
+    if (auth_limits_set) {
+        const struct {
+            const char *name;
+            unsigned value;
+        } auth[] = {
+            {"token_ttl_s", auth_limits.token_ttl_s},
+            {"login_account_failures", auth_limits.login_account_failures},
+            {"login_address_failures", auth_limits.login_address_failures},
+            {"login_base_delay_s", auth_limits.login_base_delay_s},
+            {"login_max_delay_s", auth_limits.login_max_delay_s},
+            {"login_window_s", auth_limits.login_window_s},
+            {"login_device_ttl_s", auth_limits.login_device_ttl_s},
+            {"password_changes", auth_limits.password_changes},
+            {"password_change_window_s", auth_limits.password_change_window_s},
+        };
+        for (size_t i = 0; i < sizeof auth / sizeof auth[0]; i++) {
+            lua_pushinteger(L, (lua_Integer)auth[i].value);
+            lua_setfield(L, -2, auth[i].name);
+        }
+    }
     lua_rawset(L, LUA_REGISTRYINDEX);
     return L;
 }
@@ -433,6 +648,7 @@ static int load_routes(lua_State *L, const bundle *b, int app, char *err, size_t
         if (f->name[0] == '_')
             continue;
         snprintf(chunk, sizeof chunk, "@%s", f->name);
+        watchdog_set_what(watchdog_slot(NULL), f->name);
         lua_pushcfunction(L, traceback);
         int tb = lua_gettop(L);
         lua_getfield(L, app, "declare");
@@ -513,34 +729,54 @@ static void lock_globals(lua_State *L)
         die("cannot lock globals: %s", lua_tostring(L, -1));
 }
 
+struct load_args {
+    lhost_gen *g;
+    const bundle *b;
+    char *err;
+    size_t errlen;
+    int rc;
+};
+
+static int load_generation(lhost_gen *g, const bundle *b, char *err, size_t errlen);
+
+/* lua_cpcall entry: even the host's own pushes run protected, so the
+ * memory cap can never end the process during a load. */
+static int load_generation_cp(lua_State *L)
+{
+    struct load_args *a = lua_touserdata(L, 1);
+    lua_pop(L, 1);
+    a->rc = load_generation(a->g, a->b, a->err, a->errlen);
+    return 0;
+}
+
 lhost_gen *lhost_gen_create(const bundle *b, const lhost_opts *o, uint64_t number, char *err,
                             size_t errlen)
 {
     lhost_gen *g = xcalloc(1, sizeof *g);
-    g->L = new_state(o);
+    g->L = new_state(o, &g->mem);
     g->refs = 1;
     g->number = number;
     g->handle_ref = LUA_NOREF;
+    g->run_limit_ms = o->run_limit_ms;
     snprintf(g->hash, sizeof g->hash, "%s", b->hash);
     lua_State *L = g->L;
 
-    lua_pushcfunction(L, traceback);
-    lua_getglobal(L, "require");
-    lua_pushstring(L, "glasgow.app");
-    if (lua_pcall(L, 1, 1, -3) != 0) {
-        take_error(L, err, errlen);
-        goto err_destroy;
+    /* every step below runs protected, under the load budget and the cap */
+    char stopmsg[96];
+    snprintf(stopmsg, sizeof stopmsg, "loading did not finish within %u ms", o->load_timeout_ms);
+    enter_lua(g, deadline_after(o->load_timeout_ms), "loading routes", "load_timeout", stopmsg);
+    struct load_args la = {g, b, err, errlen, -1};
+    if (lua_cpcall(L, load_generation_cp, &la) != 0) {
+        take_error(L, err, errlen); /* raised outside the steps' own pcalls */
+        la.rc = -1;
     }
-    int app = lua_gettop(L);
-    if (!lua_istable(L, app)) {
-        snprintf(err, errlen, "glasgow.app did not return a table");
-        goto err_destroy;
+    int rc = la.rc;
+    if (leave_lua(g, "routes") && rc == 0) { /* stopped, yet the error was swallowed */
+        snprintf(err, errlen, "%s", tl_stop_where);
+        rc = -1;
     }
-    if (preload_helpers(L, b, err, errlen) < 0 || load_routes(L, b, app, err, errlen) < 0 ||
-        build_router(g, app, err, errlen) < 0)
+    if (rc < 0)
         goto err_destroy;
-    lua_getfield(L, app, "handle");
-    g->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_settop(L, 0);
     lock_globals(L);
     lua_gc(L, LUA_GCCOLLECT, 0);
@@ -549,6 +785,31 @@ lhost_gen *lhost_gen_create(const bundle *b, const lhost_opts *o, uint64_t numbe
 err_destroy:
     lhost_gen_unref(g);
     return NULL;
+}
+
+/* The protected part of lhost_gen_create: library, helpers, route files,
+ * router. Returns 0, or -1 with err. */
+static int load_generation(lhost_gen *g, const bundle *b, char *err, size_t errlen)
+{
+    lua_State *L = g->L;
+    lua_pushcfunction(L, traceback);
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "glasgow.app");
+    if (lua_pcall(L, 1, 1, -3) != 0) {
+        take_error(L, err, errlen);
+        return -1;
+    }
+    int app = lua_gettop(L);
+    if (!lua_istable(L, app)) {
+        snprintf(err, errlen, "glasgow.app did not return a table");
+        return -1;
+    }
+    if (preload_helpers(L, b, err, errlen) < 0 || load_routes(L, b, app, err, errlen) < 0 ||
+        build_router(g, app, err, errlen) < 0)
+        return -1;
+    lua_getfield(L, app, "handle");
+    g->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
 }
 
 void lhost_gen_ref(lhost_gen *g)
@@ -715,14 +976,65 @@ static void complete(request *r)
     lhost_release(r);
 }
 
+/* Runs co under r's deadline and the generation's run limit (requests of
+ * glasgow run have neither). Returns lua_resume's status; *stopped is set
+ * when the watchdog stopped the code, with the answer already chosen. */
+static int resume_watched(request *r, lua_State *co, int nargs, int *stopped)
+{
+    lhost_gen *g = r->gen;
+    uint64_t deadline = 0;
+    const char *code = "deadline_exceeded";
+    const char *msg = "the request did not finish within its deadline";
+    char what[200];
+    if (!r->raw_results) {
+        uint64_t run = deadline_after(g->run_limit_ms);
+        deadline = r->deadline_us;
+        if (run && (!deadline || run < deadline)) {
+            deadline = run;
+            code = "handler_timeout";
+            msg = "the handler ran too long without yielding";
+        }
+    }
+    snprintf(what, sizeof what, "request %s %s %s", r->request_id, r->method,
+             r->route_status == ROUTER_FOUND ? r->match.pattern : "(unrouted)");
+    enter_lua(g, deadline, what, code, msg);
+    int st = lua_resume(co, nargs);
+    *stopped = leave_lua(g, what);
+    return st;
+}
+
 static void resume_request(request *r, int nargs)
 {
     lua_State *co = r->co;
     request *prev = tl_current;
     tl_current = r;
-    int st = lua_resume(co, nargs);
+    int stopped = 0;
+    int st = resume_watched(r, co, nargs, &stopped);
     tl_current = prev;
-    r->co_done = st == 0;
+    r->co_done = st == 0 && !stopped;
+    if (stopped) {
+        if (st == LUA_YIELD && r->cancel) {
+            r->cancel(r);
+            r->cancel = NULL;
+        }
+        /* its own deadline, or else the end of the shutdown grace */
+        int own = tl_run_deadline && watchdog_now_us() >= tl_run_deadline;
+        if (tl_mem_stop) {
+            set_c_error(r, 500, "internal", "internal error");
+            atomic_fetch_add(&metrics.lua_stops_memory, 1);
+        } else if (own) {
+            set_c_error(r, 504, tl_stop_code, tl_stop_msg);
+            atomic_fetch_add(!strcmp(tl_stop_code, "handler_timeout") ? &metrics.lua_stops_run_limit
+                                                                      : &metrics.lua_stops_deadline,
+                             1);
+        } else {
+            set_c_error(r, 503, "shutting_down", "the server is shutting down");
+            atomic_fetch_add(&metrics.lua_stops_shutdown, 1);
+        }
+        log_msg(LOG_WARN, NULL, "request %s: handler stopped at %s", r->request_id, tl_stop_where);
+        complete(r);
+        return;
+    }
     if (st == LUA_YIELD) {
         if (r->cancel)
             return; /* a binding armed an operation; the loop resumes us */
@@ -831,6 +1143,7 @@ void lhost_release(request *r)
     }
     r->co = NULL;
     r->gen = NULL;
+    settle_memory(g);
     lhost_gen_unref(g);
 }
 
@@ -871,7 +1184,7 @@ int lhost_run_script(const lhost_opts *o, const char *file, const char *chunk, i
     lhost_thread_init(lp);
     pgpool *pool = lua_db_start(lp);
     lhost_gen *g = xcalloc(1, sizeof *g);
-    g->L = new_state(o);
+    g->L = new_state(o, &g->mem);
     g->refs = 1;
     lua_State *L = g->L;
 

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "bundle.h"
+#include "config.h"
 #include "loop.h"
 #include "request.h"
 
@@ -23,13 +24,37 @@ typedef struct lhost_gen lhost_gen;
 typedef struct lhost_opts {
     const char *lua_path; /* package.path entries for lua/ */
     unsigned max_json_depth;
-    size_t max_body_bytes; /* default per-route body limit */
+    size_t max_body_bytes;    /* default per-route body limit */
+    size_t memory_limit;      /* bytes one state may hold while Lua runs; 0: none */
+    unsigned run_limit_ms;    /* longest a handler runs without yielding; 0: none */
+    unsigned load_timeout_ms; /* budget for loading a bundle; 0: none */
 } lhost_opts;
 
 enum { LHOST_DONE = 0, LHOST_YIELDED = 1 };
 
+/*
+ * Sets the authentication limits that every state built afterwards exposes
+ * to Lua as glasgow.core.limits (token_ttl_s, login_*, password_change*),
+ * and the bounds of the password-hashing queue (jobs_configure). Call once
+ * at start-up, before any state or thread exists.
+ */
+void lhost_set_auth_limits(const config_auth *a);
+
 /* Binds the calling thread to lp: bindings that wait arm timers there. */
 void lhost_thread_init(loop *lp);
+
+/*
+ * Starts the watchdog that stops Lua code past its deadline (see
+ * watchdog.h): request handlers at their request deadline or run limit,
+ * bundle loading at its budget. on_stuck (may be NULL) is told about code
+ * that a hook cannot reach (a long C call) stuck_grace_ms after its
+ * deadline, with the thread's name and what it runs; it returns non-zero
+ * to count the thread as stuck (/livez). Without this call deadlines
+ * apply only to waits.
+ */
+void lhost_watchdog_start(int (*on_stuck)(const char *thread, const char *what,
+                                          uint64_t overdue_ms),
+                          unsigned stuck_grace_ms);
 
 /* The calling thread's loop (set by lhost_thread_init). */
 loop *lhost_loop(void);

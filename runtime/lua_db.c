@@ -597,7 +597,7 @@ int lua_db_enabled(void)
     return db_enabled;
 }
 
-int lua_db_config(char *err, size_t errlen)
+int lua_db_config(const config *conf, char *err, size_t errlen)
 {
     static char *url;
     uint64_t v;
@@ -636,6 +636,8 @@ int lua_db_config(char *err, size_t errlen)
     cfg->statement_timeout_ms = (unsigned)vals[2];
     cfg->max_waiters = (unsigned)vals[3];
     cfg->connect_timeout_ms = (unsigned)vals[4];
+    cfg->health_interval_ms = conf->db_health_interval_ms;
+    cfg->health_timeout_ms = conf->db_health_timeout_ms;
     /* the client-side deadline backs up the server's statement_timeout */
     statement_deadline_ms = cfg->statement_timeout_ms ? cfg->statement_timeout_ms + 1000 : 0;
     db_enabled = 1;

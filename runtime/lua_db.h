@@ -18,6 +18,7 @@
 #include "request.h"
 
 struct lua_State;
+struct config;
 
 /* Opens the module (package.preload["glasgow.pg"]). */
 int luaopen_glasgow_pg(struct lua_State *L);
@@ -37,10 +38,11 @@ void lua_db_request_done(request *r);
 
 /*
  * Reads the database settings (DATABASE_URL or DATABASE_URL_FILE,
- * GLASGOW_DB_*) once, before any thread starts. Returns 1 when a database
+ * GLASGOW_DB_*) once, before any thread starts; the health-check settings
+ * come from cfg (already loaded by config_load). Returns 1 when a database
  * is configured, 0 when not, -1 with a message naming the variable in err.
  */
-int lua_db_config(char *err, size_t errlen);
+int lua_db_config(const struct config *cfg, char *err, size_t errlen);
 
 /* The configured connection string with its password masked, for logs. */
 void lua_db_describe(char *out, size_t n);

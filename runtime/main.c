@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,11 @@
 #include "reload.h"
 #include "tls.h"
 #include "util.h"
+#include "watchdog.h"
 
 #define GLASGOW_VERSION "0.1.0"
+#define EXIT_STUCK 70      /* EX_SOFTWARE: a thread was stuck; restart the process */
+#define JOIN_SLACK_MS 3000 /* past the grace: answers flush, job threads post back */
 
 static const char usage[] =
     "usage: glasgow serve            serve the API (configured by GLASGOW_* variables)\n"
@@ -77,13 +81,36 @@ static void lua_path(const config *cfg, char *out, size_t n)
         dir, dir);
 }
 
+static lhost_opts opts_of(const config *cfg, const char *lp)
+{
+    return (lhost_opts){lp,
+                        cfg->max_json_depth,
+                        cfg->max_body_bytes,
+                        cfg->lua_memory_limit,
+                        cfg->lua_run_limit_ms,
+                        cfg->load_timeout_ms};
+}
+
+/* glasgow check: code that no hook can stop (a long C call) at the top
+ * level of a route file still ends the check, naming the file. */
+static int check_stuck(const char *thread, const char *what, uint64_t overdue_ms)
+{
+    (void)thread;
+    fprintf(stderr,
+            "glasgow check: %s: loading did not finish (stuck in a C function %llu ms past the "
+            "load timeout)\n",
+            what ? what : "routes", (unsigned long long)overdue_ms);
+    _exit(1);
+}
+
 static void load_config(config *cfg)
 {
     char err[512];
     if (config_load(cfg, env, err, sizeof err) < 0)
         die("%s", err);
     log_set_level(cfg->log_level);
-    if (lua_db_config(err, sizeof err) < 0)
+    lhost_set_auth_limits(&cfg->auth);
+    if (lua_db_config(cfg, err, sizeof err) < 0)
         die("%s", err);
 }
 
@@ -98,7 +125,9 @@ static int cmd_check(int argc, char **argv)
     }
     load_config(&cfg);
     lua_path(&cfg, lp, sizeof lp);
-    lhost_opts o = {lp, cfg.max_json_depth, cfg.max_body_bytes};
+    lhost_opts o = opts_of(&cfg, lp);
+    watchdog_slot("check");
+    lhost_watchdog_start(check_stuck, cfg.stuck_grace_ms);
     bundle *b = bundle_read(argv[0], err, sizeof err);
     if (!b) {
         fprintf(stderr, "glasgow check: %s\n", err);
@@ -126,7 +155,7 @@ static int cmd_run(int argc, char **argv)
     }
     load_config(&cfg);
     lua_path(&cfg, lp, sizeof lp);
-    lhost_opts o = {lp, cfg.max_json_depth, cfg.max_body_bytes};
+    lhost_opts o = opts_of(&cfg, lp);
     return lhost_run_script(&o, argv[0], NULL, argc - 1, argv + 1);
 }
 
@@ -143,9 +172,42 @@ static int cmd_migrate(int argc, char **argv)
     if (!lua_db_enabled())
         die("DATABASE_URL: not set (migrate needs a database)");
     lua_path(&cfg, lp, sizeof lp);
-    lhost_opts o = {lp, cfg.max_json_depth, cfg.max_body_bytes};
+    lhost_opts o = opts_of(&cfg, lp);
     return lhost_run_script(&o, "=glasgow migrate", "return require('glasgow.migrate').main(...)",
                             argc, argv);
+}
+
+/* Set when a thread is stuck where no hook reaches: the process drains
+ * and exits with this status so that its orchestrator restarts it. */
+static atomic_int exit_status;
+
+static int serve_stuck(const char *thread, const char *what, uint64_t overdue_ms)
+{
+    if (!strcmp(thread, "reload")) {
+        /* Exiting would not help: a restart loads the same bundle at
+         * start-up and sticks there. The serving generation stays. */
+        log_msg(LOG_ERROR, NULL,
+                "routes reload is stuck loading %s (%llu ms past the load timeout, in code no "
+                "hook can stop); the serving generation stays, no further reload happens until "
+                "the process restarts: fix the bundle, then restart",
+                what ? what : "the bundle", (unsigned long long)overdue_ms);
+        atomic_fetch_add(&metrics.reload_failure, 1);
+        return 0;
+    }
+    if (!strcmp(thread, "main")) { /* start-up: nothing serves yet, nothing to drain */
+        log_msg(LOG_ERROR, NULL,
+                "start-up is stuck loading %s (%llu ms past the load timeout, in code no hook "
+                "can stop); exiting",
+                what ? what : "the routes bundle", (unsigned long long)overdue_ms);
+        _exit(EXIT_STUCK);
+    }
+    log_msg(LOG_ERROR, NULL,
+            "%s is stuck (%s, %llu ms past its deadline, in code no hook can stop): /livez "
+            "reports it; draining and exiting for a restart",
+            thread, what ? what : "Lua code", (unsigned long long)overdue_ms);
+    if (atomic_exchange(&exit_status, EXIT_STUCK) == 0)
+        kill(getpid(), SIGTERM);
+    return 1;
 }
 
 static int cmd_serve(void)
@@ -164,7 +226,9 @@ static int cmd_serve(void)
 
     lua_path(&cfg, lp, sizeof lp);
     static lhost_opts opts;
-    opts = (lhost_opts){lp, cfg.max_json_depth, cfg.max_body_bytes};
+    opts = opts_of(&cfg, lp);
+    watchdog_slot("main");
+    lhost_watchdog_start(serve_stuck, cfg.stuck_grace_ms);
 
     int tls = cfg.tls_cert_file[0] != '\0';
     pgpool_metrics_init();
@@ -219,19 +283,39 @@ static int cmd_serve(void)
     while (sigwait(&sigs, &sig) != 0) {
     }
     atomic_store(&metrics.draining, 1);
-    log_msg(LOG_INFO, NULL, "%s received: draining (grace %u ms, %ld requests in flight)",
-            sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.shutdown_grace_ms,
-            atomic_load(&metrics.in_flight));
+    int status = atomic_load(&exit_status);
+    log_msg(LOG_INFO, NULL, "%s: draining (grace %u ms, %ld requests in flight)",
+            status           ? "stuck thread"
+            : sig == SIGTERM ? "SIGTERM received"
+                             : "SIGINT received",
+            cfg.shutdown_grace_ms, atomic_load(&metrics.in_flight));
+    /* Lua code still running at the end of the grace is stopped by the
+     * watchdog; what even that cannot stop is left behind at exit. */
+    uint64_t grace_end = loop_clock_ms() + cfg.shutdown_grace_ms;
+    watchdog_set_shutdown_deadline(watchdog_now_us() + (uint64_t)cfg.shutdown_grace_ms * 1000u);
     for (unsigned i = 0; i < cfg.workers; i++)
         worker_drain(workers[i], cfg.shutdown_grace_ms);
     /* each worker closes its own copy when it quiesces; once this one goes
      * too the kernel refuses new connections instead of queueing them */
     close(lfd);
+    int abandoned = 0;
     for (unsigned i = 0; i < cfg.workers; i++)
-        worker_join(workers[i]);
-    reloader_stop(rl);
+        if (worker_join(workers[i], grace_end + JOIN_SLACK_MS) < 0) {
+            log_msg(LOG_ERROR, NULL, "worker %u did not stop within the grace period", i);
+            abandoned = 1;
+        }
+    if (!abandoned && reloader_stop(rl, grace_end + JOIN_SLACK_MS) < 0) {
+        log_msg(LOG_ERROR, NULL, "the routes reload thread did not stop within the grace period");
+        abandoned = 1;
+    }
+    if (abandoned || status) {
+        log_msg(LOG_ERROR, NULL, "exiting with status %d without waiting for stuck threads",
+                EXIT_STUCK);
+        _exit(EXIT_STUCK);
+    }
     admin_stop();
     free(workers);
+    watchdog_stop();
     log_msg(LOG_INFO, NULL, "stopped");
     return 0;
 }

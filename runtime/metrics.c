@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "watchdog.h"
+
 metrics_global metrics;
 
 #define NBUCKETS 12
@@ -271,6 +273,8 @@ void metrics_render(strbuf *out)
                 "http_connections_rejected_total %llu\n"
                 "# HELP http_header_timeouts_total Connections closed by the header timeout.\n"
                 "# TYPE http_header_timeouts_total counter\nhttp_header_timeouts_total %llu\n"
+                "# HELP http_slow_bodies_total Requests cut for a body slower than the minimum "
+                "rate.\n# TYPE http_slow_bodies_total counter\nhttp_slow_bodies_total %llu\n"
                 "# HELP glasgow_routes_generation Generation number of the routes bundle "
                 "serving now.\n# TYPE glasgow_routes_generation gauge\n"
                 "glasgow_routes_generation{hash=\"%s\"} %llu\n"
@@ -279,15 +283,29 @@ void metrics_render(strbuf *out)
                 "glasgow_routes_reloads_total{result=\"success\"} %llu\n"
                 "glasgow_routes_reloads_total{result=\"failure\"} %llu\n"
                 "# HELP glasgow_draining 1 while the server shuts down.\n"
-                "# TYPE glasgow_draining gauge\nglasgow_draining %d\n",
+                "# TYPE glasgow_draining gauge\nglasgow_draining %d\n"
+                "# HELP glasgow_lua_stopped_total Lua code stopped by the watchdog, by reason.\n"
+                "# TYPE glasgow_lua_stopped_total counter\n"
+                "glasgow_lua_stopped_total{reason=\"deadline\"} %llu\n"
+                "glasgow_lua_stopped_total{reason=\"run_limit\"} %llu\n"
+                "glasgow_lua_stopped_total{reason=\"memory\"} %llu\n"
+                "glasgow_lua_stopped_total{reason=\"shutdown\"} %llu\n"
+                "# HELP glasgow_stuck_threads Threads stuck past their deadline where no hook "
+                "reaches.\n# TYPE glasgow_stuck_threads gauge\nglasgow_stuck_threads %u\n",
                 atomic_load(&metrics.in_flight), (unsigned long long)atomic_load(&metrics.bytes_in),
                 (unsigned long long)atomic_load(&metrics.bytes_out),
                 (unsigned long long)atomic_load(&metrics.connections_rejected),
-                (unsigned long long)atomic_load(&metrics.header_timeouts), hash,
+                (unsigned long long)atomic_load(&metrics.header_timeouts),
+                (unsigned long long)atomic_load(&metrics.slow_bodies), hash,
                 (unsigned long long)atomic_load(&metrics.routes_generation),
                 (unsigned long long)atomic_load(&metrics.reload_success),
                 (unsigned long long)atomic_load(&metrics.reload_failure),
-                atomic_load(&metrics.draining));
+                atomic_load(&metrics.draining),
+                (unsigned long long)atomic_load(&metrics.lua_stops_deadline),
+                (unsigned long long)atomic_load(&metrics.lua_stops_run_limit),
+                (unsigned long long)atomic_load(&metrics.lua_stops_memory),
+                (unsigned long long)atomic_load(&metrics.lua_stops_shutdown),
+                watchdog_stuck_count());
     for (size_t i = 0; i < ncollectors; i++)
         collectors[i](out);
 }

@@ -22,10 +22,15 @@ typedef struct metrics_global {
     atomic_ullong bytes_out;
     atomic_ullong connections_rejected;
     atomic_ullong header_timeouts;
+    atomic_ullong slow_bodies;
     atomic_ullong reload_success;
     atomic_ullong reload_failure;
     atomic_ullong routes_generation;
     atomic_int draining;
+    atomic_ullong lua_stops_deadline; /* handlers stopped by the watchdog, by reason */
+    atomic_ullong lua_stops_run_limit;
+    atomic_ullong lua_stops_memory;
+    atomic_ullong lua_stops_shutdown;
 } metrics_global;
 
 extern metrics_global metrics;

@@ -13,7 +13,8 @@
 #include "log.h"
 #include "metrics.h"
 
-enum { CS_CONNECTING, CS_IDLE, CS_ACQUIRED, CS_RESETTING };
+/* CS_PROBING: an idle connection carrying a health probe (not lent, not idle). */
+enum { CS_CONNECTING, CS_IDLE, CS_ACQUIRED, CS_RESETTING, CS_PROBING };
 
 /* A connected socket is always watched for input: an idle connection
  * notices a server that closes it, and a query's interest never changes,
@@ -23,6 +24,12 @@ enum { CS_CONNECTING, CS_IDLE, CS_ACQUIRED, CS_RESETTING };
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
+
+/* A probe that missed its timeout marks the pool down at once but keeps
+ * waiting for the answer, which marks it up again the moment a frozen
+ * server resumes; it is bounded so that a server gone without a reset
+ * cannot pin the connection forever. */
+#define PROBE_GIVE_UP_MS 30000
 
 /*
  * Prepared statements, per connection, where it pays: a statement's first
@@ -62,6 +69,9 @@ struct pgpool_conn {
     pg_error qerr;
     int querying;
     int discard;
+    int heard;      /* the statement in flight got a result from the server */
+    int probe;      /* this connect or query is a health probe */
+    int probe_late; /* ... which has already missed its timeout */
     uint64_t query_start_us;
     pgpool_conn *prev, *next; /* every connection of the pool */
     pgpool_conn *idle_next;   /* idle stack */
@@ -83,12 +93,17 @@ struct pgpool {
     char last_error[256];
     loop_timer fail_timer; /* answers the queue from the loop, never re-entrantly */
     pg_error fail_err;
-    loop_timer keeper; /* keeps one connection open, reconnects after backoff */
+    loop_timer keeper;       /* keeps one connection open, reconnects after backoff, probes */
+    pgpool_conn *probing;    /* the connection carrying the health probe, if any */
+    uint64_t last_answer_ms; /* loop clock of the server's last answer */
+    int silence_logged;
     atomic_uint nconns;
     atomic_uint nacquired;
     atomic_uint nwaiting;
     atomic_ullong wait_timeouts;
     atomic_ullong connect_failures;
+    atomic_ullong health_probes;
+    atomic_ullong health_timeouts;
     atomic_int server_up;
 };
 
@@ -140,7 +155,7 @@ void pgpool_observe(const char *sqlstate, double seconds)
 static void collect(strbuf *out)
 {
     unsigned size = 0, in_use = 0, waiting = 0;
-    unsigned long long timeouts = 0, failures = 0;
+    unsigned long long timeouts = 0, failures = 0, probes = 0, silences = 0;
     int up = 0, npools = 0;
     pthread_mutex_lock(&pools_mu);
     for (int i = 0; i < MAX_POOLS; i++) {
@@ -153,6 +168,8 @@ static void collect(strbuf *out)
         waiting += atomic_load(&p->nwaiting);
         timeouts += atomic_load(&p->wait_timeouts);
         failures += atomic_load(&p->connect_failures);
+        probes += atomic_load(&p->health_probes);
+        silences += atomic_load(&p->health_timeouts);
         up |= atomic_load(&p->server_up);
     }
     pthread_mutex_unlock(&pools_mu);
@@ -171,9 +188,16 @@ static void collect(strbuf *out)
                 "# HELP glasgow_db_connect_failures_total Failed connection attempts.\n"
                 "# TYPE glasgow_db_connect_failures_total counter\n"
                 "glasgow_db_connect_failures_total %llu\n"
-                "# HELP glasgow_db_up 1 when the last connect or query reached the server.\n"
+                "# HELP glasgow_db_health_probes_total Health probes sent by idle pools.\n"
+                "# TYPE glasgow_db_health_probes_total counter\n"
+                "glasgow_db_health_probes_total %llu\n"
+                "# HELP glasgow_db_health_timeouts_total Probes or statements the server left "
+                "unanswered in time.\n"
+                "# TYPE glasgow_db_health_timeouts_total counter\n"
+                "glasgow_db_health_timeouts_total %llu\n"
+                "# HELP glasgow_db_up 1 when the server answered lately (any worker).\n"
                 "# TYPE glasgow_db_up gauge\nglasgow_db_up %d\n",
-                size, in_use, waiting, timeouts, failures, up);
+                size, in_use, waiting, timeouts, failures, probes, silences, up);
     strbuf_adds(out, "# HELP glasgow_db_query_duration_seconds Statement round trips.\n"
                      "# TYPE glasgow_db_query_duration_seconds histogram\n");
     for (int b = 0; b < NBUCKETS; b++)
@@ -245,6 +269,32 @@ static void set_err(pg_error *e, int kind, const char *sqlstate, const char *msg
         e->message[--len] = '\0';
 }
 
+/* The server answered a round trip: p is up, and its probe clock restarts. */
+static void pool_answered(pgpool *p)
+{
+    p->last_answer_ms = loop_clock_ms();
+    if (atomic_load_explicit(&p->server_up, memory_order_relaxed))
+        return;
+    atomic_store(&p->server_up, 1);
+    if (p->silence_logged) {
+        log_msg(LOG_INFO, NULL, "database answers again");
+        p->silence_logged = 0;
+    }
+}
+
+/* The server left a probe or a statement unanswered past its bound: p is
+ * down (readyz 503) until its next answer. Connections stay as they are;
+ * a frozen server that resumes answers on them. */
+static void pool_silent(pgpool *p, const char *what)
+{
+    atomic_fetch_add(&p->health_timeouts, 1);
+    if (!atomic_load(&p->server_up))
+        return;
+    atomic_store(&p->server_up, 0);
+    log_msg(LOG_WARN, NULL, "database did not answer %s in time; not ready until it does", what);
+    p->silence_logged = 1;
+}
+
 static void conn_io(loop *lp, loop_io *io, uint32_t events);
 
 /* Points the loop at c's current socket with the given interest. */
@@ -289,6 +339,8 @@ static void conn_close(pgpool_conn *c)
         PQclear(c->result);
     if (c->state == CS_CONNECTING)
         p->connecting--;
+    if (p->probing == c)
+        p->probing = NULL;
     if (c->state == CS_ACQUIRED || c->state == CS_RESETTING)
         atomic_fetch_sub(&p->nacquired, c->state == CS_ACQUIRED ? 1 : 0);
     if (c->state == CS_IDLE) {
@@ -338,7 +390,7 @@ static void fail_waiters(pgpool *p, const pg_error *err)
     }
 }
 
-static void start_connect(pgpool *p);
+static void start_connect(pgpool *p, int probe);
 
 /* Non-zero while p should not try to connect: its last attempt failed
  * recently and no pool of the process has connected since. */
@@ -358,7 +410,7 @@ static void grow_for_waiters(pgpool *p)
 {
     while (p->connecting < atomic_load(&p->nwaiting) && atomic_load(&p->nconns) < p->cfg.max_size &&
            !backing_off(p))
-        start_connect(p);
+        start_connect(p, 0);
 }
 
 /* c is free: hand it to the first waiter or park it. */
@@ -414,12 +466,65 @@ static void on_fail_timer(loop *lp, loop_timer *t)
 
 #define KEEPER_MS 1000
 
+static void probe_done(void *arg, PGresult *res, const pg_error *err)
+{
+    pgpool_conn *c = arg;
+    if (res)
+        PQclear(res);
+    c->pool->probing = NULL;
+    c->probe = 0;
+    if (err || PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        conn_close(c);
+        return;
+    }
+    conn_available(c);
+}
+
+/*
+ * Sends one health probe: an empty query (the server parses nothing and
+ * answers EmptyQueryResponse; pgJDBC's isValid does the same) on an idle
+ * connection, or, with none idle and room in the pool, a new connection,
+ * whose handshake is the round trip. A saturated pool cannot probe; its
+ * statements' own deadlines speak for it.
+ */
+static void probe(pgpool *p)
+{
+    pg_error err;
+    if (!p->idle) {
+        if (p->connecting == 0 && atomic_load(&p->nconns) < p->cfg.max_size && !backing_off(p))
+            start_connect(p, 1);
+        return;
+    }
+    pgpool_conn *c = p->idle;
+    p->idle = c->idle_next;
+    c->state = CS_PROBING;
+    c->probe = 1;
+    c->probe_late = 0;
+    p->probing = c;
+    atomic_fetch_add(&p->health_probes, 1);
+    if (pgpool_query(c, "", -1, NULL, NULL, p->cfg.health_timeout_ms, probe_done, c, &err) < 0)
+        conn_close(c);
+}
+
 static void on_keeper(loop *lp, loop_timer *t)
 {
     pgpool *p = t->data;
-    if (atomic_load(&p->nconns) == 0 && !backing_off(p))
-        start_connect(p);
-    loop_timer_start(lp, t, KEEPER_MS);
+    uint64_t now = loop_clock_ms();
+    unsigned interval = p->cfg.health_interval_ms;
+    unsigned next = interval < KEEPER_MS ? interval : KEEPER_MS;
+    if (atomic_load(&p->nconns) == 0) {
+        if (!backing_off(p))
+            start_connect(p, 1);
+    } else if (!p->probing && now - p->last_answer_ms >= interval) {
+        probe(p);
+    }
+    if (!p->probing && p->idle) {
+        /* wake exactly when the next probe falls due */
+        uint64_t due = p->last_answer_ms + interval;
+        if (due > now && due - now < next)
+            next = (unsigned)(due - now);
+    }
+    loop_timer_start(lp, t, next);
 }
 
 /* Server notices (e.g. "relation already exists, skipping") are not errors. */
@@ -445,7 +550,11 @@ static void connect_step(pgpool_conn *c)
             log_msg(LOG_INFO, NULL, "database connection restored");
             p->last_error[0] = '\0';
         }
-        atomic_store(&p->server_up, 1);
+        if (c->probe) {
+            c->probe = 0;
+            p->probing = NULL;
+        }
+        pool_answered(p);
         PQsetNoticeProcessor(c->pg, drop_notice, NULL);
         if (PQsetnonblocking(c->pg, 1) != 0) {
             connect_failed(c, "cannot make the connection non-blocking");
@@ -460,7 +569,9 @@ static void connect_step(pgpool_conn *c)
 
 static void on_conn_timer(loop *lp, loop_timer *t);
 
-static void start_connect(pgpool *p)
+/* Opens a connection; probe: it is a health probe, so the pool is marked
+ * down if the handshake takes longer than the health timeout. */
+static void start_connect(pgpool *p, int probe)
 {
     static const char *const keys[] = {"dbname",          "application_name", "client_encoding",
                                        "connect_timeout", "options",          NULL};
@@ -476,6 +587,11 @@ static void start_connect(pgpool *p)
     p->conns = c;
     atomic_fetch_add(&p->nconns, 1);
     p->connecting++;
+    if (probe && !p->probing) {
+        c->probe = 1;
+        p->probing = c;
+        atomic_fetch_add(&p->health_probes, 1);
+    }
     c->pg = PQconnectStartParams(keys, vals, 1);
     if (!c->pg)
         die("out of memory starting a database connection");
@@ -483,7 +599,10 @@ static void start_connect(pgpool *p)
         connect_failed(c, PQerrorMessage(c->pg));
         return;
     }
-    loop_timer_start(p->lp, &c->timer, p->cfg.connect_timeout_ms);
+    unsigned bound = p->cfg.connect_timeout_ms;
+    if (c->probe && p->cfg.health_timeout_ms < bound)
+        bound = p->cfg.health_timeout_ms;
+    loop_timer_start(p->lp, &c->timer, bound);
     conn_watch(c, EPOLLOUT);
 }
 
@@ -562,7 +681,10 @@ static void query_done(pgpool_conn *c)
     loop_timer_stop(c->pool->lp, &c->timer);
     if (c->io_fd >= 0)
         conn_watch(c, WATCH_IN);
-    pgpool_observe(err.kind == PGE_NONE ? "" : err.sqlstate, secs);
+    if (c->heard && err.kind != PGE_CONNECTION)
+        pool_answered(c->pool);
+    if (c->state != CS_PROBING)
+        pgpool_observe(err.kind == PGE_NONE ? "" : err.sqlstate, secs);
     if (err.kind != PGE_NONE) {
         if (res)
             PQclear(res);
@@ -599,6 +721,7 @@ static void query_progress(pgpool_conn *c, uint32_t events)
             query_done(c);
             return;
         }
+        c->heard = 1;
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
             record_error(c, res);
@@ -631,13 +754,33 @@ static void reset_done(void *arg, PGresult *res, const pg_error *err)
 static void on_conn_timer(loop *lp, loop_timer *t)
 {
     pgpool_conn *c = t->data;
-    (void)lp;
+    pgpool *p = c->pool;
     if (c->state == CS_CONNECTING) {
+        if (c->probe && !c->probe_late && p->cfg.health_timeout_ms < p->cfg.connect_timeout_ms) {
+            /* not ready, but the handshake may still finish within its own bound */
+            c->probe_late = 1;
+            pool_silent(p, "a connection attempt");
+            loop_timer_start(lp, t, p->cfg.connect_timeout_ms - p->cfg.health_timeout_ms);
+            return;
+        }
         connect_failed(c, "timed out connecting to the database");
         return;
     }
+    if (c->state == CS_PROBING && c->querying) {
+        if (!c->probe_late) {
+            c->probe_late = 1;
+            pool_silent(p, "a health check");
+            loop_timer_start(lp, t, PROBE_GIVE_UP_MS);
+            return;
+        }
+        c->querying = 0;
+        conn_close(c);
+        return;
+    }
     if (c->querying) {
-        /* the statement outlived its deadline: answer now, drop the connection */
+        /* the statement outlived its deadline: answer now, drop the connection;
+         * the server, which should have cancelled it first, is not answering */
+        pool_silent(p, "a statement");
         c->discard = 1;
         if (c->qerr.kind == PGE_NONE)
             set_err(&c->qerr, PGE_TIMEOUT, "57014", "statement deadline exceeded");
@@ -711,6 +854,11 @@ pgpool *pgpool_create(loop *lp, const pgpool_config *cfg)
         }
     pthread_mutex_unlock(&pools_mu);
     loop_timer_init(&p->fail_timer, on_fail_timer, p);
+    if (p->cfg.health_interval_ms == 0)
+        p->cfg.health_interval_ms = 1000;
+    if (p->cfg.health_timeout_ms == 0)
+        p->cfg.health_timeout_ms = 2000;
+    p->last_answer_ms = loop_clock_ms();
     loop_timer_init(&p->keeper, on_keeper, p);
     loop_timer_start(lp, &p->keeper, 0); /* warm one connection up at once */
     return p;
@@ -860,6 +1008,7 @@ int pgpool_query(pgpool_conn *c, const char *sql, int nparams, const char *const
         return -1;
     }
     memset(&c->qerr, 0, sizeof c->qerr);
+    c->heard = 0;
     c->querying = 1;
     c->cb = cb;
     c->arg = arg;
@@ -926,6 +1075,8 @@ void pgpool_get_stats(pgpool *p, pgpool_stats *out)
     out->waiting = atomic_load(&p->nwaiting);
     out->wait_timeouts = atomic_load(&p->wait_timeouts);
     out->connect_failures = atomic_load(&p->connect_failures);
+    out->health_probes = atomic_load(&p->health_probes);
+    out->health_timeouts = atomic_load(&p->health_timeouts);
     out->server_up = atomic_load(&p->server_up);
 }
 

@@ -8,6 +8,15 @@
  * reconnects with exponential backoff. The pool never blocks and never
  * queues without bound: a full wait queue or an expired wait is an error
  * the caller turns into 503 with Retry-After. No Lua here.
+ *
+ * Readiness follows a server that answers, not one whose socket is open:
+ * every round trip that comes back (a connect, a statement, even one that
+ * failed in SQL) marks the pool up; a pool that heard nothing for
+ * health_interval_ms sends an empty query on an idle connection (or, with
+ * none idle and room to grow, opens one), and a probe unanswered after
+ * health_timeout_ms, or a statement that outlives its client-side
+ * deadline, marks it down until the next answer. A busy pool sends no
+ * probes at all; an idle one sends one per interval.
  */
 #ifndef GLASGOW_PGPOOL_H
 #define GLASGOW_PGPOOL_H
@@ -48,6 +57,8 @@ typedef struct pgpool_config {
     unsigned wait_timeout_ms;      /* how long an acquire may wait */
     unsigned statement_timeout_ms; /* server-side statement_timeout (0: none) */
     unsigned connect_timeout_ms;
+    unsigned health_interval_ms; /* probe after this long without an answer (0: 1000) */
+    unsigned health_timeout_ms;  /* a probe slower than this marks the pool down (0: 2000) */
 } pgpool_config;
 
 /* Called when an acquire completes: exactly one of conn and err is set. */
@@ -117,13 +128,17 @@ typedef struct pgpool_stats {
     unsigned waiting; /* queued acquires */
     uint64_t wait_timeouts;
     uint64_t connect_failures;
-    int server_up; /* the last connect or query reached the server */
+    uint64_t health_probes;   /* health probes sent */
+    uint64_t health_timeouts; /* probes or statements the server left unanswered in time */
+    int server_up; /* the server answered lately: no probe or deadline has gone unanswered
+                      since its last answer, and the last connect did not fail */
 } pgpool_stats;
 
 void pgpool_get_stats(pgpool *p, pgpool_stats *out);
 
-/* Non-zero when every pool of the process (one per worker) reached its
- * server last time: readiness means any worker can serve a query. */
+/* Non-zero when every pool of the process (one per worker) has its server
+ * up (see pgpool_stats.server_up): readiness means any worker can serve a
+ * query. Reads atomics only: cheap, never blocks, never queries. */
 int pgpool_all_up(void);
 
 /* Records a finished statement: duration and SQLSTATE class ("" for success). */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bundle.h"
@@ -18,6 +19,7 @@
 #include "metrics.h"
 #include "tls.h"
 #include "util.h"
+#include "watchdog.h"
 
 struct reloader {
     const config *cfg;
@@ -136,6 +138,7 @@ static void check_tls(reloader *rl)
 static void *reloader_main(void *arg)
 {
     reloader *rl = arg;
+    watchdog_slot("reload");
     uint64_t last_check = loop_clock_ms();
     uint64_t dirty_since = 0; /* 0: nothing pending */
     for (;;) {
@@ -219,13 +222,19 @@ void reloader_start(reloader *rl)
         die("cannot start the reload thread");
 }
 
-void reloader_stop(reloader *rl)
+int reloader_stop(reloader *rl, uint64_t deadline_ms)
 {
     uint64_t one = 1;
     if (write(rl->stopfd, &one, sizeof one) < 0)
         log_msg(LOG_WARN, NULL, "reloader: cannot signal stop");
-    pthread_join(rl->thread, NULL);
+    while (pthread_tryjoin_np(rl->thread, NULL) != 0) {
+        if (loop_clock_ms() >= deadline_ms)
+            return -1; /* stuck in a load no hook can stop: rl stays with it */
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     close(rl->stopfd);
     close(rl->ifd);
     free(rl);
+    return 0;
 }

@@ -25,8 +25,10 @@ reloader *reloader_create(const config *cfg, const lhost_opts *opts, worker **wo
 /* Starts the watcher thread. */
 void reloader_start(reloader *rl);
 
-/* Stops the thread and frees rl. */
-void reloader_stop(reloader *rl);
+/* Stops the thread and frees rl. Gives up at deadline_ms (loop_clock_ms()
+ * clock) and returns -1 when the thread is stuck in a load; rl then stays
+ * allocated, in use by that thread. */
+int reloader_stop(reloader *rl, uint64_t deadline_ms);
 
 /*
  * Builds n generations from b: the first is the check; the others are

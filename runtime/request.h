@@ -26,8 +26,9 @@ struct request {
     char *path; /* decoded path, owned */
     char request_id[72];
     char client[64];
-    strbuf body;         /* raw request body */
-    uint64_t started_us; /* monotonic, when the headers were in */
+    strbuf body;          /* raw request body */
+    uint64_t started_us;  /* monotonic, when the headers were in */
+    uint64_t deadline_us; /* monotonic; the handler is stopped then (0: none) */
     void (*each_header)(request *r, request_pair_fn fn, void *arg);
     void (*each_query)(request *r, request_pair_fn fn, void *arg);
     /* Called once when the handler finished, synchronously or after a yield;

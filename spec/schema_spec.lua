@@ -826,4 +826,58 @@ describe("glasgow.schema", function()
             assert.has_error(function() schema.utf8_length(1) end)
         end)
     end)
+
+    -- maxLength and minLength are JSON Schema's: they count code points, not
+    -- bytes and not user-perceived characters. Whatever stores or hashes a
+    -- string must therefore accept up to 4 bytes per counted character.
+    describe("length semantics", function()
+        local widths = {
+            { "1-byte", "a" }, { "2-byte", "\195\169" }, { "3-byte", "\226\130\172" },
+            { "4-byte", "\240\159\152\128" },
+        }
+        for _, w in ipairs(widths) do
+            local name, ch = w[1], w[2]
+            it("maxLength = 600 admits 600 " .. name .. " characters, " .. 600 * #ch .. " bytes",
+               function()
+                local s = string.rep(ch, 600)
+                assert.equal(s, schema.validate({ type = "string", maxLength = 600 }, s))
+                assert.equal(600 * #ch, #s)
+            end)
+            it("maxLength = 600 refuses 601 " .. name .. " characters", function()
+                local _, err = schema.validate({ type = "string", maxLength = 600 },
+                                               string.rep(ch, 601), "body.password")
+                assert.same({ field = "body.password", reason = "must be at most 600 characters" },
+                            err)
+            end)
+            it("minLength = 8 counts 8 " .. name .. " characters, not bytes", function()
+                local s = string.rep(ch, 8)
+                assert.equal(s, schema.validate({ type = "string", minLength = 8 }, s))
+                local _, err = schema.validate({ type = "string", minLength = 8 },
+                                               string.rep(ch, 7), "p")
+                assert.same({ field = "p", reason = "must be at least 8 characters" }, err)
+            end)
+        end
+
+        it("counts a combining sequence as its code points", function()
+            local e_acute = "e\204\129" -- e + U+0301: one glyph, two code points
+            assert.equal(2, schema.utf8_length(e_acute))
+            local _, err = schema.validate({ type = "string", maxLength = 1 }, e_acute, "n")
+            assert.same({ field = "n", reason = "must be at most 1 character" }, err)
+        end)
+
+        it("never admits more than 4 bytes per counted character", function()
+            local max = string.rep("\244\143\191\191", 1024) -- U+10FFFF, the widest
+            assert.equal(max, schema.validate({ type = "string", maxLength = 1024 }, max))
+            assert.equal(4 * 1024, #max)
+        end)
+
+        it("counts the same through the query and params coercion", function()
+            local q = { type = "object", properties = { s = { type = "string", maxLength = 2 } } }
+            assert.same({ s = "\195\169\195\169" },
+                        schema.validate_object_of_strings(q, { s = "\195\169\195\169" }, "query"))
+            local _, err = schema.validate_object_of_strings(q, { s = "\195\169\195\169\195\169" },
+                                                             "query")
+            assert.same({ field = "query.s", reason = "must be at most 2 characters" }, err)
+        end)
+    end)
 end)

@@ -42,6 +42,14 @@ local BY_STATE = {
     ["22021"] = { 400, "invalid_input" },   -- character_not_in_repertoire (NUL)
 }
 
+-- The message a client gets for each code; never the server's own text.
+local PUBLIC_MESSAGE = {
+    conflict = "the request conflicts with data that already exists",
+    invalid_input = "a value in the request is not acceptable",
+    internal = "internal error",
+    unavailable = "the database is unavailable, retry shortly",
+}
+
 -- Builds the error object for (kind, sqlstate, message) from glasgow.pg.
 local function make_error(kind, sqlstate, message)
     local e = { kind = kind, sqlstate = sqlstate ~= "" and sqlstate or nil, message = message }
@@ -60,8 +68,10 @@ local function make_error(kind, sqlstate, message)
         e.status, e.code, e.retryable = 503, "unavailable", true
         e.headers = { ["Retry-After"] = "1" }
     end
-    e.public_message = e.status == 500 and "internal error" or
-        (e.status == 503 and "the database is unavailable, retry shortly" or message)
+    -- What the client reads is always ours: PostgreSQL's text names tables,
+    -- columns, constraints and values, and is only logged. A route that can
+    -- say more (which field, which rule) catches the error and fails itself.
+    e.public_message = PUBLIC_MESSAGE[e.code]
     return setmetatable(e, err_mt)
 end
 _M.make_error = make_error

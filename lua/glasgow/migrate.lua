@@ -109,11 +109,19 @@ local function bootstrap_admin(conn)
         return nil, "GLASGOW_BOOTSTRAP_ADMIN_PASSWORD_FILE: " .. tostring(rerr)
     end
     password = password:gsub("\r?\n$", "")
-    if #password < 8 then
-        return nil, "GLASGOW_BOOTSTRAP_ADMIN_PASSWORD_FILE: the password must have at least 8 characters"
+    -- the same rules as the API's password schema, in characters, so the
+    -- admin can log in with what the file holds
+    local pwlib = require "glasgow.password"
+    local chars = require("glasgow.schema").utf8_length(password)
+    if not chars or chars < 8 or chars > pwlib.MAX_LENGTH then
+        return nil, "GLASGOW_BOOTSTRAP_ADMIN_PASSWORD_FILE: the password must be valid UTF-8 " ..
+                    "of 8 to " .. pwlib.MAX_LENGTH .. " characters"
     end
     local norm = email:gsub("^%s+", ""):gsub("%s+$", ""):lower()
-    local hash = require("glasgow.password").hash(password)
+    local hash, herr = pwlib.hash(password)
+    if not hash then
+        return nil, "bootstrap admin: cannot hash the password: " .. tostring(herr)
+    end
     local ins, ierr = exec(conn, [[
         INSERT INTO users (email, name, role, password_hash) VALUES ($1, $2, 'admin', $3)
         ON CONFLICT ((lower(email))) DO NOTHING RETURNING id]], norm, "Administrator", hash)

@@ -10,10 +10,19 @@
 -- Passwords are bytes, compared as scrypt sees them: as with every scrypt or
 -- PBKDF2-HMAC, trailing NUL bytes of a password up to 64 bytes long do not
 -- change the key (HMAC pads short keys with zeros).
+--
+-- Failures are error objects (glasgow.errors, raised as is they answer
+-- their status) with a kind:
+--   too_long    400  the password is over MAX_BYTES bytes
+--   busy        429  this owner (user, account) already has its share of
+--                    hashes queued: Retry-After
+--   overloaded  503  the hashing queue is full: Retry-After
+--   crypto      500  OpenSSL failed (the cause is logged, not shown)
 local crypto = require "glasgow.crypto"
+local errors = require "glasgow.errors"
 
 local type = type
-local tonumber = tonumber
+local tonumber, tostring = tonumber, tostring
 local error = error
 local format = string.format
 local match = string.match
@@ -35,7 +44,16 @@ _M.params = { ln = 15, r = 8, p = 1 }
 
 local SALT_LEN = 16
 local KEY_LEN = 32
-local MAX_PASSWORD = 1024
+
+-- A password is at most MAX_LENGTH characters (the route schemas say so,
+-- and JSON Schema's maxLength counts code points) and the hasher takes up
+-- to MAX_BYTES bytes: four times as many, the longest UTF-8 encoding of a
+-- code point, so every password a schema admits can be hashed. Length
+-- costs scrypt nothing (PBKDF2 hashes an HMAC key longer than 64 bytes
+-- once), so a generous limit is safe.
+_M.MAX_LENGTH = 1024
+_M.MAX_BYTES = 4 * _M.MAX_LENGTH
+local MAX_PASSWORD = _M.MAX_BYTES
 
 -- Bounds on parameters and sizes accepted from a stored string, so that a
 -- tampered row can neither make crypto.scrypt raise nor make a login cost
@@ -84,6 +102,28 @@ local function parse(stored)
     return ln, r, p, salt, key
 end
 
+local function failure(kind, status, code, message, retry_after)
+    local e = errors.new(status, code, message)
+    e.kind = kind
+    e.retryable = retry_after ~= nil
+    if retry_after then
+        e.headers = { ["Retry-After"] = tostring(retry_after) }
+    end
+    return e
+end
+
+-- The error object for a failed derivation (what core.scrypt returned).
+local function scrypt_failure(err)
+    if err == "busy" then
+        return failure("busy", 429, "too_many_requests",
+                       "too many password checks for this account at once; retry shortly", 1)
+    elseif err == "overloaded" then
+        return failure("overloaded", 503, "unavailable",
+                       "the server is busy checking passwords; retry shortly", 1)
+    end
+    return failure("crypto", 500, "internal", "password hashing failed: " .. tostring(err))
+end
+
 local function check_password(password, fname)
     if type(password) ~= "string" then
         error(format("bad argument #1 to '%s' (string expected, got %s)", fname, type(password)), 3)
@@ -91,13 +131,15 @@ local function check_password(password, fname)
 end
 
 -- Returns the stored form of a new hash of password with a fresh salt and
--- _M.params, or nil, "password too long" beyond 1024 bytes, or nil, err when
--- OpenSSL fails. Raises when password is not a string or _M.params is out
--- of the bounds verify accepts (such a hash could never be verified).
-function _M.hash(password)
+-- _M.params, or nil, err (an error object, above): too_long beyond MAX_BYTES
+-- bytes, busy or overloaded when the hashing queue refuses the job for
+-- owner (a string naming who the hash is for; optional), crypto when OpenSSL fails. Raises when
+-- password is not a string or _M.params is out of the bounds verify accepts
+-- (such a hash could never be verified).
+function _M.hash(password, owner)
     check_password(password, "hash")
     if #password > MAX_PASSWORD then
-        return nil, "password too long"
+        return nil, failure("too_long", 400, "validation_failed", "password too long")
     end
     local params = _M.params
     local ln, r, p = params.ln, params.r, params.p
@@ -106,35 +148,37 @@ function _M.hash(password)
     end
     local salt, err = random(SALT_LEN)
     if not salt then
-        return nil, err
+        return nil, scrypt_failure(err)
     end
-    local key
-    key, err = scrypt(password, salt, 2 ^ ln, r, p, KEY_LEN)
-    if not key then
-        return nil, err
+    local derived
+    derived, err = scrypt(password, salt, 2 ^ ln, r, p, KEY_LEN, owner)
+    if not derived then
+        return nil, scrypt_failure(err)
     end
-    return format("scrypt$ln=%d,r=%d,p=%d$%s$%s", ln, r, p, b64(salt), b64(key))
+    return format("scrypt$ln=%d,r=%d,p=%d$%s$%s", ln, r, p, b64(salt), b64(derived))
 end
 
 -- Returns true when password matches stored, false otherwise: for a wrong
--- password, for a password over 1024 bytes, and for a stored value that is
--- not a well-formed hash within bounds (never raises for bad stored data;
--- false, err when OpenSSL fails). The key comparison is constant-time.
--- Raises when password is not a string.
-function _M.verify(password, stored)
+-- password, for a password over MAX_BYTES bytes, and for a stored value that is
+-- not a well-formed hash within bounds (never raises for bad stored data).
+-- Returns false, err (an error object) when the check could not be made:
+-- the queue refused it (busy, overloaded; owner as for hash) or OpenSSL
+-- failed; a caller must not take that for a wrong password. The key
+-- comparison is constant-time. Raises when password is not a string.
+function _M.verify(password, stored, owner)
     check_password(password, "verify")
     if #password > MAX_PASSWORD then
         return false
     end
-    local ln, r, p, salt, key = parse(stored)
+    local ln, r, p, salt, stored_key = parse(stored)
     if not ln then
         return false
     end
-    local derived, err = scrypt(password, salt, 2 ^ ln, r, p, #key)
+    local derived, err = scrypt(password, salt, 2 ^ ln, r, p, #stored_key, owner)
     if not derived then
-        return false, err
+        return false, scrypt_failure(err)
     end
-    return equal(derived, key)
+    return equal(derived, stored_key)
 end
 
 -- A well-formed hash that no password is expected to match.
@@ -143,14 +187,15 @@ local DUMMY_KEY = b64(crypto.sha256("glasgow.password dummy key"))
 
 -- Returns false after the same work as verify against a hash made with
 -- _M.params, so that a login for an unknown account costs as much as one
--- with a wrong password. Raises when password is not a string.
-function _M.dummy_verify(password)
+-- with a wrong password and meets the same queue (false, err exactly when
+-- verify would give it). Raises when password is not a string.
+function _M.dummy_verify(password, owner)
     check_password(password, "dummy_verify")
     local params = _M.params
     local dummy = format("scrypt$ln=%s,r=%s,p=%s$%s$%s", params.ln, params.r, params.p,
         DUMMY_SALT, DUMMY_KEY)
-    _M.verify(password, dummy)
-    return false
+    local _, err = _M.verify(password, dummy, owner)
+    return false, err
 end
 
 -- Returns true when stored should be replaced by a new hash (at the next

@@ -323,6 +323,33 @@ def pg_ctl(action, timeout=60):
                           stderr=subprocess.PIPE, text=True, timeout=timeout)
 
 
+def pg_script(*args, env=None, timeout=90):
+    """`bash .ci/pg ARGS` with env added to the environment; returns CompletedProcess (text)."""
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run(["bash", PG_SCRIPT] + list(args), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=timeout, env=e)
+
+
+def pick_pg_port():
+    """A loopback port that was free a moment ago, below the ephemeral range (as
+    tests/run-all picks its own), so no client socket in TIME_WAIT holds it."""
+    import random
+    import socket
+    for _ in range(50):
+        port = 20000 + random.randrange(10000)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free port between 20000 and 30000")
+
+
 def pg_reachable():
     try:
         return psql(PG_URL, "SELECT 1", timeout=5) == "1"

@@ -4,18 +4,23 @@
 Good and bad logins (identical answers for an unknown email and a wrong
 password), bad bodies, tampered, expired (inserted with psql), revoked and
 deleted-user tokens, tokens in the query string, missing or garbled
-Authorization headers, and the per-client throttle (5 failures in 60 s ->
-429 with Retry-After), including a burst of simultaneous guesses.
+Authorization headers; the throttle per account and per address (429 with a
+growing Retry-After, never reset by a success, capped, alike for unknown
+emails), including a burst of simultaneous guesses; and the bounded hashing
+queue (abandoned password changes do not delay a login).
 """
+import http.client
+import json
 import os
 import re
 import secrets
+import socket
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import case, diag, is_, is_error_shape, main, ok  # noqa: E402
+from harness import Response, _headers_of, case, diag, is_, is_error_shape, main, ok  # noqa: E402
 import dbharness as dbh  # noqa: E402
 from dbharness import ADMIN_EMAIL, ADMIN_PASSWORD, error_of, new_user  # noqa: E402
 
@@ -25,7 +30,28 @@ TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
 def reset_throttle(fx):
-    fx.db.sql("DELETE FROM login_throttle")
+    # login_throttle is the previous release's table, still there until dropped
+    fx.db.sql("DELETE FROM auth_throttle; DELETE FROM login_throttle")
+
+
+def login_from(server, addr, email, password):
+    """POST /v1/auth/token from source address addr (any 127.x.y.z is this host)."""
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10,
+                                   source_address=(addr, 0))
+    try:
+        c.request("POST", "/v1/auth/token", json.dumps({"email": email, "password": password}),
+                  {"Content-Type": "application/json"})
+        r = c.getresponse()
+        resp = Response(r.status, _headers_of(r.getheaders()), r.read(), r.reason)
+    finally:
+        c.close()
+    dbh.check_response("POST", "/v1/auth/token", resp)
+    return resp
+
+
+def retry_after(r):
+    v = r.header("retry-after") or ""
+    return int(v) if v.isdigit() else None
 
 
 def is_401(r, name, code=None):
@@ -228,23 +254,212 @@ def throttle(fx):
         statuses.append(r.status)
     is_(statuses, [401] * 5, "five wrong passwords are 401 each")
     _, r = fx.anon.login(ADMIN_EMAIL, "wrong-password")
-    is_(r.status, 429, "the sixth failure within a minute is 429", r.body)
+    is_(r.status, 429, "the sixth failure for the account is 429", r.body)
     ok(is_error_shape(r.body, "too_many_attempts"), "... too_many_attempts", r.body)
-    ra = r.header("retry-after") or ""
-    ok(ra.isdigit() and 1 <= int(ra) <= 60, "... Retry-After is 1..60 seconds", ra)
+    ok(retry_after(r) == 1, "... Retry-After: 1 (the first delay)", r.header("retry-after"))
     _, r = fx.anon.login(ADMIN_EMAIL, ADMIN_PASSWORD)
-    is_(r.status, 429, "the right password is 429 too while throttled", r.body)
+    is_(r.status, 429, "the right password is 429 too while the account waits", r.body)
     _, r = fx.anon.login("someone-else@example.com", "whatever")
-    is_(r.status, 429, "the throttle is per client, whatever the email", r.body)
-    reset_throttle(fx)
+    is_(r.status, 401, "another account from the same address is not slowed (its own count, "
+        "and the address is under its 20)", r.body)
+    time.sleep(1.1)
     tok, r = fx.anon.login(ADMIN_EMAIL, ADMIN_PASSWORD)
-    ok(tok, "after the window is cleared the right password logs in", r.status, r.body)
-    for _ in range(4):
-        fx.anon.login(ADMIN_EMAIL, "wrong-password")
-    tok, r = fx.anon.login(ADMIN_EMAIL, ADMIN_PASSWORD)
-    ok(tok, "four failures do not lock out", r.status, r.body)
+    ok(tok, "after Retry-After the right password logs in", r.status, r.body)
     _, r = fx.anon.login(ADMIN_EMAIL, "wrong-password")
-    is_(r.status, 401, "a successful login resets the count", r.body)
+    is_(r.status, 401, "a wrong password after the wait is checked (401)", r.body)
+    _, r = fx.anon.login(ADMIN_EMAIL, "wrong-password")
+    ok(r.status == 429 and retry_after(r) == 2, "... the next one is 429 with a doubled delay "
+       "(Retry-After: 2): a success did not reset the account's failures",
+       r.status, r.header("retry-after"))
+    reset_throttle(fx)
+
+
+@case(timeout=60)
+def token_lifetime_from_the_environment(fx):
+    reset_throttle(fx)
+    with dbh.DbServer(fx.db, env={"GLASGOW_TOKEN_TTL_S": "120"}) as s:
+        tok, r = dbh.Api(s).login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        is_((r.json_or_none() or {}).get("expires_in"), 120,
+            "GLASGOW_TOKEN_TTL_S=120: expires_in is 120", r.body)
+        left = fx.db.sql("SELECT extract(epoch FROM expires_at - now())::int FROM auth_tokens "
+                         "WHERE token_hash = '\\x%s'" % dbh.token_hash_hex(tok or ""))
+        ok(left.isdigit() and 100 <= int(left) <= 120, "... and the stored expiry is two minutes "
+           "away", left)
+    p = dbh.run_migrate(fx.db.url, env={"GLASGOW_TOKEN_TTL_S": "forever"})
+    ok(p.returncode != 0 and "GLASGOW_TOKEN_TTL_S" in p.stderr, "a malformed value stops "
+       "start-up naming the variable", p.returncode, p.stderr)
+
+
+@case(timeout=60)
+def growing_delay_is_capped(fx):
+    reset_throttle(fx)
+    env = {"GLASGOW_LOGIN_ACCOUNT_FAILURES": "2", "GLASGOW_LOGIN_MAX_DELAY_S": "2"}
+    with dbh.DbServer(fx.db, env=env) as s:
+        anon = dbh.Api(s)
+        u = new_user(fx.admin)
+        seen = []
+        for _ in range(4):
+            _, r = anon.login(u["email"], "wrong")
+            if r.status == 429:
+                seen.append(retry_after(r))
+                time.sleep(retry_after(r) + 0.05)
+                _, r = anon.login(u["email"], "wrong")
+            seen.append(r.status)
+        diag("four rounds of a wrong password, waiting out each 429: %r" % seen)
+        ok(all(x in (401, 1, 2) for x in seen) and 2 in seen,
+           "delays grow 1, 2 and stop at GLASGOW_LOGIN_MAX_DELAY_S=2; no answer is a lockout",
+           seen)
+        _, r = anon.login(u["email"], u["password"])
+        if r.status == 429:
+            time.sleep(retry_after(r) + 0.05)
+        tok, r = anon.login(u["email"], u["password"])
+        ok(tok, "the owner logs in once the (capped) delay has passed", r.status, r.body)
+    reset_throttle(fx)
+
+
+@case(timeout=60)
+def own_account_does_not_reset_the_count(fx):
+    # The attacker owns one account and logs into it between guesses of
+    # another's password, from one address. Each success used to clear the
+    # address's count: 16 guesses went unthrottled.
+    reset_throttle(fx)
+    mine = new_user(fx.admin)
+    victim = new_user(fx.admin)
+    reset_throttle(fx)
+    out = []
+    for i in range(16):
+        _, r = fx.anon.login(victim["email"], "guess-%d" % i)
+        out.append(r.status)
+        tok, r = fx.anon.login(mine["email"], mine["password"])
+        if not tok and r.status != 429:
+            out.append("own login %s" % r.status)
+    diag("16 guesses at another account, each followed by a login to one's own: %r" % out)
+    is_(out[:5], [401] * 5, "the first five guesses are checked (401)")
+    ok(out.count(401) <= 7 and out[5] == 429 and set(out) <= {401, 429},
+       "of the other eleven at most two (one per passed delay of 1 s, then 2 s) are checked, the "
+       "rest 429: logging into one's own account does not reset the count", out)
+
+    reset_throttle(fx)
+    # Many accounts, one guess each, from one address, with own logins between.
+    env = {"GLASGOW_LOGIN_ADDRESS_FAILURES": "6"}
+    with dbh.DbServer(fx.db, env=env) as s:
+        anon = dbh.Api(s)
+        out = []
+        for i in range(10):
+            _, r = anon.login("target-%d-%s@example.com" % (i, secrets.token_hex(3)), "guess")
+            out.append(r.status)
+            anon.login(mine["email"], mine["password"])
+        diag("10 accounts, one guess each, from one address (6 free): %r" % out)
+        ok(out[:6] == [401] * 6 and out[6:] == [429] * 4, "one address trying many accounts is "
+           "slowed after GLASGOW_LOGIN_ADDRESS_FAILURES failures, own logins or not", out)
+    reset_throttle(fx)
+
+
+@case(timeout=60)
+def many_addresses_one_account(fx):
+    reset_throttle(fx)
+    victim = new_user(fx.admin)
+    out = []
+    for i in range(12):
+        r = login_from(fx.server, "127.0.0.%d" % (10 + i), victim["email"], "guess-%d" % i)
+        out.append(r.status)
+    diag("12 addresses, one guess each at one account: %r" % out)
+    ok(out[:5] == [401] * 5 and out[5:] == [429] * 7, "many addresses trying one account are "
+       "slowed after the account's 5 free failures", out)
+    r = login_from(fx.server, "127.0.0.99", victim["email"], victim["password"])
+    is_(r.status, 429, "... the right password from a new address waits too (the delay is per "
+        "account)", r.body)
+    time.sleep((retry_after(r) or 1) + 0.05)
+    r = login_from(fx.server, "127.0.0.99", victim["email"], victim["password"])
+    is_(r.status, 200, "... and gets in once it has passed: no lockout", r.body)
+    reset_throttle(fx)
+
+
+def device_login(api, email, password, cookie=None):
+    h = {"Cookie": cookie} if cookie else None
+    r = api.call("POST", "/v1/auth/token", {"email": email, "password": password}, token="",
+                 headers=h)
+    return r
+
+
+def device_cookie_of(r):
+    for v in r.headers.get("set-cookie", []):
+        if v.startswith("glasgow_device="):
+            return v.split(";", 1)[0]
+    return None
+
+
+@case(timeout=60)
+def device_cookie_keeps_the_owner_in(fx):
+    reset_throttle(fx)
+    victim = new_user(fx.admin)
+    mine = new_user(fx.admin)
+    r = device_login(fx.anon, victim["email"], victim["password"])
+    cookie = device_cookie_of(r)
+    sc = " ".join(r.headers.get("set-cookie", []))
+    ok(r.status == 200 and cookie and "HttpOnly" in sc and "Secure" in sc and
+       "SameSite=Strict" in sc and "Path=/v1/auth/token" in sc,
+       "a successful login sets an HttpOnly, Secure, SameSite=Strict device cookie for the "
+       "token route", r.status, sc)
+    my_cookie = device_cookie_of(device_login(fx.anon, mine["email"], mine["password"]))
+    reset_throttle(fx)
+
+    out = [login_from(fx.server, "127.0.0.%d" % (40 + i), victim["email"], "guess-%d" % i).status
+           for i in range(8)]
+    ok(out[-1] == 429, "guesses from elsewhere slow the account down", out)
+    r = device_login(fx.anon, victim["email"], victim["password"])
+    is_(r.status, 429, "the owner without the cookie waits like everyone", r.body)
+    r = device_login(fx.anon, victim["email"], victim["password"], cookie)
+    is_(r.status, 200, "the owner with the device cookie gets in at once", r.body)
+    is_(device_cookie_of(r), cookie, "... and keeps the same device cookie")
+    r = device_login(fx.anon, victim["email"], victim["password"], my_cookie)
+    is_(r.status, 429, "another account's device cookie does not help", r.body)
+    r = device_login(fx.anon, victim["email"], victim["password"],
+                     "glasgow_device=" + dbh.new_raw_token()[0])
+    is_(r.status, 429, "nor does a made-up one", r.body)
+
+    out = [device_login(fx.anon, victim["email"], "stolen-%d" % i, cookie).status
+           for i in range(7)]
+    ok(out[:5] == [401] * 5 and out[5:] == [429] * 2, "a device guessing is slowed after the "
+       "account's free failures, like anyone (a stolen cookie is no free pass)", out)
+
+    reset_throttle(fx)
+    p2 = "after-change-" + secrets.token_hex(4)
+    dbh.remember_secret(p2)
+    r = fx.admin.patch("/v1/users/%s" % victim["id"], {"password": p2})
+    is_(r.status, 200, "the password changes", r.body)
+    for i in range(6):
+        login_from(fx.server, "127.0.0.%d" % (60 + i), victim["email"], "guess-%d" % i)
+    r = device_login(fx.anon, victim["email"], p2, cookie)
+    is_(r.status, 429, "a password change ends the user's device cookies", r.body)
+    reset_throttle(fx)
+
+
+@case(timeout=60)
+def unknown_and_known_emails_throttled_alike(fx):
+    reset_throttle(fx)
+    known = new_user(fx.admin)
+    unknown = "nobody-%s@example.com" % secrets.token_hex(4)
+    runs = {}
+    for label, e in [("known", known["email"]), ("unknown", unknown)]:
+        seq, times = [], []
+        for i in range(7):
+            t0 = time.monotonic()
+            _, r = fx.anon.login(e, "wrong-%d" % i)
+            times.append(time.monotonic() - t0)
+            seq.append((r.status, error_of(r), retry_after(r), sorted(r.headers)))
+        runs[label] = (seq, times)
+    strip = [[(st, err, ra) for st, err, ra, _ in runs[k][0]] for k in ("known", "unknown")]
+    is_(strip[0], strip[1], "a known and an unknown email get the same answers, attempt by "
+        "attempt (401 x5, then 429 with the same Retry-After)")
+    is_([h for *_, h in runs["known"][0]], [h for *_, h in runs["unknown"][0]],
+        "... with the same header names")
+    tk, tu = runs["known"][1], runs["unknown"][1]
+    diag("checked attempts: known %.0f ms, unknown %.0f ms; refused: known %.0f ms, unknown "
+         "%.0f ms" % (1e3 * sum(tk[:5]) / 5, 1e3 * sum(tu[:5]) / 5, 1e3 * sum(tk[5:]) / 2,
+                      1e3 * sum(tu[5:]) / 2))
+    ok(sum(tu[:5]) > 0.5 * sum(tk[:5]), "... and cost about the same time (both derive a key)",
+       tk, tu)
     reset_throttle(fx)
 
 
@@ -277,6 +492,245 @@ def throttle_burst(fx):
     ok(out.count(401) <= 5, "at most 5 of %d simultaneous wrong passwords are checked (the "
        "rest 429)" % n, "401s: %d" % out.count(401))
     reset_throttle(fx)
+
+
+@case(timeout=90)
+def simultaneous_right_and_wrong_logins(fx):
+    # Successes take their count back while other attempts count theirs, on
+    # the same two rows: no deadlock, no 500, whatever the interleaving.
+    reset_throttle(fx)
+    u = new_user(fx.admin)
+    out = []
+    lock = threading.Lock()
+    for rnd in range(3):
+        n = 12
+        barrier = threading.Barrier(n, timeout=10)
+
+        def go(i):
+            try:
+                barrier.wait()
+                pw = u["password"] if i % 2 == 0 else "wrong-%d" % i
+                _, r = fx.anon.login(u["email"], pw)
+                st = r.status
+            except Exception as e:  # noqa: BLE001
+                st = repr(e)
+            with lock:
+                out.append(st)
+
+        ts = [threading.Thread(target=go, args=(i,), daemon=True) for i in range(n)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        reset_throttle(fx)
+    diag("3 rounds of 12 simultaneous logins, half right, half wrong: %r" % sorted(map(str, out)))
+    ok(len(out) == 36 and all(st in (200, 401, 429) for st in out),
+       "every one is answered 200, 401 or 429 (no 500)", out)
+
+
+@case(timeout=60)
+def sessions_end_on_password_and_role_change(fx):
+    reset_throttle(fx)
+    u = new_user(fx.admin)
+    path = "/v1/users/%s" % u["id"]
+    t1 = u["token"]
+    t2, _ = fx.anon.login(u["email"], u["password"])
+    t3, _ = fx.anon.login(u["email"], u["password"])
+    ok(t2 and t3, "three sessions of one user")
+    r = fx.anon.patch(path, {"name": "Renamed"}, token=t1)
+    is_(r.status, 200, "a name change is 200", r.body)
+    ok(all(fx.anon.get(path, token=t).status == 200 for t in (t1, t2, t3)),
+       "... and ends no session")
+
+    p2 = "changed-" + secrets.token_hex(6)
+    dbh.remember_secret(p2)
+    r = fx.anon.patch(path, {"password": p2}, token=t1)
+    is_(r.status, 200, "the user changes its own password with session 1", r.body)
+    is_(fx.anon.get(path, token=t1).status, 200, "... session 1, which made the change, goes on")
+    is_401(fx.anon.get(path, token=t2), "... session 2 after the change", "invalid_token")
+    is_401(fx.anon.get(path, token=t3), "... session 3 after the change", "invalid_token")
+    is_(fx.db.sql("SELECT count(*) FROM auth_tokens WHERE user_id = '%s' AND revoked_at IS NULL"
+                  % u["id"]), "1", "... one unrevoked token left")
+
+    t4, _ = fx.anon.login(u["email"], p2)
+    p3 = "changed-" + secrets.token_hex(6)
+    dbh.remember_secret(p3)
+    r = fx.admin.patch(path, {"password": p3})
+    is_(r.status, 200, "an admin sets the user's password", r.body)
+    is_401(fx.anon.get(path, token=t1), "the user's session 1 after an admin's change",
+           "invalid_token")
+    is_401(fx.anon.get(path, token=t4), "a session opened with the previous password",
+           "invalid_token")
+    is_(fx.admin.get(path).status, 200, "... the admin's own session goes on")
+    tok, r = fx.anon.login(u["email"], p3)
+    ok(tok, "the new password logs in", r.status, r.body)
+
+    r = fx.admin.patch(path, {"role": "user"})
+    is_(r.status, 200, "an admin sets the role the user already has", r.body)
+    is_(fx.anon.get(path, token=tok).status, 200, "... which ends no session")
+    r = fx.admin.patch(path, {"role": "admin"})
+    is_(r.status, 200, "an admin makes the user an admin", r.body)
+    is_401(fx.anon.get(path, token=tok), "the user's session after its role changed",
+           "invalid_token")
+    tok, r = fx.anon.login(u["email"], p3)
+    r = fx.admin.patch(path, {"role": "user"})
+    is_401(fx.anon.get(path, token=tok), "... and again after it changed back", "invalid_token")
+
+    r = fx.admin.patch(path, {"password": "x"})
+    is_(r.status, 400, "a refused change (a 1-character password) is 400", r.body)
+    tok, _ = fx.anon.login(u["email"], p3)
+    r = fx.admin.patch(path, {"email": ADMIN_EMAIL, "password": "another-pw-9"})
+    is_(r.status, 409, "a change that conflicts (another user's email) is 409", r.body)
+    is_(fx.anon.get(path, token=tok).status, 200, "... and ends no session (rolled back)")
+    tok2, _ = fx.anon.login(u["email"], p3)
+    ok(tok2, "... and left the password as it was")
+
+
+@case(timeout=60)
+def password_changes_are_rate_limited(fx):
+    reset_throttle(fx)
+    u = new_user(fx.admin)
+    other = new_user(fx.admin)
+    path = "/v1/users/%s" % u["id"]
+    statuses, last = [], None
+    for i in range(5):
+        p = "limited-%d-%s" % (i, secrets.token_hex(4))
+        dbh.remember_secret(p)
+        r = u["api"].patch(path, {"password": p})
+        statuses.append(r.status)
+        if r.status == 200:
+            last = p
+    is_(statuses, [200] * 5, "five password changes in an hour are 200")
+    r = u["api"].patch(path, {"password": "one-too-many-1", "name": "Not stored"})
+    is_(r.status, 429, "the sixth is 429", r.body)
+    ok(is_error_shape(r.body, "too_many_password_changes"), "... too_many_password_changes",
+       r.body)
+    ok(3500 <= (retry_after(r) or 0) <= 3600, "... Retry-After is the rest of the hour",
+       r.header("retry-after"))
+    r = fx.admin.patch(path, {"password": "one-too-many-2"})
+    is_(r.status, 429, "... also when an admin asks: the limit is the user's", r.body)
+    is_(fx.db.sql("SELECT name FROM users WHERE id = '%s'" % u["id"]), "Someone",
+        "... and a refused change writes nothing")
+    tok, r = fx.anon.login(u["email"], last)
+    ok(tok, "the fifth password still logs in", r.status, r.body)
+    r = other["api"].patch("/v1/users/%s" % other["id"], {"password": "other-users-pw"})
+    is_(r.status, 200, "another user's change is not affected", r.body)
+    r = u["api"].patch(path, {"name": "Still changeable"})
+    is_(r.status, 200, "changes without a password are not limited", r.body)
+
+    with dbh.DbServer(fx.db, env={"GLASGOW_PASSWORD_CHANGES": "1",
+                                  "GLASGOW_PASSWORD_CHANGE_WINDOW_S": "1"}) as s:
+        v = new_user(fx.admin)
+        api = dbh.Api(s, v["token"])
+        vpath = "/v1/users/%s" % v["id"]
+        a = api.patch(vpath, {"password": "window-pw-1"}).status
+        b = api.patch(vpath, {"password": "window-pw-2"}).status
+        time.sleep(1.1)
+        c = api.patch(vpath, {"password": "window-pw-3"}).status
+        is_((a, b, c), (200, 429, 200), "with 1 change per second: 200, 429, then 200 once the "
+            "window has passed")
+
+
+def abandon(server, requests, linger=0.5):
+    """Sends each (method, path, body, token) on its own connection, waits linger
+    seconds (so the server has read them all and their handlers wait), then hangs
+    up on all of them without reading an answer."""
+    socks = []
+    try:
+        for method, path, body, token in requests:
+            data = json.dumps(body).encode()
+            req = ("%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" %
+                   (method, path, token, len(data))).encode() + data
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            socks.append(s)
+            s.sendall(req)
+        time.sleep(linger)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def timed_admin_login(api):
+    """(token, response, seconds). One connection reset is retried (and said):
+    seen once under a fully loaded machine, never reproduced; the time counts
+    both tries, so a slow login still shows."""
+    t0 = time.monotonic()
+    try:
+        tok, r = api.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    except ConnectionResetError as e:
+        diag("admin login: %r after %.0f ms; retrying once" % (e, (time.monotonic() - t0) * 1e3))
+        tok, r = api.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    return tok, r, time.monotonic() - t0
+
+
+@case(timeout=120)
+def abandoned_password_changes(fx):
+    reset_throttle(fx)
+    # A generous change limit, so that the hashing queue is what is tested here.
+    with dbh.DbServer(fx.db, env={"GLASGOW_PASSWORD_CHANGES": "100000"}) as s:
+        anon = dbh.Api(s)
+        tok, r, base = timed_admin_login(anon)
+        ok(tok, "admin login on a fresh server", r.status, r.body)
+        diag("an idle admin login takes %.0f ms" % (base * 1e3))
+
+        u = new_user(fx.admin)
+        abandon(s, [("PATCH", "/v1/users/%s" % u["id"], {"password": "abandoned-pw-1"},
+                     u["token"])] * 100)
+        tok, r, dt = timed_admin_login(anon)
+        diag("admin login right after 100 abandoned password changes of one user: %.0f ms"
+             % (dt * 1e3))
+        ok(tok and dt < 2.0, "after 100 abandoned password changes an admin login still takes "
+           "under 2 s", "%.2f s" % dt, r.status)
+
+        users = [new_user(fx.admin) for _ in range(20)]
+        abandon(s, [("PATCH", "/v1/users/%s" % v["id"], {"password": "abandoned-pw-2"},
+                     v["token"]) for v in users] * 5)
+        tok, r, dt = timed_admin_login(anon)
+        diag("admin login right after 5 abandoned password changes of each of 20 users: "
+             "%.0f ms" % (dt * 1e3))
+        ok(tok and dt < 2.0, "after 100 abandoned password changes by 20 users an admin login "
+           "still takes under 2 s", "%.2f s" % dt, r.status)
+
+
+
+@case(timeout=60)
+def hashing_queue_full(fx):
+    reset_throttle(fx)
+    with dbh.DbServer(fx.db, env={"GLASGOW_PASSWORD_CHANGES": "100000",
+                                  "GLASGOW_SCRYPT_QUEUE_PER_USER": "1"}) as s:
+        u = new_user(fx.admin)
+        api = dbh.Api(s, u["token"], timeout=30)
+        n = 6
+        barrier = threading.Barrier(n, timeout=10)
+        out = [None] * n
+
+        def change(i):
+            try:
+                barrier.wait()
+                out[i] = api.patch("/v1/users/%s" % u["id"],
+                                   {"name": "Name %d" % i, "password": "queue-pw-%d" % i})
+            except Exception as e:  # noqa: BLE001
+                out[i] = e
+
+        ts = [threading.Thread(target=change, args=(i,), daemon=True) for i in range(n)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        statuses = [getattr(r, "status", repr(r)) for r in out]
+        diag("%d simultaneous password changes of one user, one hash at a time: %r"
+             % (n, statuses))
+        ok(all(st in (200, 429) for st in statuses) and statuses.count(429) >= 1,
+           "each is 200 or 429, and some are 429", statuses)
+        busy = [r for r in out if getattr(r, "status", None) == 429]
+        ok(all(is_error_shape(r.body, "too_many_requests") and
+               (r.header("retry-after") or "").isdigit() for r in busy),
+           "... 429 too_many_requests with Retry-After", [r.body for r in busy][:2])
+        done = [i for i, r in enumerate(out) if getattr(r, "status", None) == 200]
+        name = fx.db.sql("SELECT name FROM users WHERE id = '%s'" % u["id"])
+        ok(name in ["Name %d" % i for i in done], "the stored name is one a 200 answered: a "
+           "refused hash wrote nothing", name, done)
 
 
 @case

@@ -239,6 +239,17 @@ def bootstrap_admin(_=None):
         p = run_migrate(db.url, env={"GLASGOW_BOOTSTRAP_ADMIN_EMAIL": "boot@example.com",
                                      "GLASGOW_BOOTSTRAP_ADMIN_PASSWORD_FILE": short})
         is_(p.returncode, 1, "a password under 8 characters: exit 1", p.stderr)
+        for desc, text in [("4 two-byte characters (8 bytes)", "\u00e9" * 4),
+                           ("1025 characters (more than the login route accepts)",
+                            "\u00e9" * 1025),
+                           ("bytes that are not UTF-8", "\udcff" * 10)]:
+            f = os.path.join(tmp, "pw")
+            with open(f, "w", encoding="utf-8", errors="surrogateescape") as fh:
+                fh.write(text + "\n")
+            p = run_migrate(db.url, env={"GLASGOW_BOOTSTRAP_ADMIN_EMAIL": "boot@example.com",
+                                         "GLASGOW_BOOTSTRAP_ADMIN_PASSWORD_FILE": f})
+            ok(p.returncode == 1 and "characters" in p.stderr, "a password of %s: exit 1 with "
+               "the rule in characters" % desc, p.returncode, p.stderr)
         is_(db.sql("SELECT count(*) FROM users"), "0", "no user was created by those runs")
 
 

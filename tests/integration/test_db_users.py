@@ -478,10 +478,15 @@ def authorization_matrix(fx):
     r = fx.admin.patch(bpath, {"role": "admin"})
     is_(r.status, 200, "the admin promotes user B", r.body)
     r = b["api"].get("/v1/users?count=true")
-    ok((r.json_or_none() or {}).get("total", 0) >= 3, "user B's existing token now lists "
-       "everyone (the role is read on each request)", r.body[:200])
+    is_(r.status, 401, "user B's existing token ended with the role change", r.body)
+    tok, _ = fx.anon.login(b["email"], b["password"])
+    r = b["api"].get("/v1/users?count=true", token=tok)
+    ok((r.json_or_none() or {}).get("total", 0) >= 3, "user B, logged in again, lists everyone",
+       r.body[:200])
     r = fx.admin.patch(bpath, {"role": "user"})
-    r = b["api"].get("/v1/users/%s" % a["id"])
+    is_(b["api"].get(bpath, token=tok).status, 401, "the demotion ends B's admin session")
+    tok, _ = fx.anon.login(b["email"], b["password"])
+    r = b["api"].get("/v1/users/%s" % a["id"], token=tok)
     is_(r.status, 404, "after demotion user B no longer reads user A", r.body)
     r = A.delete("/v1/users/%s" % a["id"])
     is_(r.status, 204, "a user deletes itself", r.body)
@@ -552,6 +557,103 @@ def two_authorization_headers(fx):
     ok(is_error_shape(r.body), "... with the error shape", r.body)
 
 
+# Words of PostgreSQL's own error texts; none may reach a client.
+PG_WORDS = ["violates", "null value", "column", "constraint", "relation", "syntax",
+            "parameter $", "UTF8", "0x00", "42P02", "23502", "23514", "22P02", "23505", "ERROR"]
+
+
+def no_pg_text(r, what):
+    text = r.body.decode("utf-8", "replace")
+    found = [w for w in PG_WORDS if w in text]
+    ok(not found, "%s: no PostgreSQL text in the body" % what, found, text[:300])
+
+
+def row_of(fx, uid):
+    return fx.db.sql("SELECT name || '|' || password_hash FROM users WHERE id = '%s'" % uid)
+
+
+@case
+def multibyte_passwords(fx):
+    e = email("mb")
+    p1 = pw()
+    uid = (fx.admin.create_user(e, "Mb", p1).json_or_none() or {}).get("id")
+    path = "/v1/users/%s" % uid
+    before = row_of(fx, uid)
+
+    # 600 two-byte characters: 600 characters for the schema, 1,200 bytes for
+    # the hasher. It used to fail to hash, shift the SQL parameters and store
+    # "Zed" as the password hash.
+    p600 = "\u00e9" * 600
+    remember_secret(p600)
+    r = fx.admin.patch(path, {"name": "Zed", "password": p600})
+    is_(r.status, 200, "PATCH name + a 600 x 'é' password is 200 (the hasher takes what the "
+        "schema admits)", r.body)
+    name, _, stored = row_of(fx, uid).partition("|")
+    is_(name, "Zed", "... the name is Zed")
+    ok(stored.startswith("scrypt$ln="), "... password_hash holds an scrypt hash, not the name",
+       stored[:20])
+    tok, lr = fx.anon.login(e, p600)
+    ok(tok, "... and the new password logs in", lr.status, lr.body)
+    _, lr = fx.anon.login(e, p1)
+    is_(lr.status, 401, "... the old one does not")
+
+    r = fx.admin.patch(path, {"password": "\u00e9" * 601})
+    is_(r.status, 200, "PATCH a 601 x 'é' password alone is 200 (was 500, 42P02)", r.body)
+    no_pg_text(r, "PATCH password alone")
+
+    p_max = "\U0001F600" * 1024  # 1024 characters, 4096 bytes: the largest allowed
+    remember_secret(p_max)
+    r = fx.admin.patch(path, {"password": p_max})
+    is_(r.status, 200, "PATCH a 1024 x U+1F600 password (4096 bytes, sent as JSON escapes) is "
+        "200, not 413", r.body)
+    tok, lr = fx.anon.login(e, p_max)
+    ok(tok, "... and it logs in", lr.status, lr.body)
+
+    before = row_of(fx, uid)
+    for desc, body in [("name + a 1025 x 'é' password", {"name": "Nope", "password": "\u00e9" * 1025}),
+                       ("a 1025 x U+1F600 password", {"password": "\U0001F600" * 1025}),
+                       ("a 1025-character ASCII password", {"password": "p" * 1025})]:
+        r = fx.admin.patch(path, body)
+        ok(r.status == 400 and is_error_shape(r.body, "validation_failed"),
+           "PATCH %s is 400 validation_failed" % desc, r.status, r.body)
+        det = ((r.json_or_none() or {}).get("error") or {}).get("details") or {}
+        is_(det.get("field"), "body.password", "... naming body.password")
+        no_pg_text(r, "PATCH " + desc)
+    is_(row_of(fx, uid), before, "the refused PATCHes changed nothing in the row")
+
+    n = count_users(fx)
+    e2 = email("mb2")
+    r = fx.admin.post("/v1/users", {"email": e2, "name": "Mb2", "password": p600})
+    is_(r.status, 201, "POST /v1/users with a 600 x 'é' password is 201 (was 400 quoting "
+        "PostgreSQL)", r.body)
+    tok, lr = fx.anon.login(e2, p600)
+    ok(tok, "... and it logs in", lr.status, lr.body)
+    r = fx.admin.post("/v1/users", {"email": email("mb3"), "name": "Mb3",
+                                    "password": "\u00e9" * 1025})
+    ok(r.status == 400 and is_error_shape(r.body, "validation_failed"),
+       "POST with a 1025 x 'é' password is 400 validation_failed", r.status, r.body)
+    no_pg_text(r, "POST with a 1025 x 'é' password")
+    is_(count_users(fx), n + 1, "only the valid POST created a user")
+
+    r = fx.admin.patch(path, {"name": "a\u0000b"})
+    ok(r.status == 400 and is_error_shape(r.body, "validation_failed"),
+       "PATCH a name holding NUL is 400 validation_failed", r.status, r.body)
+    no_pg_text(r, "a NUL in the name")
+
+
+@case
+def database_errors_carry_our_message(fx):
+    for kind, status, code in [("not_null", 400, "invalid_input"),
+                               ("check", 400, "invalid_input"),
+                               ("text", 400, "invalid_input"),
+                               ("unique", 409, "conflict"),
+                               ("params", 500, "internal")]:
+        r = fx.admin.post("/t/dberror", {"kind": kind})
+        ok(r.status == status and is_error_shape(r.body, code),
+           "a %s error from PostgreSQL answers %d %s" % (kind, status, code), r.status, r.body)
+        no_pg_text(r, "a %s error" % kind)
+
+
 @case
 def no_secrets_in_responses(fx):
     # Every response of this file went through dbharness.check_response.
@@ -562,5 +664,29 @@ def no_secrets_in_responses(fx):
     dbh.assert_no_leaks()
 
 
+# A test-only route that lets PostgreSQL refuse a statement in each way the
+# error mapping knows, and raises the error as a handler would.
+T_DBERROR = r'''
+local db = require "glasgow.db"
+local SQL = {
+    not_null = "INSERT INTO users (email, name, password_hash) VALUES ('x@example.com', 'x', NULL)",
+    check = "INSERT INTO users (email, name, password_hash) VALUES ('X@example.com', 'x', 'h')",
+    text = "SELECT 'nope'::uuid",
+    unique = "INSERT INTO users (email, name, password_hash) SELECT email, name, password_hash " ..
+             "FROM users LIMIT 1",
+    params = "SELECT $0::int",
+}
+return {
+    {
+        method = "POST", path = "/t/dberror",
+        body = { type = "object", required = { "kind" } },
+        handler = function(req)
+            db.call(SQL[req.body.kind])
+            return 200, {}
+        end,
+    },
+}
+'''
+
 if __name__ == "__main__":
-    main(dbh.DbFixture("users"))
+    main(dbh.DbFixture("users", extra_routes={"t_dberror.lua": T_DBERROR}))

@@ -493,16 +493,17 @@ static void test_password(lua_State *L)
           "needs_rehash: a key length other than 32");
 
     check(L,
-          "local long = string.rep('a', 1025)\n"
+          "local long = string.rep('a', 4097)\n"
           "local v, err = pw.hash(long)\n"
-          "return v == nil and err == 'password too long' and pw.verify(long, h) == false\n"
+          "return v == nil and err.kind == 'too_long' and err.status == 400 and\n"
+          "    pw.verify(long, h) == false\n"
           "    and pw.dummy_verify(long) == false, tostring(v) .. ' ' .. tostring(err)",
-          "1025-byte password: hash gives nil, 'password too long'; verify false");
+          "4097-byte password: hash gives nil, a too_long error (400); verify false");
     check(L,
-          "local max = string.rep('\\255', 1024)\n"
+          "local max = string.rep('\\255', 4096)\n"
           "local m = pw.hash(max)\n"
           "return pw.verify(max, m) == true and pw.verify(max:sub(2), m) == false",
-          "1024-byte password round trip");
+          "4096-byte password round trip (1024 four-byte characters)");
     check(L,
           "return pw.dummy_verify('correct horse battery staple') == false and\n"
           "    pw.dummy_verify('') == false",

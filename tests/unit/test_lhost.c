@@ -8,7 +8,7 @@
 #include "lhost.h"
 #include "tap.h"
 
-static const lhost_opts opts = {"./lua/?.lua;./lua/?/init.lua", 16, 4096};
+static const lhost_opts opts = {"./lua/?.lua;./lua/?/init.lua", 16, 4096, 64u << 20, 1000, 2000};
 static char dir[] = "/tmp/glasgow-lhost-XXXXXX";
 
 static void write_file(const char *name, const char *text)

@@ -1,0 +1,90 @@
+/* Job pool: bounds overall and per key, cancelling a queued job, and that a
+ * started job runs to its completion. */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "jobs.h"
+#include "tap.h"
+
+/* Work that waits until the test opens the gate, so jobs stay pending. */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static int gate_open;
+static atomic_int entered, worked, completed;
+
+static void blocked_work(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&entered, 1);
+    pthread_mutex_lock(&gate_mu);
+    while (!gate_open)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
+    atomic_fetch_add(&worked, 1);
+}
+
+static void count_done(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&completed, 1);
+}
+
+static void open_gate(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_open = 1;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+/* Runs lp until n completions ran or two seconds passed. */
+static void run_until(loop *lp, int n)
+{
+    uint64_t t0 = loop_clock_us();
+    while (atomic_load(&completed) < n && loop_clock_us() - t0 < 2000000)
+        loop_run_once(lp, 10);
+}
+
+int main(void)
+{
+    /* one thread, four pending jobs, two per key */
+    jobs_configure(1, 4, 2);
+    loop *lp = loop_create();
+    int why = 0;
+
+    job *a1 = jobs_submit(lp, "user:a", blocked_work, count_done, NULL, &why);
+    job *a2 = jobs_submit(lp, "user:a", blocked_work, count_done, NULL, &why);
+    ok(a1 && a2, "two jobs for one key are queued");
+    why = 0;
+    job *a3 = jobs_submit(lp, "user:a", blocked_work, count_done, NULL, &why);
+    ok(!a3 && why == JOBS_KEY_FULL, "a third for the same key is refused: JOBS_KEY_FULL (%d)", why);
+    job *b1 = jobs_submit(lp, "user:b", blocked_work, count_done, NULL, &why);
+    job *n1 = jobs_submit(lp, NULL, blocked_work, count_done, NULL, &why);
+    ok(b1 && n1, "other keys and keyless jobs still fit");
+    is_int(jobs_pending(), 4, "four jobs pending");
+    is_int(loop_holds(lp), 4, "each holds the loop");
+    why = 0;
+    job *c1 = jobs_submit(lp, "user:c", blocked_work, count_done, NULL, &why);
+    ok(!c1 && why == JOBS_FULL, "a fifth is refused: JOBS_FULL (%d)", why);
+
+    /* With one thread, a1 runs (held at the gate) and the rest wait. */
+    uint64_t t0 = loop_clock_us();
+    while (atomic_load(&entered) == 0 && loop_clock_us() - t0 < 1000000)
+        ;
+    is_int(atomic_load(&entered), 1, "the only thread started the first job");
+    is_int(jobs_cancel(a1), 0, "a job a thread has started cannot be cancelled");
+    is_int(jobs_cancel(a2), 1, "a queued job can");
+    is_int(jobs_pending(), 3, "cancelling a queued job frees its place");
+    is_int(loop_holds(lp), 3, "... and releases its hold on the loop");
+    job *a4 = jobs_submit(lp, "user:a", blocked_work, count_done, NULL, &why);
+    ok(a4 != NULL, "... and its key's share: a new job for that key fits");
+
+    open_gate();
+    run_until(lp, 4);
+    is_int(atomic_load(&completed), 4, "every job that was not cancelled completed");
+    is_int(atomic_load(&worked), 4, "the cancelled one never ran");
+    is_int(jobs_pending(), 0, "nothing is pending at the end");
+    is_int(loop_holds(lp), 0, "no hold is left on the loop");
+    loop_destroy(lp);
+    done_testing();
+}

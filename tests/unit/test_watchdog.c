@@ -1,0 +1,127 @@
+/* watchdog: deadlines signal the right thread, stuck threads are reported,
+ * the shutdown deadline applies to every slot, and idle slots are left alone. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "tap.h"
+#include "watchdog.h"
+
+static atomic_int interrupts_main, interrupts_other;
+static atomic_int stuck_calls;
+static char stuck_what[128];
+static _Thread_local int tl_is_other;
+
+/* Signal-handler context: only atomics. */
+static void on_interrupt(wd_slot *s)
+{
+    (void)s;
+    atomic_fetch_add(tl_is_other ? &interrupts_other : &interrupts_main, 1);
+}
+
+static int on_stuck(wd_slot *s, const char *name, const char *what, uint64_t overdue_ms)
+{
+    (void)s;
+    (void)overdue_ms;
+    snprintf(stuck_what, sizeof stuck_what, "%s: %s", name, what ? what : "");
+    atomic_fetch_add(&stuck_calls, 1);
+    return strcmp(name, "other") != 0; /* "other" is only reported */
+}
+
+static void spin_ms(unsigned ms)
+{
+    uint64_t until = watchdog_now_us() + (uint64_t)ms * 1000u;
+    while (watchdog_now_us() < until) {
+    }
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* A second thread that runs under a deadline while the main one does not. */
+static void *other_main(void *arg)
+{
+    (void)arg;
+    tl_is_other = 1;
+    wd_slot *s = watchdog_slot("other");
+    watchdog_begin(s, watchdog_now_us() + 30000, "other work");
+    spin_ms(120);
+    ok(watchdog_expired(s), "the other thread sees its own deadline passed");
+    watchdog_end(s);
+    ok(!watchdog_expired(s), "and not once it left");
+    return NULL;
+}
+
+int main(void)
+{
+    watchdog_start(on_interrupt, on_stuck, 200, 5);
+    wd_slot *s = watchdog_slot("main");
+    ok(s != NULL, "the main thread gets a slot");
+    ok(watchdog_slot("again") == s, "a thread keeps its slot");
+
+    /* no deadline: never signalled */
+    watchdog_begin(s, 0, "unbounded");
+    spin_ms(50);
+    watchdog_end(s);
+    is_int(atomic_load(&interrupts_main), 0, "work without a deadline is never interrupted");
+
+    /* a deadline in the future that is met */
+    watchdog_begin(s, watchdog_now_us() + 200000, "quick");
+    spin_ms(20);
+    ok(!watchdog_expired(s), "before its deadline the work is not expired");
+    watchdog_end(s);
+    sleep_ms(50);
+    is_int(atomic_load(&interrupts_main), 0, "work that ends in time is not interrupted");
+
+    /* a deadline that passes: interrupted in this thread, re-armed while it runs */
+    watchdog_begin(s, watchdog_now_us() + 20000, "slow");
+    spin_ms(150);
+    ok(watchdog_expired(s), "past its deadline the work is expired");
+    watchdog_end(s);
+    int n = atomic_load(&interrupts_main);
+    ok(n >= 1, "the overdue thread was signalled (%d times)", n);
+    is_int(atomic_load(&stuck_calls), 0, "not stuck yet: within the stuck grace");
+    sleep_ms(30);
+    is_int(atomic_load(&interrupts_main), n, "no signal once it left Lua");
+
+    /* the other thread's deadline signals the other thread only */
+    int before_main = atomic_load(&interrupts_main);
+    pthread_t t;
+    pthread_create(&t, NULL, other_main, NULL);
+    pthread_join(t, NULL);
+    ok(atomic_load(&interrupts_other) >= 1, "the other thread's deadline signalled it");
+    is_int(atomic_load(&interrupts_main), before_main, "and not the main thread");
+
+    /* stuck: still busy past deadline + grace */
+    watchdog_begin(s, watchdog_now_us() + 10000, "request 42 GET /c");
+    spin_ms(400);
+    is_int(atomic_load(&stuck_calls), 1, "a thread busy past its deadline and grace is stuck");
+    is_str(stuck_what, "main: request 42 GET /c", "the report names the thread and the work");
+    ok(watchdog_is_stuck(s), "watchdog_is_stuck says so");
+    is_int(watchdog_stuck_count(), 1, "one stuck slot");
+    char desc[256];
+    watchdog_describe_stuck(desc, sizeof desc);
+    ok(strstr(desc, "main: request 42 GET /c") != NULL, "described: %s", desc);
+    watchdog_end(s);
+    sleep_ms(30);
+    is_int(atomic_load(&stuck_calls), 1, "reported once per run");
+
+    /* the shutdown deadline applies to work that has none of its own */
+    before_main = atomic_load(&interrupts_main);
+    watchdog_set_shutdown_deadline(watchdog_now_us() + 20000);
+    watchdog_begin(s, 0, "long");
+    spin_ms(100);
+    ok(watchdog_expired(s), "past the shutdown deadline, work without one is expired");
+    watchdog_end(s);
+    ok(atomic_load(&interrupts_main) > before_main, "and was signalled");
+    watchdog_set_shutdown_deadline(0);
+
+    watchdog_stop();
+    watchdog_stop();
+    ok(1, "stopping twice is harmless");
+    return done_testing();
+}
