@@ -23,8 +23,8 @@ FUZZ_FLAGS ?=
 FUZZ_CC ?= clang
 FUZZ_DIR := build/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_CFLAGS = $(CSTD) -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -MMD -MP $(PKG_CFLAGS) \
-              -Iruntime -Itests/fuzz -DFUZZ_SRC_DIR='"$(CURDIR)"'
+FUZZ_CFLAGS = $(CSTD) -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -MMD -MP $(LUAJIT_CFLAGS) \
+              -I$(MHD_PREFIX)/include $(PKG_CFLAGS) -Iruntime -Itests/fuzz -DFUZZ_SRC_DIR='"$(CURDIR)"'
 FUZZ_LIB_OBJS := $(LIB_SRCS:runtime/%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 FUZZ_REPLAY_BINS := $(FUZZ_ALL:%=$(BUILD)/tests/test_fuzz_%)
@@ -44,7 +44,7 @@ fuzz-build: $(FUZZ_BINS)
 # an archive lets each target link only the modules it uses. No -Werror
 # for them: clang warns where gcc does not (on vsnprintf wrappers), and
 # make lint covers the runtime.
-$(FUZZ_DIR)/obj/%.o: runtime/%.c
+$(FUZZ_DIR)/obj/%.o: runtime/%.c | $(DEPS)/luajit/.stamp $(MHD_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(filter 1,$(V)),,echo "  FUZZCC  $<")
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(filter-out -Werror,$(WARN)) -Wno-format-nonliteral \
@@ -58,12 +58,12 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libglasgow.a
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -DFUZZ_LIBFUZZER -fsanitize=fuzzer -o $@ $< \
 	    $(FUZZ_DIR)/libglasgow.a $(LDFLAGS) $(LDLIBS_ALL)
 
-$(BUILD)/obj/fuzz_replay.o: tests/fuzz/replay.c tests/fuzz/fuzz.h
+$(BUILD)/obj/fuzz_replay.o: tests/fuzz/replay.c tests/fuzz/fuzz.h | $(DEPS)/luajit/.stamp $(MHD_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(filter 1,$(V)),,echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -Itests/fuzz -DFUZZ_SRC_DIR='"$(CURDIR)"' -c -o $@ $<
 
-$(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/obj/fuzz_replay.o $(LIB_OBJS)
+$(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/obj/fuzz_replay.o $(LIB_OBJS) $(MHD_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(filter 1,$(V)),,echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -Itests/fuzz -DFUZZ_SRC_DIR='"$(CURDIR)"' -o $@ $< \
