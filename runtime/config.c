@@ -176,7 +176,7 @@ static int parse_bool(const char *v, int *out)
 static void quote_value(const char *v, char *out)
 {
     size_t n = 0;
-    for (size_t i = 0; v[i] && i < 40; i++) {
+    for (size_t i = 0; i < 40 && v[i]; i++) {
         unsigned char b = (unsigned char)v[i];
         if (b < 0x20 || b >= 0x7f || b == '"' || b == '\\') {
             out[n++] = '\\';
