@@ -122,7 +122,7 @@ bench: $(BUILD)/glasgow
 	$(Q)bash bench/hello.sh
 
 format:
-	$(Q)clang-format -i runtime/*.c runtime/*.h tests/unit/*.c tests/unit/*.h
+	$(Q)clang-format -i runtime/*.c runtime/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c
 
 clean:
 	$(Q)rm -rf build build-san

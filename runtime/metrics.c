@@ -261,51 +261,50 @@ void metrics_render(strbuf *out)
     memcpy(hash, routes_hash, sizeof hash);
     pthread_mutex_unlock(&hash_mu);
 
-    strbuf_addf(out,
-                "# HELP http_requests_in_flight Requests being handled now.\n"
-                "# TYPE http_requests_in_flight gauge\nhttp_requests_in_flight %ld\n"
-                "# HELP http_request_bytes_total Request body bytes received.\n"
-                "# TYPE http_request_bytes_total counter\nhttp_request_bytes_total %llu\n"
-                "# HELP http_response_bytes_total Response body bytes sent.\n"
-                "# TYPE http_response_bytes_total counter\nhttp_response_bytes_total %llu\n"
-                "# HELP http_connections_rejected_total Connections refused by the per-IP limit.\n"
-                "# TYPE http_connections_rejected_total counter\n"
-                "http_connections_rejected_total %llu\n"
-                "# HELP http_header_timeouts_total Connections closed by the header timeout.\n"
-                "# TYPE http_header_timeouts_total counter\nhttp_header_timeouts_total %llu\n"
-                "# HELP http_slow_bodies_total Requests cut for a body slower than the minimum "
-                "rate.\n# TYPE http_slow_bodies_total counter\nhttp_slow_bodies_total %llu\n"
-                "# HELP glasgow_routes_generation Generation number of the routes bundle "
-                "serving now.\n# TYPE glasgow_routes_generation gauge\n"
-                "glasgow_routes_generation{hash=\"%s\"} %llu\n"
-                "# HELP glasgow_routes_reloads_total Routes bundle reloads, by result.\n"
-                "# TYPE glasgow_routes_reloads_total counter\n"
-                "glasgow_routes_reloads_total{result=\"success\"} %llu\n"
-                "glasgow_routes_reloads_total{result=\"failure\"} %llu\n"
-                "# HELP glasgow_draining 1 while the server shuts down.\n"
-                "# TYPE glasgow_draining gauge\nglasgow_draining %d\n"
-                "# HELP glasgow_lua_stopped_total Lua code stopped by the watchdog, by reason.\n"
-                "# TYPE glasgow_lua_stopped_total counter\n"
-                "glasgow_lua_stopped_total{reason=\"deadline\"} %llu\n"
-                "glasgow_lua_stopped_total{reason=\"run_limit\"} %llu\n"
-                "glasgow_lua_stopped_total{reason=\"memory\"} %llu\n"
-                "glasgow_lua_stopped_total{reason=\"shutdown\"} %llu\n"
-                "# HELP glasgow_stuck_threads Threads stuck past their deadline where no hook "
-                "reaches.\n# TYPE glasgow_stuck_threads gauge\nglasgow_stuck_threads %u\n",
-                atomic_load(&metrics.in_flight), (unsigned long long)atomic_load(&metrics.bytes_in),
-                (unsigned long long)atomic_load(&metrics.bytes_out),
-                (unsigned long long)atomic_load(&metrics.connections_rejected),
-                (unsigned long long)atomic_load(&metrics.header_timeouts),
-                (unsigned long long)atomic_load(&metrics.slow_bodies), hash,
-                (unsigned long long)atomic_load(&metrics.routes_generation),
-                (unsigned long long)atomic_load(&metrics.reload_success),
-                (unsigned long long)atomic_load(&metrics.reload_failure),
-                atomic_load(&metrics.draining),
-                (unsigned long long)atomic_load(&metrics.lua_stops_deadline),
-                (unsigned long long)atomic_load(&metrics.lua_stops_run_limit),
-                (unsigned long long)atomic_load(&metrics.lua_stops_memory),
-                (unsigned long long)atomic_load(&metrics.lua_stops_shutdown),
-                watchdog_stuck_count());
+    strbuf_addf(
+        out,
+        "# HELP http_requests_in_flight Requests being handled now.\n"
+        "# TYPE http_requests_in_flight gauge\nhttp_requests_in_flight %ld\n"
+        "# HELP http_request_bytes_total Request body bytes received.\n"
+        "# TYPE http_request_bytes_total counter\nhttp_request_bytes_total %llu\n"
+        "# HELP http_response_bytes_total Response body bytes sent.\n"
+        "# TYPE http_response_bytes_total counter\nhttp_response_bytes_total %llu\n"
+        "# HELP http_connections_rejected_total Connections refused by the per-IP limit.\n"
+        "# TYPE http_connections_rejected_total counter\n"
+        "http_connections_rejected_total %llu\n"
+        "# HELP http_header_timeouts_total Connections closed by the header timeout.\n"
+        "# TYPE http_header_timeouts_total counter\nhttp_header_timeouts_total %llu\n"
+        "# HELP http_slow_bodies_total Requests cut for a body slower than the minimum "
+        "rate.\n# TYPE http_slow_bodies_total counter\nhttp_slow_bodies_total %llu\n"
+        "# HELP glasgow_routes_generation Generation number of the routes bundle "
+        "serving now.\n# TYPE glasgow_routes_generation gauge\n"
+        "glasgow_routes_generation{hash=\"%s\"} %llu\n"
+        "# HELP glasgow_routes_reloads_total Routes bundle reloads, by result.\n"
+        "# TYPE glasgow_routes_reloads_total counter\n"
+        "glasgow_routes_reloads_total{result=\"success\"} %llu\n"
+        "glasgow_routes_reloads_total{result=\"failure\"} %llu\n"
+        "# HELP glasgow_draining 1 while the server shuts down.\n"
+        "# TYPE glasgow_draining gauge\nglasgow_draining %d\n"
+        "# HELP glasgow_lua_stopped_total Lua code stopped by the watchdog, by reason.\n"
+        "# TYPE glasgow_lua_stopped_total counter\n"
+        "glasgow_lua_stopped_total{reason=\"deadline\"} %llu\n"
+        "glasgow_lua_stopped_total{reason=\"run_limit\"} %llu\n"
+        "glasgow_lua_stopped_total{reason=\"memory\"} %llu\n"
+        "glasgow_lua_stopped_total{reason=\"shutdown\"} %llu\n"
+        "# HELP glasgow_stuck_threads Threads stuck past their deadline where no hook "
+        "reaches.\n# TYPE glasgow_stuck_threads gauge\nglasgow_stuck_threads %u\n",
+        atomic_load(&metrics.in_flight), (unsigned long long)atomic_load(&metrics.bytes_in),
+        (unsigned long long)atomic_load(&metrics.bytes_out),
+        (unsigned long long)atomic_load(&metrics.connections_rejected),
+        (unsigned long long)atomic_load(&metrics.header_timeouts),
+        (unsigned long long)atomic_load(&metrics.slow_bodies), hash,
+        (unsigned long long)atomic_load(&metrics.routes_generation),
+        (unsigned long long)atomic_load(&metrics.reload_success),
+        (unsigned long long)atomic_load(&metrics.reload_failure), atomic_load(&metrics.draining),
+        (unsigned long long)atomic_load(&metrics.lua_stops_deadline),
+        (unsigned long long)atomic_load(&metrics.lua_stops_run_limit),
+        (unsigned long long)atomic_load(&metrics.lua_stops_memory),
+        (unsigned long long)atomic_load(&metrics.lua_stops_shutdown), watchdog_stuck_count());
     for (size_t i = 0; i < ncollectors; i++)
         collectors[i](out);
 }
