@@ -1,5 +1,11 @@
 /*
  * loop: epoll plus a binary min-heap of timers.
+ *
+ * Watchers are embedded in their owners, so a callback may remove, and its
+ * owner free, another watcher whose event is still waiting in the current
+ * epoll batch. loop_io_del therefore forgets that watcher's pending events
+ * (it clears their pointers in the batch being dispatched), and dispatch
+ * skips cleared entries: a removed watcher is never called nor read.
  */
 #include "loop.h"
 
@@ -34,6 +40,8 @@ struct loop {
     size_t heap_len;
     size_t heap_cap;
     loop_io wake_io;
+    struct epoll_event *batch; /* the events being dispatched, or NULL */
+    int batch_len;
     void (*wake_cb)(loop *lp, void *data);
     void *wake_data;
 };
@@ -256,6 +264,10 @@ int loop_io_mod(loop *lp, loop_io *io, uint32_t events)
 void loop_io_del(loop *lp, loop_io *io)
 {
     epoll_ctl(lp->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    /* at most LOOP_MAX_EVENTS entries, and only while dispatching */
+    for (int i = 0; i < lp->batch_len; i++)
+        if (lp->batch[i].data.ptr == io)
+            lp->batch[i].data.ptr = NULL;
 }
 
 void loop_on_wake(loop *lp, void (*cb)(loop *lp, void *data), void *data)
@@ -293,10 +305,19 @@ int loop_run_once(loop *lp, int64_t max_wait_ms)
     if (n < 0 && errno != EINTR)
         die_errno("epoll_wait");
     lp->now = loop_clock_ms();
+    struct epoll_event *outer = lp->batch; /* a nested run (none today) */
+    int outer_len = lp->batch_len;
+    lp->batch = events;
+    lp->batch_len = n;
     for (int i = 0; i < n; i++) {
         loop_io *io = events[i].data.ptr;
+        if (!io)
+            continue; /* removed by an earlier callback of this batch */
+        events[i].data.ptr = NULL;
         io->cb(lp, io, events[i].events);
     }
+    lp->batch = outer;
+    lp->batch_len = outer_len;
     loop_run_timers(lp);
     return n < 0 ? 0 : n;
 }

@@ -69,7 +69,9 @@ int loop_io_add(loop *lp, loop_io *io, int fd, uint32_t events, loop_io_cb cb, v
 /* Changes the event mask of a registered watcher. */
 int loop_io_mod(loop *lp, loop_io *io, uint32_t events);
 
-/* Stops watching io's descriptor (does not close it). */
+/* Stops watching io's descriptor (does not close it). Safe from any
+ * callback: events of io still pending in the batch being dispatched are
+ * dropped, so io may be freed as soon as this returns. */
 void loop_io_del(loop *lp, loop_io *io);
 
 /* Sets the function run on the loop's thread after loop_wake(). */

@@ -1,5 +1,9 @@
-/* Event loop: timer ordering, cancellation, re-arming, cross-thread wake. */
+/* Event loop: timer ordering, cancellation, re-arming, cross-thread wake,
+ * watchers removed by another watcher's callback in the same batch. */
 #include <pthread.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #include "loop.h"
 #include "tap.h"
@@ -113,11 +117,86 @@ static void test_many(void)
     loop_destroy(lp);
 }
 
+/* Two watchers whose descriptors are both ready, so their events arrive in
+ * one epoll batch; whichever runs first removes the other (and, with
+ * free_peer, frees it the way on_hangup -> lhost_abort -> pgpool_release
+ * frees a connection). The removed one must never be called. */
+typedef struct peer_watch {
+    loop_io io;
+    int pipefd[2];
+    struct peer_watch **peer; /* the other watcher, NULL once removed */
+    int *calls;
+    int free_peer;
+} peer_watch;
+
+static void on_peer_ready(loop *lp, loop_io *io, uint32_t events)
+{
+    peer_watch *w = io->data;
+    (void)events;
+    (*w->calls)++;
+    peer_watch *other = *w->peer;
+    if (!other)
+        return;
+    loop_io_del(lp, &other->io);
+    close(other->pipefd[0]);
+    close(other->pipefd[1]);
+    *w->peer = NULL;
+    if (w->free_peer)
+        free(other);
+}
+
+static peer_watch *peer_open(loop *lp, int *calls, int free_peer)
+{
+    peer_watch *w = calloc(1, sizeof *w);
+    if (!w || pipe(w->pipefd) < 0)
+        abort();
+    w->calls = calls;
+    w->free_peer = free_peer;
+    if (write(w->pipefd[1], "x", 1) != 1 ||
+        loop_io_add(lp, &w->io, w->pipefd[0], EPOLLIN, on_peer_ready, w) < 0)
+        abort();
+    return w;
+}
+
+static void test_remove_in_batch(int free_peer)
+{
+    loop *lp = loop_create();
+    int calls[2] = {0, 0};
+    peer_watch *a = peer_open(lp, &calls[0], free_peer);
+    peer_watch *b = peer_open(lp, &calls[1], free_peer);
+    peer_watch *a_slot = a, *b_slot = b;
+    a->peer = &b_slot; /* a removes b */
+    b->peer = &a_slot; /* b removes a */
+    int n = loop_run_once(lp, 1000);
+    ok(n >= 2, "both watchers were ready in one batch (%d events)", n);
+    is_int(calls[0] + calls[1], 1,
+           free_peer ? "a watcher freed by another's callback is not called"
+                     : "a watcher removed by another's callback is not called");
+    int removed = a_slot ? 1 : 0; /* b's slot was cleared: b was removed */
+    loop_run_once(lp, 0);
+    is_int(calls[removed], 0, "nor in the next iteration");
+    peer_watch *slots[2] = {a_slot, b_slot};
+    for (int i = 0; i < 2; i++) {
+        peer_watch *w = slots[i];
+        if (w) {
+            loop_io_del(lp, &w->io);
+            close(w->pipefd[0]);
+            close(w->pipefd[1]);
+            free(w);
+        } else if (!free_peer) {
+            free(i == 0 ? a : b);
+        }
+    }
+    loop_destroy(lp);
+}
+
 int main(void)
 {
     test_order();
     test_rearm();
     test_wake();
     test_many();
+    test_remove_in_batch(0);
+    test_remove_in_batch(1);
     return done_testing();
 }
