@@ -1126,7 +1126,7 @@ void lhost_result_headers(request *r, request_pair_fn fn, void *arg)
 void lhost_release(request *r)
 {
     lhost_gen *g = r->gen;
-    lua_db_request_done(r);
+    request_run_cleanups(r);
     if (!g)
         return;
     if (r->co_ref != LUA_NOREF && r->co_ref != 0) {

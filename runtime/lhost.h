@@ -121,7 +121,8 @@ void lhost_result(request *r, lhost_response *out);
 /* Inside on_complete: calls fn for each response header. */
 void lhost_result_headers(request *r, request_pair_fn fn, void *arg);
 
-/* Releases what lhost holds for r (coroutine, generation reference). */
+/* Runs r's cleanups (request_add_cleanup), then releases what lhost holds
+ * for r (coroutine, generation reference). Safe to call more than once. */
 void lhost_release(request *r);
 
 /*

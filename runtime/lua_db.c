@@ -32,8 +32,8 @@ static unsigned statement_deadline_ms = 6000;
 /* A connection as Lua sees it; created closed before the pool is asked. */
 typedef struct dbconn {
     pgpool_conn *c;
-    request *r;
-    struct dbconn *next; /* the request's held list */
+    request *r;               /* the request holding it, NULL once released */
+    request_cleanup *cleanup; /* releases it when r ends */
     int busy;
 } dbconn;
 
@@ -44,24 +44,30 @@ typedef struct db_op {
     dbconn *conn;
 } db_op;
 
+static void conn_release(dbconn *d);
+
+/* The request's cleanup: r ends while it still holds d. */
+static void conn_cleanup(void *data)
+{
+    dbconn *d = data;
+    d->r = NULL; /* the record is already gone */
+    d->cleanup = NULL;
+    conn_release(d);
+}
+
 static void held_add(request *r, dbconn *d)
 {
     d->r = r;
-    d->next = r->db_held;
-    r->db_held = d;
+    d->cleanup = request_add_cleanup(r, conn_cleanup, d);
 }
 
 static void held_remove(dbconn *d)
 {
     if (!d->r)
         return;
-    dbconn **pp = (dbconn **)&d->r->db_held;
-    while (*pp && *pp != d)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = d->next;
+    request_remove_cleanup(d->r, d->cleanup);
     d->r = NULL;
-    d->next = NULL;
+    d->cleanup = NULL;
 }
 
 static void conn_release(dbconn *d)
@@ -74,12 +80,6 @@ static void conn_release(dbconn *d)
         d->c = NULL;
     }
     d->busy = 0;
-}
-
-void lua_db_request_done(request *r)
-{
-    while (r->db_held)
-        conn_release(r->db_held);
 }
 
 static int push_error(lua_State *L, const pg_error *e)

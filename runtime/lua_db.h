@@ -9,7 +9,8 @@
  *   pg.release(conn)
  *
  * A request's connections are also released when the request ends, however
- * it ends (deadline, client gone, error), so none can leak.
+ * it ends (deadline, client gone, error), by a request cleanup, so none can
+ * leak.
  */
 #ifndef GLASGOW_LUA_DB_H
 #define GLASGOW_LUA_DB_H
@@ -32,9 +33,6 @@ void lua_db_stop(pgpool *p);
 
 /* Non-zero when lua_db_config found a database. */
 int lua_db_enabled(void);
-
-/* Releases every connection r still holds; called when r ends. */
-void lua_db_request_done(request *r);
 
 /*
  * Reads the database settings (DATABASE_URL or DATABASE_URL_FILE,

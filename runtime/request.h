@@ -16,6 +16,7 @@
 #include "util.h"
 
 typedef struct request request;
+typedef struct request_cleanup request_cleanup;
 
 /* Calls fn for each (name, value) pair of one kind (headers or query). */
 typedef void (*request_pair_fn)(void *arg, const char *name, const char *value);
@@ -52,10 +53,27 @@ struct request {
     loop_timer wait_timer;      /* the pending sleep, if any */
     void (*cancel)(request *r); /* cancels the pending I/O operation */
     void *op;                   /* the pending operation's state */
-    void *db_held;              /* database connections the request holds (lua_db) */
+    request_cleanup *cleanups;  /* run when the request ends (request_add_cleanup) */
     int raw_results;            /* glasgow run: results are not an HTTP response */
     unsigned err_status;        /* a response made in C (abort, runner failure) */
     strbuf err_body;
 };
+
+/*
+ * Registers fn(data) to run once when r ends, however it ends (response,
+ * abort, deadline, client gone): bindings release what the request holds
+ * there, so none needs a field in this struct. Cleanups run in reverse
+ * order of registration, from lhost_release. Returns a handle for
+ * request_remove_cleanup; aborts on allocation failure.
+ */
+request_cleanup *request_add_cleanup(request *r, void (*fn)(void *data), void *data);
+
+/* Unregisters c (from request_add_cleanup on r) without running it; c is
+ * freed. For a resource released before the request ends. */
+void request_remove_cleanup(request *r, request_cleanup *c);
+
+/* Runs and frees r's cleanups, newest first; r has none afterwards. A
+ * no-op when none is registered, so calling it twice is harmless. */
+void request_run_cleanups(request *r);
 
 #endif
