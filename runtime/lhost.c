@@ -21,6 +21,7 @@
 #include "lua_crypto.h"
 #include "lua_db.h"
 #include "lua_json.h"
+#include "lwait.h"
 #include "metrics.h"
 #include "router.h"
 #include "util.h"
@@ -230,17 +231,19 @@ static uint64_t deadline_after(unsigned ms)
     return ms ? watchdog_now_us() + (uint64_t)ms * 1000u : 0;
 }
 
-loop *lhost_loop(void)
+/* ---- lwait.h: the interface of waiting bindings --------------------------- */
+
+loop *lwait_loop(void)
 {
     return tl_loop;
 }
 
-request *lhost_request_of(lua_State *L, const char *fname)
+request *lwait_request_of(lua_State *L, const char *fname)
 {
     return current_request(L, fname);
 }
 
-void lhost_resume(request *r, int nargs)
+void lwait_resume(request *r, int nargs)
 {
     resume_request(r, nargs);
 }

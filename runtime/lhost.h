@@ -40,7 +40,8 @@ enum { LHOST_DONE = 0, LHOST_YIELDED = 1 };
  */
 void lhost_set_auth_limits(const config_auth *a);
 
-/* Binds the calling thread to lp: bindings that wait arm timers there. */
+/* Binds the calling thread to lp: bindings that wait arm timers there
+ * (lwait.h). */
 void lhost_thread_init(loop *lp);
 
 /*
@@ -55,22 +56,6 @@ void lhost_thread_init(loop *lp);
 void lhost_watchdog_start(int (*on_stuck)(const char *thread, const char *what,
                                           uint64_t overdue_ms),
                           unsigned stuck_grace_ms);
-
-/* The calling thread's loop (set by lhost_thread_init). */
-loop *lhost_loop(void);
-
-struct lua_State;
-
-/*
- * For bindings that wait: returns the request whose coroutine is L, or
- * raises a Lua error naming fname when L is not a request's own coroutine
- * (load time, a nested coroutine, another thread).
- */
-request *lhost_request_of(struct lua_State *L, const char *fname);
-
-/* Resumes r's coroutine with the nargs values already pushed onto it; used
- * by the completion callbacks of waiting bindings. */
-void lhost_resume(request *r, int nargs);
 
 /*
  * Builds a generation from b: a fresh state with the library and bindings,

@@ -19,8 +19,8 @@
 #include <string.h>
 
 #include "config.h"
-#include "lhost.h"
 #include "log.h"
+#include "lwait.h"
 #include "util.h"
 
 #define DBCONN_MT "glasgow.dbconn"
@@ -111,15 +111,15 @@ static void on_acquired(pgpool_waiter *w, pgpool_conn *c, const pg_error *err)
         op->conn->c = c;
         held_add(r, op->conn);
         lua_pushvalue(co, -2); /* the dbconn, yielded below the op */
-        lhost_resume(r, 1);
+        lwait_resume(r, 1);
     } else {
-        lhost_resume(r, push_error(co, err));
+        lwait_resume(r, push_error(co, err));
     }
 }
 
 static int db_acquire(lua_State *L)
 {
-    request *r = lhost_request_of(L, "acquire");
+    request *r = lwait_request_of(L, "acquire");
     if (!tl_pool)
         return luaL_error(L, "acquire: no database is configured (set DATABASE_URL)");
     dbconn *d = lua_newuserdata(L, sizeof *d);
@@ -415,14 +415,14 @@ static void on_result(void *arg, PGresult *res, const pg_error *err)
     r->cancel = NULL;
     r->op = NULL;
     if (err) {
-        lhost_resume(r, push_error(co, err));
+        lwait_resume(r, push_error(co, err));
         return;
     }
     dbresult *dr = lua_newuserdata(co, sizeof *dr);
     dr->res = res;
     luaL_getmetatable(co, DBRESULT_MT);
     lua_setmetatable(co, -2);
-    lhost_resume(r, 1);
+    lwait_resume(r, 1);
 }
 
 /* pg.rows(result) -> rows, affected, command tag: converts and frees the result. */
@@ -455,7 +455,7 @@ static int db_exec(lua_State *L)
 {
     dbconn *d = check_conn(L, 1);
     const char *sql = luaL_checkstring(L, 2);
-    request *r = lhost_request_of(L, "exec");
+    request *r = lwait_request_of(L, "exec");
     int nparams = lua_gettop(L) - 2;
     int script = lua_toboolean(L, lua_upvalueindex(2));
     if (script && nparams > 0)

@@ -1,0 +1,36 @@
+/*
+ * lwait: what a binding that waits needs from the Lua host, and nothing
+ * else, so that bindings (lua_db, and later s3 and streams) include this
+ * header instead of lhost.h and lhost never depends on them.
+ *
+ * A waiting binding finds the request of the calling coroutine, starts its
+ * non-blocking operation on the thread's loop, sets r->cancel and r->op,
+ * and yields; its completion callback pushes the results onto r->co and
+ * calls lwait_resume. Anything the request holds beyond the wait is
+ * released by a request cleanup (request_add_cleanup).
+ *
+ * Implemented by lhost.c.
+ */
+#ifndef GLASGOW_LWAIT_H
+#define GLASGOW_LWAIT_H
+
+#include "loop.h"
+#include "request.h"
+
+struct lua_State;
+
+/* The calling thread's loop (bound by lhost_thread_init), NULL if none. */
+loop *lwait_loop(void);
+
+/*
+ * Returns the request whose coroutine is L, or raises a Lua error naming
+ * fname when L is not a request's own coroutine (load time, a nested
+ * coroutine, another thread).
+ */
+request *lwait_request_of(struct lua_State *L, const char *fname);
+
+/* Resumes r's coroutine with the nargs values already pushed onto it; for
+ * the completion callbacks of waiting bindings, on r's thread. */
+void lwait_resume(request *r, int nargs);
+
+#endif
