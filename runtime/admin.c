@@ -2,15 +2,15 @@
 
 #include <microhttpd.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "log.h"
 #include "loop.h"
-#include "lua_db.h"
 #include "metrics.h"
-#include "pgpool.h"
+#include "service.h"
 #include "util.h"
 #include "watchdog.h"
 
@@ -103,9 +103,11 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char 
             static const char b[] = "{\"status\":\"draining\"}";
             return reply(c, 503, json, b, sizeof b - 1);
         }
-        if (lua_db_enabled() && !pgpool_all_up()) {
-            static const char b[] = "{\"status\":\"database unreachable\"}";
-            return reply(c, 503, json, b, sizeof b - 1);
+        const char *not_ready = services_not_ready();
+        if (not_ready) {
+            char b[160];
+            int n = snprintf(b, sizeof b, "{\"status\":\"%s\"}", not_ready);
+            return reply(c, 503, json, b, n > 0 && (size_t)n < sizeof b ? (size_t)n : 0);
         }
         static const char b[] = "{\"status\":\"ready\"}";
         return reply(c, 200, json, b, sizeof b - 1);

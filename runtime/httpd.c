@@ -27,7 +27,6 @@
 
 #include "log.h"
 #include "loop.h"
-#include "lua_db.h"
 
 /* The parser fixes we rely on (README.md) exist from 1.0.1 on, with our
  * patches: never build against Debian 12's 0.9.75 header by mistake. */
@@ -35,6 +34,7 @@
 #error "libmicrohttpd 1.0.1 or later is required: run .ci/build-mhd"
 #endif
 #include "metrics.h"
+#include "service.h"
 #include "tls.h"
 #include "util.h"
 #include "watchdog.h"
@@ -857,7 +857,7 @@ static void *worker_main(void *arg)
     snprintf(name, sizeof name, "worker %u", w->index);
     atomic_store(&w->slot, watchdog_slot(name));
     lhost_thread_init(w->lp);
-    pgpool *pool = lua_db_start(w->lp);
+    services_thread_start(w->lp);
     for (;;) {
         MHD_UNSIGNED_LONG_LONG to;
         int64_t wait = -1;
@@ -899,7 +899,7 @@ static void *worker_main(void *arg)
     uint64_t jobs_until = loop_clock_ms() + 2000;
     while (loop_holds(w->lp) > 0 && loop_clock_ms() < jobs_until)
         loop_run_once(w->lp, 10);
-    lua_db_stop(pool);
+    services_thread_stop();
     flush_log(w);
     return NULL;
 }

@@ -19,11 +19,11 @@
 #include "jobs.h"
 #include "log.h"
 #include "lua_crypto.h"
-#include "lua_db.h"
 #include "lua_json.h"
 #include "lwait.h"
 #include "metrics.h"
 #include "router.h"
+#include "service.h"
 #include "util.h"
 #include "watchdog.h"
 
@@ -573,12 +573,17 @@ static lua_State *new_state(const lhost_opts *o, memcap *m)
     lua_getfield(L, -1, "preload");
     lua_pushcfunction(L, core_open);
     lua_setfield(L, -2, "glasgow.core");
-    lua_pushcfunction(L, luaopen_glasgow_pg);
-    lua_setfield(L, -2, "glasgow.pg");
     lua_pushcfunction(L, luaopen_glasgow_crypto);
     lua_setfield(L, -2, "glasgow.crypto");
     lua_pushcfunction(L, luaopen_glasgow_jsonc);
     lua_setfield(L, -2, "glasgow.jsonc");
+    for (size_t i = 0; i < services_count(); i++) {
+        const service *s = services_get(i);
+        if (s->lua_name) {
+            lua_pushcfunction(L, s->lua_open);
+            lua_setfield(L, -2, s->lua_name);
+        }
+    }
     lua_pop(L, 2);
 
     lua_pushlightuserdata(L, (void *)&limits_key);
@@ -1185,7 +1190,7 @@ int lhost_run_script(const lhost_opts *o, const char *file, const char *chunk, i
     if (!lp)
         die_errno("loop");
     lhost_thread_init(lp);
-    pgpool *pool = lua_db_start(lp);
+    services_thread_start(lp);
     lhost_gen *g = xcalloc(1, sizeof *g);
     g->L = new_state(o, &g->mem);
     g->refs = 1;
@@ -1203,7 +1208,7 @@ int lhost_run_script(const lhost_opts *o, const char *file, const char *chunk, i
     if ((chunk ? luaL_loadbuffer(L, chunk, strlen(chunk), file) : luaL_loadfile(L, file)) != 0) {
         fprintf(stderr, "glasgow run: %s\n", lua_tostring(L, -1));
         lhost_gen_unref(g);
-        lua_db_stop(pool);
+        services_thread_stop();
         loop_destroy(lp);
         return 1;
     }
@@ -1241,7 +1246,7 @@ int lhost_run_script(const lhost_opts *o, const char *file, const char *chunk, i
     strbuf_dispose(&r.body);
     strbuf_dispose(&r.err_body);
     lhost_gen_unref(g);
-    lua_db_stop(pool);
+    services_thread_stop();
     loop_destroy(lp);
     return ss.status;
 }

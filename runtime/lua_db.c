@@ -575,37 +575,28 @@ int luaopen_glasgow_pg(lua_State *L)
 }
 
 static pgpool_config db_cfg;
-static int db_enabled;
 
-pgpool *lua_db_start(loop *lp)
+static void *db_thread_start(loop *lp)
 {
-    if (!db_enabled)
-        return NULL;
     tl_pool = pgpool_create(lp, &db_cfg);
     return tl_pool;
 }
 
-void lua_db_stop(pgpool *p)
+static void db_thread_stop(void *state)
 {
-    if (p)
-        pgpool_destroy(p);
+    if (state)
+        pgpool_destroy(state);
     tl_pool = NULL;
 }
 
-int lua_db_enabled(void)
-{
-    return db_enabled;
-}
-
-int lua_db_config(const config *conf, char *err, size_t errlen)
+static int db_configure(const config *conf, config_getenv_fn get, char *err, size_t errlen)
 {
     static char *url;
     uint64_t v;
     pgpool_config *cfg = &db_cfg;
     memset(cfg, 0, sizeof *cfg);
-    db_enabled = 0;
     free(url);
-    url = config_secret((config_getenv_fn)getenv, "DATABASE_URL", err, errlen);
+    url = config_secret(get, "DATABASE_URL", err, errlen);
     if (!url)
         return err[0] ? -1 : 0;
     cfg->conninfo = url;
@@ -621,7 +612,7 @@ int lua_db_config(const config *conf, char *err, size_t errlen)
     };
     uint64_t vals[5];
     for (size_t i = 0; i < 5; i++) {
-        const char *s = getenv(knobs[i].name);
+        const char *s = get(knobs[i].name);
         vals[i] = knobs[i].def;
         if (s && config_parse_uint(s, knobs[i].min, knobs[i].max, 0, &v) < 0) {
             snprintf(err, errlen, "%s: expected an integer between %llu and %llu", knobs[i].name,
@@ -640,15 +631,27 @@ int lua_db_config(const config *conf, char *err, size_t errlen)
     cfg->health_timeout_ms = conf->db_health_timeout_ms;
     /* the client-side deadline backs up the server's statement_timeout */
     statement_deadline_ms = cfg->statement_timeout_ms ? cfg->statement_timeout_ms + 1000 : 0;
-    db_enabled = 1;
     return 1;
 }
 
-void lua_db_describe(char *out, size_t n)
+static void db_describe(int enabled, char *out, size_t n)
 {
-    if (!db_enabled) {
+    if (!enabled) {
         snprintf(out, n, "none");
         return;
     }
     pgpool_redact(db_cfg.conninfo, out, n);
 }
+
+const service lua_db_service = {
+    .name = "database",
+    .lua_name = "glasgow.pg",
+    .lua_open = luaopen_glasgow_pg,
+    .configure = db_configure,
+    .thread_start = db_thread_start,
+    .thread_stop = db_thread_stop,
+    .ready = pgpool_all_up,
+    .not_ready = "database unreachable",
+    .describe = db_describe,
+    .metrics_init = pgpool_metrics_init,
+};

@@ -16,33 +16,20 @@
 #define GLASGOW_LUA_DB_H
 
 #include "pgpool.h"
-#include "request.h"
+#include "service.h"
 
 struct lua_State;
-struct config;
 
 /* Opens the module (package.preload["glasgow.pg"]). */
 int luaopen_glasgow_pg(struct lua_State *L);
 
-/* Creates the calling thread's pool on lp when a database is configured
- * (else returns NULL); bindings on this thread use it. */
-pgpool *lua_db_start(loop *lp);
-
-/* Destroys the calling thread's pool (NULL is fine). */
-void lua_db_stop(pgpool *p);
-
-/* Non-zero when lua_db_config found a database. */
-int lua_db_enabled(void);
-
 /*
- * Reads the database settings (DATABASE_URL or DATABASE_URL_FILE,
- * GLASGOW_DB_*) once, before any thread starts; the health-check settings
- * come from cfg (already loaded by config_load). Returns 1 when a database
- * is configured, 0 when not, -1 with a message naming the variable in err.
+ * The database as a service (service.h): configured from DATABASE_URL or
+ * DATABASE_URL_FILE and GLASGOW_DB_* (the health-check settings come from
+ * the config, already loaded); one pgpool per thread that runs Lua;
+ * ready while every pool's server is up; described with the connection
+ * string's password masked.
  */
-int lua_db_config(const struct config *cfg, char *err, size_t errlen);
-
-/* The configured connection string with its password masked, for logs. */
-void lua_db_describe(char *out, size_t n);
+extern const service lua_db_service;
 
 #endif

@@ -17,10 +17,9 @@
 #include "httpd.h"
 #include "lhost.h"
 #include "log.h"
-#include "lua_db.h"
 #include "metrics.h"
-#include "pgpool.h"
 #include "reload.h"
+#include "service.h"
 #include "tls.h"
 #include "util.h"
 #include "watchdog.h"
@@ -110,7 +109,7 @@ static void load_config(config *cfg)
         die("%s", err);
     log_set_level(cfg->log_level);
     lhost_set_auth_limits(&cfg->auth);
-    if (lua_db_config(cfg, err, sizeof err) < 0)
+    if (services_configure(cfg, env, err, sizeof err) < 0)
         die("%s", err);
 }
 
@@ -169,7 +168,7 @@ static int cmd_migrate(int argc, char **argv)
         return 2;
     }
     load_config(&cfg);
-    if (!lua_db_enabled())
+    if (!services_enabled("database"))
         die("DATABASE_URL: not set (migrate needs a database)");
     lua_path(&cfg, lp, sizeof lp);
     lhost_opts o = opts_of(&cfg, lp);
@@ -231,7 +230,7 @@ static int cmd_serve(void)
     lhost_watchdog_start(serve_stuck, cfg.stuck_grace_ms);
 
     int tls = cfg.tls_cert_file[0] != '\0';
-    pgpool_metrics_init();
+    services_metrics_init();
     if (tls && tls_load(cfg.tls_cert_file, cfg.tls_key_file, err, sizeof err) < 0)
         die("GLASGOW_TLS_CERT_FILE: %s", err);
 
@@ -269,14 +268,14 @@ static int cmd_serve(void)
         worker_start(workers[i]);
     reloader *rl = reloader_create(&cfg, &opts, workers, cfg.workers, b->hash, 2);
     reloader_start(rl);
-    char dbdesc[512];
-    lua_db_describe(dbdesc, sizeof dbdesc);
+    char services[1024];
+    services_describe(services, sizeof services);
     log_msg(
         LOG_INFO, NULL,
         "glasgow %s serving %s on %s (admin %s), %u workers, routes %s (%zu files, hash %.12s), "
-        "database %s",
+        "%s",
         GLASGOW_VERSION, tls ? "https" : "http", cfg.listen.text, cfg.admin_listen.text,
-        cfg.workers, cfg.routes_dir, b->nfiles, b->hash, dbdesc);
+        cfg.workers, cfg.routes_dir, b->nfiles, b->hash, services);
     bundle_free(b);
 
     int sig = 0;
