@@ -1,5 +1,5 @@
 /*
- * httpd: libmicrohttpd driven from each worker's own epoll loop.
+ * httpd: libmicrohttpd driven from a worker's own epoll loop (worker.c).
  *
  * Request life cycle (see DESIGN.md section 2 for the libmicrohttpd rules
  * it follows): the first access-handler call only records the request and
@@ -15,14 +15,12 @@
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -34,10 +32,8 @@
 #error "libmicrohttpd 1.0.1 or later is required: run .ci/build-mhd"
 #endif
 #include "metrics.h"
-#include "service.h"
 #include "tls.h"
 #include "util.h"
-#include "watchdog.h"
 
 #define IP_SLOTS 4096
 #define SWEEP_MS 250
@@ -52,39 +48,30 @@ static atomic_uint ip_conns[IP_SLOTS];
 typedef struct conn_state conn_state;
 typedef struct hreq hreq;
 
-struct worker {
+struct httpd {
     unsigned index;
     const config *cfg;
     int listen_fd;
     int tls;
-    pthread_t thread;
     loop *lp;
     struct MHD_Daemon *daemon;
     loop_io mhd_io;
     loop_timer sweep_timer;
     loop_timer flush_timer;
     int need_run;
-    lhost_gen *gen;
+    lhost_gen *gen; /* the generation new requests are routed on */
     metrics_worker *metrics;
     strbuf logbuf;
     uint64_t rng[2];
     conn_state *conns; /* every open connection, for the header timeout */
     hreq *reqs;        /* every request in flight, for the shutdown deadline */
     atomic_long in_flight;
-    _Atomic(wd_slot *) slot; /* the thread's watchdog slot */
-
-    pthread_mutex_t mu; /* guards the fields below, written by other threads */
-    lhost_gen *pending_gen;
-    int drain_requested;
-    unsigned grace_ms;
-
-    int draining;
-    uint64_t drain_deadline;
+    int draining; /* httpd_quiesce was called: accept nothing more */
 };
 
 /* One TCP connection (MHD socket context). */
 struct conn_state {
-    worker *w;
+    httpd *srv;
     int fd;
     unsigned ip_slot;
     int in_request;    /* headers of the current request are complete */
@@ -97,7 +84,7 @@ struct conn_state {
 
 struct hreq {
     request r;
-    worker *w;
+    httpd *srv;
     struct MHD_Connection *conn;
     conn_state *cs;
     lhost_gen *gen; /* generation the request was routed on */
@@ -122,15 +109,15 @@ struct hreq {
 
 /* ---- small helpers ------------------------------------------------------------ */
 
-static uint64_t rng_next(worker *w)
+static uint64_t rng_next(httpd *srv)
 {
     /* xorshift128+: request ids need uniqueness, not secrecy */
-    uint64_t s1 = w->rng[0];
-    const uint64_t s0 = w->rng[1];
-    w->rng[0] = s0;
+    uint64_t s1 = srv->rng[0];
+    const uint64_t s0 = srv->rng[1];
+    srv->rng[0] = s0;
     s1 ^= s1 << 23;
-    w->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-    return w->rng[1] + s0;
+    srv->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return srv->rng[1] + s0;
 }
 
 static int valid_request_id(const char *s)
@@ -197,29 +184,29 @@ int httpd_listen(const config_addr *addr, const char *var, char *err, size_t err
 
 /* ---- access log and metrics --------------------------------------------------- */
 
-static void flush_log(worker *w)
+static void flush_log(httpd *srv)
 {
-    if (w->logbuf.len) {
-        log_write(w->logbuf.buf, w->logbuf.len);
-        strbuf_reset(&w->logbuf);
+    if (srv->logbuf.len) {
+        log_write(srv->logbuf.buf, srv->logbuf.len);
+        strbuf_reset(&srv->logbuf);
     }
 }
 
 static void on_flush_timer(loop *lp, loop_timer *t)
 {
-    worker *w = t->data;
-    flush_log(w);
+    httpd *srv = t->data;
+    flush_log(srv);
     loop_timer_start(lp, t, LOG_FLUSH_MS);
 }
 
 static void record(hreq *h)
 {
-    worker *w = h->w;
+    httpd *srv = h->srv;
     uint64_t us = loop_clock_us() - h->r.started_us;
-    metrics_observe(w->metrics, h->r.method, h->route, h->status, (double)us / 1e6);
+    metrics_observe(srv->metrics, h->r.method, h->route, h->status, (double)us / 1e6);
     atomic_fetch_add_explicit(&metrics.bytes_in, h->bytes_in, memory_order_relaxed);
     atomic_fetch_add_explicit(&metrics.bytes_out, h->bytes_out, memory_order_relaxed);
-    if (!w->cfg->access_log)
+    if (!srv->cfg->access_log)
         return;
     log_access_rec rec = {
         .request_id = h->r.request_id,
@@ -232,9 +219,9 @@ static void record(hreq *h)
         .bytes_out = h->bytes_out,
         .client = h->r.client,
     };
-    log_access_format(&w->logbuf, &rec);
-    if (w->logbuf.len > LOG_FLUSH_BYTES)
-        flush_log(w);
+    log_access_format(&srv->logbuf, &rec);
+    if (srv->logbuf.len > LOG_FLUSH_BYTES)
+        flush_log(srv);
 }
 
 /* ---- responses ---------------------------------------------------------------- */
@@ -248,7 +235,7 @@ static void finish_response(hreq *h, struct MHD_Response *resp, unsigned status,
 {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_DATE, util_http_date());
     MHD_add_response_header(resp, "X-Request-ID", h->r.request_id);
-    if (h->w->draining)
+    if (h->srv->draining)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     h->resp = resp;
     h->status = status;
@@ -266,7 +253,7 @@ static void make_error_response(hreq *h, unsigned status, const char *code, cons
     if (!resp)
         die("out of memory creating a response");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    if (h->err_close && !h->w->draining)
+    if (h->err_close && !h->srv->draining)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
@@ -290,14 +277,14 @@ static void on_hangup(loop *lp, loop_io *io, uint32_t events)
 static void watch_hangup(hreq *h)
 {
     int fd = h->cs ? h->cs->fd : -1;
-    if (fd >= 0 && loop_io_add(h->w->lp, &h->hangup_io, fd, EPOLLRDHUP, on_hangup, h) == 0)
+    if (fd >= 0 && loop_io_add(h->srv->lp, &h->hangup_io, fd, EPOLLRDHUP, on_hangup, h) == 0)
         h->hangup_watched = 1;
 }
 
 static void unwatch_hangup(hreq *h)
 {
     if (h->hangup_watched) {
-        loop_io_del(h->w->lp, &h->hangup_io);
+        loop_io_del(h->srv->lp, &h->hangup_io);
         h->hangup_watched = 0;
     }
 }
@@ -315,11 +302,11 @@ static void on_complete(request *r)
     lhost_result_headers(r, add_header, resp);
     finish_response(h, resp, res.status, res.body_len);
     if (h->suspended) {
-        loop_timer_stop(h->w->lp, &h->deadline);
+        loop_timer_stop(h->srv->lp, &h->deadline);
         unwatch_hangup(h);
         h->suspended = 0;
         MHD_resume_connection(h->conn);
-        h->w->need_run = 1;
+        h->srv->need_run = 1;
     }
 }
 
@@ -337,7 +324,7 @@ static void on_deadline(loop *lp, loop_timer *t)
     char msg[96];
     (void)lp;
     snprintf(msg, sizeof msg, "the request did not finish within %u ms",
-             h->w->cfg->request_timeout_ms);
+             h->srv->cfg->request_timeout_ms);
     lhost_abort(&h->r, 504, "deadline_exceeded", msg);
 }
 
@@ -415,7 +402,7 @@ static void set_error(hreq *h, unsigned status, const char *code, const char *ms
  * configured limits. */
 static void check_headers(hreq *h, const char *url, const char *version)
 {
-    const config *cfg = h->w->cfg;
+    const config *cfg = h->srv->cfg;
     header_scan s;
     memset(&s, 0, sizeof s);
     MHD_get_connection_values_n(h->conn, MHD_HEADER_KIND, scan_header, &s);
@@ -424,7 +411,7 @@ static void check_headers(hreq *h, const char *url, const char *version)
     if (s.request_id && valid_request_id(s.request_id))
         snprintf(h->r.request_id, sizeof h->r.request_id, "%s", s.request_id);
     else {
-        uint64_t id[2] = {rng_next(h->w), rng_next(h->w)};
+        uint64_t id[2] = {rng_next(h->srv), rng_next(h->srv)};
         util_hex((const unsigned char *)id, sizeof id, h->r.request_id);
     }
 
@@ -504,17 +491,17 @@ static void each_query(request *r, request_pair_fn fn, void *arg)
     MHD_get_connection_values(h->conn, MHD_GET_ARGUMENT_KIND, pair_cb, &it);
 }
 
-static hreq *hreq_create(worker *w, struct MHD_Connection *conn, const char *url,
+static hreq *hreq_create(httpd *srv, struct MHD_Connection *conn, const char *url,
                          const char *method)
 {
     hreq *h = xcalloc(1, sizeof *h);
-    h->w = w;
+    h->srv = srv;
     h->conn = conn;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     h->cs = ci ? ci->socket_context : NULL;
     h->r.started_us = loop_clock_us();
-    h->r.deadline_us = h->r.started_us + (uint64_t)w->cfg->request_timeout_ms * 1000u;
+    h->r.deadline_us = h->r.started_us + (uint64_t)srv->cfg->request_timeout_ms * 1000u;
     snprintf(h->r.method, sizeof h->r.method, "%s", method);
     h->r.path = xstrdup(url);
     strbuf_init(&h->r.body);
@@ -527,7 +514,7 @@ static hreq *hreq_create(worker *w, struct MHD_Connection *conn, const char *url
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     client_text(ai ? ai->client_addr : NULL, h->r.client, sizeof h->r.client);
     loop_timer_init(&h->deadline, on_deadline, h);
-    h->gen = w->gen;
+    h->gen = srv->gen;
     lhost_gen_ref(h->gen);
     if (strlen(method) >= sizeof h->r.method)
         set_error(h, 501, "not_implemented", "unknown method");
@@ -538,7 +525,7 @@ static void hreq_destroy(hreq *h)
 {
     if (h->resp)
         MHD_destroy_response(h->resp);
-    loop_timer_stop(h->w->lp, &h->deadline);
+    loop_timer_stop(h->srv->lp, &h->deadline);
     unwatch_hangup(h);
     lhost_release(&h->r);
     free(h->r.path);
@@ -554,17 +541,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **req_cls)
 {
-    worker *w = cls;
+    httpd *srv = cls;
     hreq *h = *req_cls;
 
     if (!h) {
-        h = hreq_create(w, conn, url, method);
+        h = hreq_create(srv, conn, url, method);
         *req_cls = h;
-        h->next = w->reqs;
-        if (w->reqs)
-            w->reqs->prev = h;
-        w->reqs = h;
-        atomic_fetch_add_explicit(&w->in_flight, 1, memory_order_relaxed);
+        h->next = srv->reqs;
+        if (srv->reqs)
+            srv->reqs->prev = h;
+        srv->reqs = h;
+        atomic_fetch_add_explicit(&srv->in_flight, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&metrics.in_flight, 1, memory_order_relaxed);
         if (h->cs)
             h->cs->in_request = 1;
@@ -621,14 +608,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     h->suspended = 1;
     MHD_suspend_connection(conn);
     watch_hangup(h);
-    loop_timer_start(w->lp, &h->deadline, w->cfg->request_timeout_ms);
+    loop_timer_start(srv->lp, &h->deadline, srv->cfg->request_timeout_ms);
     return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    worker *w = cls;
+    httpd *srv = cls;
     hreq *h = *req_cls;
     (void)conn;
     if (!h)
@@ -642,15 +629,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (h->cs) {
         h->cs->in_request = 0;
         h->cs->phase_ms = loop_clock_ms();
-        h->cs->allow_ms = (uint64_t)w->cfg->idle_timeout_ms + w->cfg->header_timeout_ms;
+        h->cs->allow_ms = (uint64_t)srv->cfg->idle_timeout_ms + srv->cfg->header_timeout_ms;
     }
     if (h->prev)
         h->prev->next = h->next;
     else
-        w->reqs = h->next;
+        srv->reqs = h->next;
     if (h->next)
         h->next->prev = h->prev;
-    atomic_fetch_sub_explicit(&w->in_flight, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&srv->in_flight, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&metrics.in_flight, 1, memory_order_relaxed);
     hreq_destroy(h);
 }
@@ -658,7 +645,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
-    worker *w = cls;
+    httpd *srv = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         conn_state *cs = xcalloc(1, sizeof *cs);
         /* libmicrohttpd 1.0 answers every query in the same union: read each
@@ -668,14 +655,14 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         cs->fd = ci ? ci->connect_fd : -1;
         ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         cs->ip_slot = ci ? ip_slot(ci->client_addr) : 0;
-        cs->w = w;
+        cs->srv = srv;
         atomic_fetch_add(&ip_conns[cs->ip_slot], 1);
         cs->phase_ms = loop_clock_ms();
-        cs->allow_ms = w->cfg->header_timeout_ms;
-        cs->next = w->conns;
-        if (w->conns)
-            w->conns->prev = cs;
-        w->conns = cs;
+        cs->allow_ms = srv->cfg->header_timeout_ms;
+        cs->next = srv->conns;
+        if (srv->conns)
+            srv->conns->prev = cs;
+        srv->conns = cs;
         *socket_context = cs;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         conn_state *cs = *socket_context;
@@ -685,7 +672,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (cs->prev)
             cs->prev->next = cs->next;
         else
-            w->conns = cs->next;
+            srv->conns = cs->next;
         if (cs->next)
             cs->next->prev = cs->prev;
         free(cs);
@@ -695,11 +682,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
-    worker *w = cls;
+    httpd *srv = cls;
     (void)addrlen;
-    if (w->draining)
+    if (srv->draining)
         return MHD_NO;
-    if (atomic_load(&ip_conns[ip_slot(addr)]) >= w->cfg->max_conns_per_ip) {
+    if (atomic_load(&ip_conns[ip_slot(addr)]) >= srv->cfg->max_conns_per_ip) {
         atomic_fetch_add_explicit(&metrics.connections_rejected, 1, memory_order_relaxed);
         return MHD_NO;
     }
@@ -733,14 +720,14 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
     log_msg(LOG_DEBUG, NULL, "libmicrohttpd: %s", msg);
 }
 
-/* ---- the worker loop -------------------------------------------------------------- */
+/* ---- driven by the worker loop ------------------------------------------------------- */
 
 static void on_mhd_ready(loop *lp, loop_io *io, uint32_t events)
 {
-    worker *w = io->data;
+    httpd *srv = io->data;
     (void)lp;
     (void)events;
-    w->need_run = 1;
+    srv->need_run = 1;
 }
 
 /* Cuts a request whose body arrives too slowly. libmicrohttpd accepts no
@@ -751,14 +738,14 @@ static void on_mhd_ready(loop *lp, loop_io *io, uint32_t events)
  * libmicrohttpd closes the connection on its next run. */
 static void cut_slow_body(hreq *h, uint64_t elapsed_ms)
 {
-    worker *w = h->w;
+    httpd *srv = h->srv;
     int fd = h->cs->fd;
     char msg[160];
     snprintf(msg, sizeof msg,
              "the request body arrived slower than %zu bytes/s (%llu bytes in %llu ms)",
-             w->cfg->min_rate, (unsigned long long)h->bytes_in, (unsigned long long)elapsed_ms);
+             srv->cfg->min_rate, (unsigned long long)h->bytes_in, (unsigned long long)elapsed_ms);
     h->status = 408;
-    if (!w->tls) {
+    if (!srv->tls) {
         strbuf body, out;
         strbuf_init(&body);
         strbuf_init(&out);
@@ -777,7 +764,7 @@ static void cut_slow_body(hreq *h, uint64_t elapsed_ms)
     }
     shutdown(fd, SHUT_RDWR);
     h->cs->fd = -1;
-    w->need_run = 1;
+    srv->need_run = 1;
     atomic_fetch_add_explicit(&metrics.slow_bodies, 1, memory_order_relaxed);
     log_msg(LOG_WARN, NULL, "request %s from %s cut: %s", h->r.request_id, h->r.client, msg);
 }
@@ -787,13 +774,13 @@ static void cut_slow_body(hreq *h, uint64_t elapsed_ms)
  * bytes must be in. A client trickling a byte a second, or one that stops
  * sending, would otherwise hold the connection (and its worker's slot) for
  * as long as it likes: each byte resets libmicrohttpd's idle timeout. */
-static void check_body_rates(worker *w)
+static void check_body_rates(httpd *srv)
 {
-    const config *cfg = w->cfg;
+    const config *cfg = srv->cfg;
     if (!cfg->min_rate)
         return;
     uint64_t now_us = loop_clock_us();
-    for (hreq *h = w->reqs; h; h = h->next) {
+    for (hreq *h = srv->reqs; h; h = h->next) {
         if (!h->has_body || h->body_done || h->status || !h->cs || h->cs->fd < 0)
             continue;
         uint64_t ms = (now_us - h->r.started_us) / 1000;
@@ -808,122 +795,37 @@ static void check_body_rates(worker *w)
  * (slowloris); libmicrohttpd's own timeout only sees idleness. */
 static void on_sweep(loop *lp, loop_timer *t)
 {
-    worker *w = t->data;
+    httpd *srv = t->data;
     uint64_t now = loop_now(lp);
-    check_body_rates(w);
-    for (conn_state *cs = w->conns; cs; cs = cs->next) {
+    check_body_rates(srv);
+    for (conn_state *cs = srv->conns; cs; cs = cs->next) {
         if (cs->in_request || cs->fd < 0)
             continue;
         if (now - cs->phase_ms > cs->allow_ms) {
             shutdown(cs->fd, SHUT_RDWR);
             cs->fd = -1;
-            w->need_run = 1;
+            srv->need_run = 1;
             atomic_fetch_add_explicit(&metrics.header_timeouts, 1, memory_order_relaxed);
         }
     }
     loop_timer_start(lp, t, SWEEP_MS);
 }
 
-static void on_wake(loop *lp, void *data)
+httpd *httpd_create(unsigned index, const config *cfg, loop *lp, int listen_fd, int tls,
+                    lhost_gen *gen, char *err, size_t errlen)
 {
-    worker *w = data;
-    (void)lp;
-    pthread_mutex_lock(&w->mu);
-    lhost_gen *g = w->pending_gen;
-    w->pending_gen = NULL;
-    int drain = w->drain_requested && !w->draining;
-    pthread_mutex_unlock(&w->mu);
-    if (g) {
-        lhost_gen *old = w->gen;
-        w->gen = g;
-        lhost_gen_unref(old); /* closed when its last request ends */
-        log_msg(LOG_DEBUG, NULL, "worker %u: routes generation %llu active", w->index,
-                (unsigned long long)lhost_gen_number(g));
-    }
-    if (drain) {
-        w->draining = 1;
-        w->drain_deadline = loop_now(w->lp) + w->grace_ms;
-        MHD_socket s = MHD_quiesce_daemon(w->daemon);
-        if (s != MHD_INVALID_SOCKET)
-            close(s);
-    }
-    w->need_run = 1;
-}
-
-static void *worker_main(void *arg)
-{
-    worker *w = arg;
-    char name[32];
-    snprintf(name, sizeof name, "worker %u", w->index);
-    atomic_store(&w->slot, watchdog_slot(name));
-    lhost_thread_init(w->lp);
-    services_thread_start(w->lp);
-    for (;;) {
-        MHD_UNSIGNED_LONG_LONG to;
-        int64_t wait = -1;
-        if (MHD_get_timeout(w->daemon, &to) == MHD_YES)
-            wait = (int64_t)(to > 60000 ? 60000 : to);
-        if (w->need_run)
-            wait = 0;
-        if (w->draining) {
-            if (atomic_load(&w->in_flight) == 0 || loop_clock_ms() >= w->drain_deadline)
-                break;
-            if (wait < 0 || wait > 50)
-                wait = 50;
-        }
-        loop_run_once(w->lp, wait);
-        w->need_run = 0;
-        MHD_run(w->daemon);
-    }
-    /* The grace period is over: answer what still waits (libmicrohttpd
-     * refuses to stop with suspended connections), give the answers a
-     * moment to go out, then stop. */
-    for (hreq *h = w->reqs; h; h = h->next)
-        if (h->suspended)
-            lhost_abort(&h->r, 503, "shutting_down", "the server is shutting down");
-    uint64_t flush_until = loop_clock_ms() + 200;
-    while (loop_clock_ms() < flush_until) {
-        MHD_run(w->daemon);
-        int any = 0;
-        for (hreq *h = w->reqs; h; h = h->next)
-            any |= h->suspended;
-        if (!any && atomic_load(&w->in_flight) == 0)
-            break;
-        loop_run_once(w->lp, 10);
-    }
-    flush_log(w);
-    MHD_stop_daemon(w->daemon);
-    w->daemon = NULL;
-    /* a job thread still hashing for an aborted request posts back here:
-     * keep the loop alive until it has (scrypt takes ~100 ms) */
-    uint64_t jobs_until = loop_clock_ms() + 2000;
-    while (loop_holds(w->lp) > 0 && loop_clock_ms() < jobs_until)
-        loop_run_once(w->lp, 10);
-    services_thread_stop();
-    flush_log(w);
-    return NULL;
-}
-
-worker *worker_create(unsigned index, const config *cfg, int listen_fd, int tls, lhost_gen *gen,
-                      char *err, size_t errlen)
-{
-    worker *w = xcalloc(1, sizeof *w);
-    w->index = index;
-    w->cfg = cfg;
-    w->tls = tls;
-    w->gen = gen;
-    pthread_mutex_init(&w->mu, NULL);
-    strbuf_init(&w->logbuf);
-    util_random_bytes(w->rng, sizeof w->rng);
-    w->metrics = metrics_worker_create();
-    metrics_worker_register(w->metrics);
-    w->lp = loop_create();
-    if (!w->lp) {
-        snprintf(err, errlen, "worker %u: event loop: %s", index, strerror(errno));
-        return NULL;
-    }
-    w->listen_fd = dup(listen_fd);
-    if (w->listen_fd < 0) {
+    httpd *srv = xcalloc(1, sizeof *srv);
+    srv->index = index;
+    srv->cfg = cfg;
+    srv->tls = tls;
+    srv->gen = gen;
+    srv->lp = lp;
+    strbuf_init(&srv->logbuf);
+    util_random_bytes(srv->rng, sizeof srv->rng);
+    srv->metrics = metrics_worker_create();
+    metrics_worker_register(srv->metrics);
+    srv->listen_fd = dup(listen_fd);
+    if (srv->listen_fd < 0) {
         snprintf(err, errlen, "worker %u: dup: %s", index, strerror(errno));
         return NULL;
     }
@@ -938,90 +840,115 @@ worker *worker_create(unsigned index, const config *cfg, int listen_fd, int tls,
         flags |= MHD_USE_TLS;
     unsigned per_worker = cfg->max_connections / cfg->workers;
     if (tls)
-        w->daemon = MHD_start_daemon(
-            flags, 0, on_accept, w, on_request, w, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, w,
-            MHD_OPTION_LISTEN_SOCKET, w->listen_fd, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
+        srv->daemon = MHD_start_daemon(
+            flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error,
+            srv, MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
             MHD_OPTION_CONNECTION_LIMIT, per_worker ? per_worker : 1u,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->idle_timeout_ms / 1000),
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_NOTIFY_CONNECTION,
-            on_connection, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape, w,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
             MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1, MHD_OPTION_HTTPS_CERT_CALLBACK, tls_retrieve,
             MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES, MHD_OPTION_END);
     else
-        w->daemon = MHD_start_daemon(
-            flags, 0, on_accept, w, on_request, w, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, w,
-            MHD_OPTION_LISTEN_SOCKET, w->listen_fd, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
+        srv->daemon = MHD_start_daemon(
+            flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error,
+            srv, MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
             MHD_OPTION_CONNECTION_LIMIT, per_worker ? per_worker : 1u,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->idle_timeout_ms / 1000),
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_NOTIFY_CONNECTION,
-            on_connection, w, MHD_OPTION_UNESCAPE_CALLBACK, unescape, w,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
             MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1, MHD_OPTION_END);
-    if (!w->daemon) {
+    if (!srv->daemon) {
         snprintf(err, errlen, "worker %u: libmicrohttpd refused to start", index);
         return NULL;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(w->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-    if (!di || loop_io_add(w->lp, &w->mhd_io, di->epoll_fd, EPOLLIN, on_mhd_ready, w) < 0) {
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!di || loop_io_add(srv->lp, &srv->mhd_io, di->epoll_fd, EPOLLIN, on_mhd_ready, srv) < 0) {
         snprintf(err, errlen, "worker %u: cannot watch libmicrohttpd's epoll descriptor", index);
         return NULL;
     }
-    loop_on_wake(w->lp, on_wake, w);
-    loop_timer_init(&w->sweep_timer, on_sweep, w);
-    loop_timer_start(w->lp, &w->sweep_timer, SWEEP_MS);
-    loop_timer_init(&w->flush_timer, on_flush_timer, w);
-    loop_timer_start(w->lp, &w->flush_timer, LOG_FLUSH_MS);
-    return w;
+    loop_timer_init(&srv->sweep_timer, on_sweep, srv);
+    loop_timer_start(srv->lp, &srv->sweep_timer, SWEEP_MS);
+    loop_timer_init(&srv->flush_timer, on_flush_timer, srv);
+    loop_timer_start(srv->lp, &srv->flush_timer, LOG_FLUSH_MS);
+    return srv;
 }
 
-void worker_start(worker *w)
+void httpd_use_gen(httpd *srv, lhost_gen *gen)
 {
-    if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
-        die("cannot start worker thread %u", w->index);
+    lhost_gen *old = srv->gen;
+    srv->gen = gen;
+    lhost_gen_unref(old); /* closed when its last request ends */
 }
 
-void worker_publish(worker *w, lhost_gen *gen)
+void httpd_need_run(httpd *srv)
 {
-    pthread_mutex_lock(&w->mu);
-    lhost_gen *superseded = w->pending_gen;
-    w->pending_gen = gen;
-    pthread_mutex_unlock(&w->mu);
-    /* never adopted, so nothing on the worker refers to it */
-    lhost_gen_unref(superseded);
-    loop_wake(w->lp);
+    srv->need_run = 1;
 }
 
-void worker_drain(worker *w, unsigned grace_ms)
+int64_t httpd_next_wait(httpd *srv)
 {
-    pthread_mutex_lock(&w->mu);
-    w->drain_requested = 1;
-    w->grace_ms = grace_ms;
-    pthread_mutex_unlock(&w->mu);
-    loop_wake(w->lp);
+    MHD_UNSIGNED_LONG_LONG to;
+    int64_t wait = -1;
+    if (MHD_get_timeout(srv->daemon, &to) == MHD_YES)
+        wait = (int64_t)(to > 60000 ? 60000 : to);
+    if (srv->need_run)
+        wait = 0;
+    return wait;
 }
 
-int worker_join(worker *w, uint64_t deadline_ms)
+void httpd_run(httpd *srv)
 {
-    if (deadline_ms) {
-        /* poll: a thread the watchdog marked stuck will never be joined */
-        while (pthread_tryjoin_np(w->thread, NULL) != 0) {
-            if (watchdog_is_stuck(atomic_load(&w->slot)) || loop_clock_ms() >= deadline_ms)
-                return -1; /* still running: w stays allocated, its thread may use it */
-            struct timespec ts = {0, 10 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-    } else {
-        pthread_join(w->thread, NULL);
+    srv->need_run = 0;
+    MHD_run(srv->daemon);
+}
+
+void httpd_quiesce(httpd *srv)
+{
+    srv->draining = 1;
+    MHD_socket sock = MHD_quiesce_daemon(srv->daemon);
+    if (sock != MHD_INVALID_SOCKET)
+        close(sock);
+}
+
+void httpd_shutdown(httpd *srv)
+{
+    /* The grace period is over: answer what still waits (libmicrohttpd
+     * refuses to stop with suspended connections), give the answers a
+     * moment to go out, then stop. */
+    for (hreq *h = srv->reqs; h; h = h->next)
+        if (h->suspended)
+            lhost_abort(&h->r, 503, "shutting_down", "the server is shutting down");
+    uint64_t flush_until = loop_clock_ms() + 200;
+    while (loop_clock_ms() < flush_until) {
+        MHD_run(srv->daemon);
+        int any = 0;
+        for (hreq *h = srv->reqs; h; h = h->next)
+            any |= h->suspended;
+        if (!any && atomic_load(&srv->in_flight) == 0)
+            break;
+        loop_run_once(srv->lp, 10);
     }
-    lhost_gen_unref(w->pending_gen);
-    lhost_gen_unref(w->gen);
-    loop_destroy(w->lp);
-    strbuf_dispose(&w->logbuf);
-    pthread_mutex_destroy(&w->mu);
-    free(w);
-    return 0;
+    flush_log(srv);
+    MHD_stop_daemon(srv->daemon);
+    srv->daemon = NULL;
 }
 
-long worker_in_flight(const worker *w)
+void httpd_flush_log(httpd *srv)
 {
-    return atomic_load(&((worker *)w)->in_flight);
+    flush_log(srv);
+}
+
+long httpd_in_flight(const httpd *srv)
+{
+    return atomic_load(&((httpd *)srv)->in_flight);
+}
+
+void httpd_destroy(httpd *srv)
+{
+    if (!srv)
+        return;
+    lhost_gen_unref(srv->gen);
+    strbuf_dispose(&srv->logbuf);
+    free(srv);
 }

@@ -1,7 +1,13 @@
 /*
- * httpd: the worker threads. Each owns an event loop, a libmicrohttpd
- * daemon in external-epoll mode on a dup() of the shared listen socket,
- * and the routes generation it serves (one lua_State).
+ * httpd: the libmicrohttpd request life cycle on one worker's loop. Each
+ * server owns a libmicrohttpd daemon in external-epoll mode on a dup() of
+ * the shared listen socket, the requests and connections in flight, the
+ * access log buffer and the generation new requests are routed on. The
+ * worker thread (worker.h) drives it: it waits on the loop for at most
+ * httpd_next_wait(), then calls httpd_run().
+ *
+ * Everything here runs on the worker's thread, except httpd_listen (any
+ * thread, before the workers) and httpd_in_flight (any thread).
  */
 #ifndef GLASGOW_HTTPD_H
 #define GLASGOW_HTTPD_H
@@ -11,39 +17,55 @@
 
 #include "config.h"
 #include "lhost.h"
+#include "loop.h"
 
-typedef struct worker worker;
+typedef struct httpd httpd;
 
 /* Binds and listens on addr (SO_REUSEADDR, non-blocking, close-on-exec).
  * Returns the socket, or -1 with a message naming var in err. */
 int httpd_listen(const config_addr *addr, const char *var, char *err, size_t errlen);
 
 /*
- * Creates worker number index serving gen (takes the caller's reference)
- * on a dup of listen_fd. tls is non-zero to serve HTTPS through the tls
- * module's current certificate. Returns NULL with err on failure.
+ * Creates the server of worker number index on lp, serving gen (takes the
+ * caller's reference) on a dup of listen_fd; tls is non-zero to serve
+ * HTTPS through the tls module's current certificate. Arms its timers (the
+ * header-timeout and body-rate sweep, the access log flush) on lp. Returns
+ * NULL with err on failure.
  */
-worker *worker_create(unsigned index, const config *cfg, int listen_fd, int tls, lhost_gen *gen,
-                      char *err, size_t errlen);
+httpd *httpd_create(unsigned index, const config *cfg, loop *lp, int listen_fd, int tls,
+                    lhost_gen *gen, char *err, size_t errlen);
 
-/* Starts the worker's thread. */
-void worker_start(worker *w);
+/* Routes new requests on gen (takes the caller's reference); requests in
+ * flight keep the generation they started on. */
+void httpd_use_gen(httpd *srv, lhost_gen *gen);
 
-/* Hands a new generation to w (takes the caller's reference); any thread.
- * The worker swaps it in between requests; in-flight requests finish on
- * the generation they started on. */
-void worker_publish(worker *w, lhost_gen *gen);
+/* Asks for an httpd_run in the next iteration without waiting. */
+void httpd_need_run(httpd *srv);
 
-/* Asks w to stop accepting, finish in-flight requests within grace_ms,
- * then stop; any thread. */
-void worker_drain(worker *w, unsigned grace_ms);
+/* How long the loop may wait before httpd_run is due: libmicrohttpd's
+ * timeout (capped at 60 s), 0 when a run is pending, -1 for no limit. */
+int64_t httpd_next_wait(httpd *srv);
 
-/* Waits for the worker's thread and frees it. With deadline_ms (the
- * loop_clock_ms() clock; 0: wait forever), gives up then and returns -1,
- * leaving w alone: its thread is stuck and the caller exits without it. */
-int worker_join(worker *w, uint64_t deadline_ms);
+/* Lets libmicrohttpd process what is ready; call after each loop
+ * iteration. */
+void httpd_run(httpd *srv);
 
-/* Requests being handled by w now (approximate, any thread). */
-long worker_in_flight(const worker *w);
+/* Stops accepting connections; those open are served on. */
+void httpd_quiesce(httpd *srv);
+
+/* The drain grace is over: answers suspended requests 503, lets the
+ * answers go out for up to 200 ms, flushes the access log and stops the
+ * daemon. */
+void httpd_shutdown(httpd *srv);
+
+/* Writes out the buffered access log lines. */
+void httpd_flush_log(httpd *srv);
+
+/* Requests being handled now (approximate, any thread). */
+long httpd_in_flight(const httpd *srv);
+
+/* Frees srv and drops its generation reference; after httpd_shutdown, on
+ * any thread once the worker's has ended. NULL is fine. */
+void httpd_destroy(httpd *srv);
 
 #endif

@@ -23,6 +23,7 @@
 #include "tls.h"
 #include "util.h"
 #include "watchdog.h"
+#include "worker.h"
 
 #define GLASGOW_VERSION "0.1.0"
 #define EXIT_STUCK 70      /* EX_SOFTWARE: a thread was stuck; restart the process */

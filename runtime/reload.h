@@ -9,8 +9,8 @@
 #define GLASGOW_RELOAD_H
 
 #include "config.h"
-#include "httpd.h"
 #include "lhost.h"
+#include "worker.h"
 
 typedef struct reloader reloader;
 
