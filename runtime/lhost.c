@@ -20,6 +20,7 @@
 #include "log.h"
 #include "lua_crypto.h"
 #include "lua_json.h"
+#include "lua_sigv4.h"
 #include "lwait.h"
 #include "metrics.h"
 #include "router.h"
@@ -575,6 +576,8 @@ static lua_State *new_state(const lhost_opts *o, memcap *m)
     lua_setfield(L, -2, "glasgow.core");
     lua_pushcfunction(L, luaopen_glasgow_crypto);
     lua_setfield(L, -2, "glasgow.crypto");
+    lua_pushcfunction(L, luaopen_glasgow_sigv4);
+    lua_setfield(L, -2, "glasgow.sigv4");
     lua_pushcfunction(L, luaopen_glasgow_jsonc);
     lua_setfield(L, -2, "glasgow.jsonc");
     for (size_t i = 0; i < services_count(); i++) {
