@@ -187,11 +187,9 @@ int sigv4_signing_key(const char *secret_key, const char *time, const char *regi
 {
     if (check_scope_inputs(secret_key, time, region, service, err, errlen) < 0)
         return -1;
-    char k0[4 + SIGV4_MAX_FIELD];
-    size_t slen = strlen(secret_key);
-    memcpy(k0, "AWS4", 4);
-    memcpy(k0 + 4, secret_key, slen);
-    hmac(k0, 4 + slen, time, 8, key);
+    char k0[4 + SIGV4_MAX_FIELD + 1];
+    int k0len = snprintf(k0, sizeof k0, "AWS4%s", secret_key);
+    hmac(k0, (size_t)k0len, time, 8, key);
     OPENSSL_cleanse(k0, sizeof k0);
     hmac(key, 32, region, strlen(region), key);
     hmac(key, 32, service, strlen(service), key);
