@@ -82,8 +82,8 @@ static _Thread_local request *tl_current;
  * should say; read by the watchdog's signal handler and the hook. */
 static _Thread_local lua_State *volatile tl_run_L;
 static _Thread_local volatile int tl_stopped;
-static _Thread_local int tl_mem_stop; /* the cap, not a deadline, armed the hook */
-static _Thread_local char tl_stop_msg[128];
+static _Thread_local int tl_mem_stop;         /* the cap, not a deadline, armed the hook */
+static _Thread_local const char *tl_stop_msg; /* valid from enter_lua to leave_lua */
 static _Thread_local char tl_stop_where[512];
 static _Thread_local const char *tl_stop_code;
 static _Thread_local uint64_t tl_run_deadline;
@@ -123,7 +123,7 @@ void lhost_thread_init(loop *lp)
 static void stop_hook(lua_State *L, lua_Debug *ar)
 {
     if (tl_mem_stop && !tl_stopped) {
-        snprintf(tl_stop_msg, sizeof tl_stop_msg, "%s", "the Lua memory limit was reached");
+        tl_stop_msg = "the Lua memory limit was reached";
         tl_stop_code = "memory_limit";
     } else if (!tl_stopped && !watchdog_expired(watchdog_slot(NULL))) {
         lua_sethook(L, NULL, 0, 0);
@@ -168,7 +168,7 @@ void lhost_watchdog_start(int (*cb)(const char *, const char *, uint64_t), unsig
 static void enter_lua(lhost_gen *g, uint64_t deadline_us, const char *what, const char *code,
                       const char *msg)
 {
-    snprintf(tl_stop_msg, sizeof tl_stop_msg, "%s", msg);
+    tl_stop_msg = msg;
     tl_stop_code = code;
     tl_run_deadline = deadline_us;
     tl_mem_stop = 0;
@@ -1006,8 +1006,20 @@ static int resume_watched(request *r, lua_State *co, int nargs, int *stopped)
             msg = "the handler ran too long without yielding";
         }
     }
-    snprintf(what, sizeof what, "request %s %s %s", r->request_id, r->method,
-             r->route_status == ROUTER_FOUND ? r->match.pattern : "(unrouted)");
+    /* the stuck report's description; plain copies: this runs per request */
+    const char *parts[] = {
+        "request ", r->request_id,
+        " ",        r->method,
+        " ",        r->route_status == ROUTER_FOUND ? r->match.pattern : "(unrouted)"};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        size_t len = strlen(parts[i]);
+        if (len > sizeof what - 1 - n)
+            len = sizeof what - 1 - n;
+        memcpy(what + n, parts[i], len);
+        n += len;
+    }
+    what[n] = '\0';
     enter_lua(g, deadline, what, code, msg);
     int st = lua_resume(co, nargs);
     *stopped = leave_lua(g, what);
