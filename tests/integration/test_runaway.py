@@ -81,6 +81,17 @@ def rss_kb(pid):
     return None
 
 
+def terminate(s, timeout):
+    """Sends SIGTERM; returns (exit status or None if still running, seconds)."""
+    t0 = time.monotonic()
+    s.proc.send_signal(signal.SIGTERM)
+    try:
+        rc = s.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        rc = None
+    return rc, time.monotonic() - t0
+
+
 def timed_get(s, path, timeout=10):
     t0 = time.monotonic()
     try:
@@ -227,13 +238,7 @@ def sigterm_stops_busy_handlers_within_the_grace():
         res = []
         th = start_threads([lambda: res.append(timed_get(s, "/spin"))] * 2)
         time.sleep(0.3)
-        t0 = time.monotonic()
-        s.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = s.proc.wait(timeout=8)
-        except subprocess.TimeoutExpired:
-            rc = None
-        dt = time.monotonic() - t0
+        rc, dt = terminate(s, 8)
         is_(rc, 0, "SIGTERM with two never-yielding handlers exits 0", s.stderr()[-500:])
         ok(rc is not None and dt < 2.5, "within the 500 ms grace plus flushing (%.2f s)" % dt)
         join_all(th, 5)
@@ -248,13 +253,7 @@ def sigterm_exits_even_when_stuck_in_c():
     with Server(files=ROUTES, env=env) as s:
         th = start_threads([lambda: timed_get(s, "/c-stuck", timeout=8)])
         time.sleep(0.3)
-        t0 = time.monotonic()
-        s.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = s.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            rc = None
-        dt = time.monotonic() - t0
+        rc, dt = terminate(s, 10)
         is_(rc, 70, "SIGTERM with a worker stuck in C exits, with status 70")
         ok(rc is not None and dt < 2.5, "within the grace plus 500 ms to call it stuck (%.2f s)" % dt)
         join_all(th, 5)
@@ -301,13 +300,7 @@ def reload_stuck_in_c_keeps_serving():
             "bundle and stick at start-up")
         ok(s.metric("glasgow_routes_reloads_total", result="failure") >= 1,
            "the stuck reload counts as a failed reload")
-        t0 = time.monotonic()
-        s.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = s.proc.wait(timeout=8)
-        except subprocess.TimeoutExpired:
-            rc = None
-        dt = time.monotonic() - t0
+        rc, dt = terminate(s, 8)
         is_(rc, 70, "SIGTERM exits, with status 70 since the reload thread is left behind")
         ok(rc is not None and dt < 5.0, "within the grace plus the join slack (%.2f s)" % dt)
 
