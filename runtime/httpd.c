@@ -839,25 +839,17 @@ httpd *httpd_create(unsigned index, const config *cfg, loop *lp, int listen_fd, 
     if (tls)
         flags |= MHD_USE_TLS;
     unsigned per_worker = cfg->max_connections / cfg->workers;
-    if (tls)
-        srv->daemon = MHD_start_daemon(
-            flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error,
-            srv, MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
-            MHD_OPTION_CONNECTION_LIMIT, per_worker ? per_worker : 1u,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->idle_timeout_ms / 1000),
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
-            on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
-            MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1, MHD_OPTION_HTTPS_CERT_CALLBACK, tls_retrieve,
-            MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES, MHD_OPTION_END);
-    else
-        srv->daemon = MHD_start_daemon(
-            flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error,
-            srv, MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
-            MHD_OPTION_CONNECTION_LIMIT, per_worker ? per_worker : 1u,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->idle_timeout_ms / 1000),
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
-            on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
-            MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1, MHD_OPTION_END);
+    /* one call for both: without TLS the option list ends before the
+     * certificate options (libmicrohttpd stops reading at MHD_OPTION_END) */
+    srv->daemon = MHD_start_daemon(
+        flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, srv,
+        MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
+        MHD_OPTION_CONNECTION_LIMIT, per_worker ? per_worker : 1u, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(cfg->idle_timeout_ms / 1000), MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
+        srv, MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1,
+        tls ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, tls_retrieve,
+        MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES, MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(err, errlen, "worker %u: libmicrohttpd refused to start", index);
         return NULL;
