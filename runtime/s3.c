@@ -841,7 +841,7 @@ static size_t cb_read(char *buf, size_t size, size_t nitems, void *ud)
         return CURL_READFUNC_PAUSE;
     }
     if (n <= 0)
-        return CURL_READFUNC_ABORT; /* call->err says why */
+        return CURL_READFUNC_ABORT; /* S3_ABORT: call->err says why */
     call->sent += (uint64_t)n;
     atomic_fetch_add_explicit(&m_bytes_out, (uint64_t)n, memory_order_relaxed);
     return (size_t)n;
@@ -1652,12 +1652,12 @@ static ssize_t op_stream_read(s3_op *op, s3_call *call, char *buf, size_t max)
         set_err(&call->err, S3E_CLIENT, "short_body", "the body ended after %" PRIu64 " of %" PRIu64
                 " bytes", op->total, op->kind == S3_OP_UPLOAD_PART ? call->length : (uint64_t)op->length);
         call->err.retryable = 0;
-        return -1;
+        return S3_ABORT;
     }
     if (n < 0 || (size_t)n > max) {
         set_err(&call->err, S3E_CLIENT, "aborted", "the body's source failed");
         call->err.retryable = 0;
-        return -1;
+        return S3_ABORT;
     }
     sha_update(op, buf, (size_t)n);
     op->total += (uint64_t)n;
@@ -1666,7 +1666,7 @@ static ssize_t op_stream_read(s3_op *op, s3_call *call, char *buf, size_t max)
     if (last) {
         sha_final(op);
         if (op->kind != S3_OP_UPLOAD_PART && !digest_ok(op, &call->err))
-            return -1; /* the store never sees the whole body */
+            return S3_ABORT; /* the store never sees the whole body */
     }
     return n;
 }
