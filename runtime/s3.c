@@ -492,6 +492,7 @@ struct s3_op {
     char *content_type;
     const char *data;
     size_t data_len;
+    size_t data_off; /* memory bodies in parts: bytes handed to parts so far */
     uint64_t part_size;
     char *upload_id;
     s3_part *parts;
@@ -1749,7 +1750,14 @@ static void add_part(s3_op *op, const char *etag)
 static void put_send_part(s3_op *op)
 {
     s3_call *call = part_call(op, (unsigned)op->nparts + 1);
-    if (op->length < 0) {
+    if (op->data) {
+        size_t left = op->data_len - op->data_off;
+        call->body = BODY_MEM;
+        call->mem = op->data + op->data_off;
+        call->mem_len = left < op->part_size ? left : (size_t)op->part_size;
+        op->data_off += call->mem_len;
+        sha_hex_of(call->mem, call->mem_len, call->payload_hash);
+    } else if (op->length < 0) {
         call->body = BODY_MEM;
         call->mem = op->buf;
         call->mem_len = op->buf_len;
@@ -1819,7 +1827,7 @@ static void put_call_done(s3_call *call, const s3_error *err)
                 op->phase = PUT_FILL;
                 put_fill(op);
             }
-        } else if (op->total < (uint64_t)op->length) {
+        } else if (op->data ? op->data_off < op->data_len : op->total < (uint64_t)op->length) {
             put_send_part(op);
         } else {
             put_complete(op);
@@ -1907,7 +1915,12 @@ static void put_fill(s3_op *op)
 
 static void put_next(s3_op *op)
 {
-    if (op->data) {
+    if (op->data && op->data_len > op->c->cfg.multipart_threshold) {
+        /* from memory in signed, replayable parts */
+        op->total = op->data_len;
+        op->phase = PUT_CREATE;
+        put_send(op, create_multipart_call(op->c, op, op->key, op->content_type));
+    } else if (op->data) {
         s3_call *call = put_object_call(op);
         call->body = BODY_MEM;
         call->mem = op->data;

@@ -295,9 +295,11 @@ s3_op *s3_list_parts(s3_client *c, const char *key, const char *upload_id, unsig
  * Stores an object. The body comes from data (len bytes, living until
  * done) or, when data is NULL, from read: length bytes when length >= 0,
  * or until read returns 0 when length is -1. Known lengths up to the
- * multipart threshold go in one PUT, longer ones in parts streamed at
- * known sizes; an unknown length buffers one part at a time (one PUT when
- * the body fits in it). The SHA-256 of the bytes is computed as they pass;
+ * multipart threshold go in one PUT, longer ones in parts (streamed at
+ * known sizes, or signed slices of data); an unknown length buffers one
+ * part at a time (one PUT when the body fits in it). Calls whose body is
+ * in memory are signed with its SHA-256 and retried; streamed ones are
+ * sent UNSIGNED-PAYLOAD and retried only when nothing was read yet. The SHA-256 of the bytes is computed as they pass;
  * with sha256 (64 hex digits) set, a different body fails with S3E_DIGEST
  * before S3 keeps it. max_bytes (0: none) bounds the body (S3E_TOO_LARGE).
  * On any failure nothing is left under key (a multipart upload is
