@@ -34,7 +34,7 @@
 
 static _Thread_local s3_client *tl_client;
 static s3_config s3cfg;
-static uint64_t read_max = 8 * 1024 * 1024;
+static uint64_t read_max = 8ULL * 1024 * 1024;
 
 enum { W_HEAD, W_DELETE, W_LIST, W_LIST_UPLOADS, W_ABORT, W_BUCKET, W_PUT, W_READ };
 
@@ -317,8 +317,8 @@ static int l_list_uploads(lua_State *L)
     s3_client *c = client_of(L, "list_uploads");
     s3wait *w = wait_new(L, r, W_LIST_UPLOADS);
     s3_error err;
-    return wait_start(L, r, w,
-                      s3_list_uploads(c, prefix, km, um, (unsigned)max, on_done, w, &err), &err);
+    return wait_start(L, r, w, s3_list_uploads(c, prefix, km, um, (unsigned)max, on_done, w, &err),
+                      &err);
 }
 
 static int l_abort_upload(lua_State *L)
@@ -340,10 +340,9 @@ static int l_bucket(lua_State *L)
     s3_client *c = client_of(L, name);
     s3wait *w = wait_new(L, r, W_BUCKET);
     s3_error err;
-    return wait_start(L, r, w,
-                      create ? s3_create_bucket(c, on_done, w, &err)
-                             : s3_head_bucket(c, on_done, w, &err),
-                      &err);
+    return wait_start(
+        L, r, w,
+        create ? s3_create_bucket(c, on_done, w, &err) : s3_head_bucket(c, on_done, w, &err), &err);
 }
 
 /* put(key, body, content_type, max_bytes, sha256) with a string body; the
@@ -417,8 +416,8 @@ static int l_read(lua_State *L)
     w->max = max;
     s3_error err;
     return wait_start(
-        L, r, w,
-        s3_get(c, key, ranged ? &range : NULL, read_headers, read_write, on_done, w, &err), &err);
+        L, r, w, s3_get(c, key, ranged ? &range : NULL, read_headers, read_write, on_done, w, &err),
+        &err);
 }
 
 /* ---- get: the object handle ---------------------------------------------------------------- */
@@ -509,7 +508,7 @@ static void obj_done(void *arg, const s3_result *res, const s3_error *err)
     if (!o->r)
         return;
     request *r = o->r;
-    if (o->waiting == 1) {
+    if (o->waiting == 1 && err) {
         /* failed before the headers (a missing key, a bad range) */
         o->waiting = 0;
         r->cancel = NULL;
@@ -850,8 +849,9 @@ static int s3svc_configure(const config *conf, config_getenv_fn get, char *err, 
     c->region = strs[0];
     const char *bucket = get("S3_BUCKET");
     if (!bucket || !bucket[0] || strlen(bucket) > 63) {
-        snprintf(err, errlen, "S3_BUCKET: the bucket that holds every object must be set "
-                              "(3 to 63 characters)");
+        snprintf(err, errlen,
+                 "S3_BUCKET: the bucket that holds every object must be set "
+                 "(3 to 63 characters)");
         return -1;
     }
     for (const char *p = bucket; *p; p++)
@@ -906,9 +906,9 @@ static int s3svc_configure(const config *conf, config_getenv_fn get, char *err, 
         const char *s = get(knobs[i].name);
         v[i] = knobs[i].def;
         if (s && config_parse_uint(s, knobs[i].min, knobs[i].max, knobs[i].units, &v[i]) < 0) {
-            snprintf(err, errlen, "%s: expected an integer between %llu and %llu%s",
-                     knobs[i].name, (unsigned long long)knobs[i].min,
-                     (unsigned long long)knobs[i].max, knobs[i].units ? " (k, m, g allowed)" : "");
+            snprintf(err, errlen, "%s: expected an integer between %llu and %llu%s", knobs[i].name,
+                     (unsigned long long)knobs[i].min, (unsigned long long)knobs[i].max,
+                     knobs[i].units ? " (k, m, g allowed)" : "");
             return -1;
         }
     }
@@ -929,7 +929,7 @@ static int s3svc_configure(const config *conf, config_getenv_fn get, char *err, 
     if (create && create[0]) {
         if (!strcmp(create, "true") || !strcmp(create, "1"))
             c->create_bucket = 1;
-        else if (strcmp(create, "false") && strcmp(create, "0")) {
+        else if (strcmp(create, "false") != 0 && strcmp(create, "0") != 0) {
             snprintf(err, errlen, "GLASGOW_S3_CREATE_BUCKET: expected true or false");
             return -1;
         }

@@ -40,9 +40,9 @@
 /* ---- pure helpers -------------------------------------------------------------- */
 
 static const char *const op_names[S3_OP_COUNT] = {
-    "head_bucket",  "create_bucket", "put_object",   "create_multipart", "upload_part",
-    "complete_multipart", "abort_multipart", "list_parts", "get_object", "head_object",
-    "delete_object", "list_objects", "list_uploads",
+    "head_bucket",        "create_bucket",   "put_object",   "create_multipart", "upload_part",
+    "complete_multipart", "abort_multipart", "list_parts",   "get_object",       "head_object",
+    "delete_object",      "list_objects",    "list_uploads",
 };
 
 const char *s3_op_name(int op)
@@ -216,9 +216,9 @@ int s3_parse_error(const char *body, size_t len, s3_error *err)
 
 int s3_retryable_status(unsigned status, const char *code)
 {
-    static const char *const codes[] = {"SlowDown",        "Throttling", "ThrottlingException",
-                                        "RequestTimeout",  "InternalError",
-                                        "ServiceUnavailable", "RequestLimitExceeded"};
+    static const char *const codes[] = {
+        "SlowDown",      "Throttling",         "ThrottlingException", "RequestTimeout",
+        "InternalError", "ServiceUnavailable", "RequestLimitExceeded"};
     if (code)
         for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
             if (!strcmp(code, codes[i]))
@@ -239,7 +239,7 @@ unsigned s3_backoff_ms(unsigned attempt, unsigned base_ms, unsigned max_ms, uint
 
 uint64_t s3_part_size_for(uint64_t length, uint64_t part_size)
 {
-    const uint64_t mib = 1024 * 1024, max_object = 5ULL * 1024 * 1024 * 1024 * 1024;
+    const uint64_t mib = 1024ULL * 1024, max_object = 5ULL * 1024 * 1024 * 1024 * 1024;
     if (length > max_object)
         return 0;
     if (part_size < S3_MIN_PART)
@@ -269,7 +269,7 @@ static int parse_u64(const char **p, uint64_t *out)
 
 int s3_parse_content_range(const char *v, uint64_t *first, uint64_t *last, uint64_t *size)
 {
-    if (strncasecmp(v, "bytes ", 6))
+    if (strncasecmp(v, "bytes ", 6) != 0)
         return -1;
     const char *p = v + 6;
     if (parse_u64(&p, first) < 0 || *p++ != '-' || parse_u64(&p, last) < 0 || *p++ != '/' ||
@@ -350,14 +350,15 @@ static void collect(strbuf *out)
         if (!count)
             continue;
         for (size_t b = 0; b < NLAT; b++)
-            strbuf_addf(out, "glasgow_s3_request_duration_seconds_bucket{op=\"%s\",le=\"%g\"} %llu\n",
-                        op_names[op], lat_bounds[b], (unsigned long long)atomic_load(&m_lat[op][b]));
+            strbuf_addf(
+                out, "glasgow_s3_request_duration_seconds_bucket{op=\"%s\",le=\"%g\"} %llu\n",
+                op_names[op], lat_bounds[b], (unsigned long long)atomic_load(&m_lat[op][b]));
         strbuf_addf(out,
                     "glasgow_s3_request_duration_seconds_bucket{op=\"%s\",le=\"+Inf\"} %llu\n"
                     "glasgow_s3_request_duration_seconds_sum{op=\"%s\"} %.6f\n"
                     "glasgow_s3_request_duration_seconds_count{op=\"%s\"} %llu\n",
-                    op_names[op], count, op_names[op],
-                    (double)atomic_load(&m_lat_sum_us[op]) / 1e6, op_names[op], count);
+                    op_names[op], count, op_names[op], (double)atomic_load(&m_lat_sum_us[op]) / 1e6,
+                    op_names[op], count);
     }
     strbuf_addf(out,
                 "# HELP glasgow_s3_bytes_sent_total Body bytes sent to the object store.\n"
@@ -399,39 +400,40 @@ struct s3_call {
     s3_client *c;
     s3_call *prev, *next; /* the client's calls */
     s3_op *op;            /* NULL for a background call (an abort after a failure) */
-    int kind;             /* S3_OP_* */
     const char *method;
     char *key; /* NULL for bucket calls */
     sigv4_pair query[MAX_QUERY];
     size_t nquery;
     char *content_type;
-    int body;
     const char *mem;
     size_t mem_len, mem_off;
     uint64_t length; /* stream bodies */
     uint64_t sent;
-    int touched; /* the stream was read from: the call cannot be replayed */
+    size_t resp_max;
+    void (*finish)(s3_call *call, const s3_error *err); /* the continuation */
+    int linked;                                         /* in the client's list */
+    int kind;                                           /* S3_OP_* */
+    int body;                                           /* BODY_* */
+    int touched;         /* the stream was read from: the call cannot be replayed */
+    int stream_response; /* 2xx bodies go to the op's write callback */
     char payload_hash[65];
     char range[64];
-    size_t resp_max;
-    int stream_response; /* 2xx bodies go to the op's write callback */
-    void (*finish)(s3_call *call, const s3_error *err); /* the continuation */
 
     /* per attempt */
     CURL *easy;
     struct curl_slist *headers;
-    char errbuf[CURL_ERROR_SIZE];
-    unsigned status;
-    int headers_done;
     strbuf resp;
-    int resp_overflow;
+    uint64_t t0_us;
+    loop_timer retry_timer;
     s3_object_info info;
     s3_error err; /* set by a callback that failed the transfer */
-    int send_paused, recv_paused;
-    uint64_t t0_us;
+    unsigned status;
     unsigned attempt;
-    loop_timer retry_timer;
+    int headers_done;
+    int resp_overflow;
+    int send_paused, recv_paused;
     int counted; /* in m_in_flight */
+    char errbuf[CURL_ERROR_SIZE];
 };
 
 typedef struct s3_sock {
@@ -603,8 +605,8 @@ static void mark_down(s3_client *c, const s3_error *e)
         return;
     atomic_store(&c->up, 0);
     if (!c->down_logged) {
-        log_msg(LOG_WARN, NULL, "object store unusable (%s %s: %s); not ready until it answers",
-                s3_kind_name(e->kind), e->code, e->message);
+        log_msg(LOG_WARN, NULL, "object store unusable (%s: %s); not ready until it answers",
+                e->code, e->message);
         c->down_logged = 1;
     }
 }
@@ -627,6 +629,7 @@ static s3_call *call_new(s3_client *c, s3_op *op, int kind, const char *method, 
     if (c->calls)
         c->calls->prev = call;
     c->calls = call;
+    call->linked = 1;
     return call;
 }
 
@@ -662,12 +665,14 @@ static void call_free(s3_call *call)
     s3_client *c = call->c;
     attempt_end(call);
     loop_timer_stop(c->lp, &call->retry_timer);
-    if (call->prev)
-        call->prev->next = call->next;
-    else
-        c->calls = call->next;
-    if (call->next)
-        call->next->prev = call->prev;
+    if (call->linked) {
+        if (call->prev)
+            call->prev->next = call->next;
+        else
+            c->calls = call->next;
+        if (call->next)
+            call->next->prev = call->prev;
+    }
     for (size_t i = 0; i < call->nquery; i++) {
         free((char *)call->query[i].name);
         free((char *)call->query[i].value);
@@ -685,6 +690,8 @@ static void header_value(const char *line, size_t n, size_t name_len, char *out,
 {
     const char *v = line + name_len + 1;
     const char *end = line + n;
+    if (v > end)
+        v = end;
     while (v < end && (*v == ' ' || *v == '\t'))
         v++;
     while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
@@ -732,7 +739,7 @@ static size_t cb_header(char *line, size_t size, size_t nitems, void *ud)
         return n;
     }
     s3_object_info *in = &call->info;
-    char v[300];
+    char v[300] = "";
     if (header_is(line, n, "Content-Length")) {
         header_value(line, n, 14, v, sizeof v);
         in->length = strtoull(v, NULL, 10);
@@ -755,8 +762,8 @@ static size_t cb_header(char *line, size_t size, size_t nitems, void *ud)
 static int flush_pending(s3_op *op, s3_error *e)
 {
     while (op->pending_off < op->pending_len) {
-        ssize_t n = op->write(op->arg, op->pending + op->pending_off,
-                              op->pending_len - op->pending_off);
+        ssize_t n =
+            op->write(op->arg, op->pending + op->pending_off, op->pending_len - op->pending_off);
         if (n == S3_PAUSE || n == 0)
             return 0;
         if (n < 0 || (size_t)n > op->pending_len - op->pending_off) {
@@ -779,7 +786,7 @@ static size_t cb_write(char *ptr, size_t size, size_t nmemb, void *ud)
         if (call->resp.len + n > call->resp_max) {
             call->resp_overflow = 1;
             if (call->status / 100 == 2)
-                return 0; /* a listing past its bound: fail */
+                return 0;                        /* a listing past its bound: fail */
             n = call->resp_max - call->resp.len; /* an error body: its start is enough */
         }
         strbuf_add(&call->resp, ptr, n);
@@ -892,11 +899,10 @@ static void call_start(s3_call *call)
     sigv4_pair hs[4];
     size_t nh = 0;
     hs[nh++] = (sigv4_pair){"host", 4, cfg->endpoint.authority, strlen(cfg->endpoint.authority)};
-    hs[nh++] = (sigv4_pair){"x-amz-content-sha256", 20, call->payload_hash,
-                            strlen(call->payload_hash)};
+    hs[nh++] =
+        (sigv4_pair){"x-amz-content-sha256", 20, call->payload_hash, strlen(call->payload_hash)};
     if (call->content_type)
-        hs[nh++] = (sigv4_pair){"content-type", 12, call->content_type,
-                                strlen(call->content_type)};
+        hs[nh++] = (sigv4_pair){"content-type", 12, call->content_type, strlen(call->content_type)};
     if (call->range[0])
         hs[nh++] = (sigv4_pair){"range", 5, call->range, strlen(call->range)};
     char now[SIGV4_TIME_LEN + 1];
@@ -983,7 +989,9 @@ static void call_start(s3_call *call)
     } else {
         curl_easy_setopt(e2, CURLOPT_TIMEOUT_MS, (long)cfg->request_timeout_ms);
     }
-    uint64_t blen = call->body == BODY_MEM ? call->mem_len : call->body == BODY_STREAM ? call->length : 0;
+    uint64_t blen = call->body == BODY_MEM      ? call->mem_len
+                    : call->body == BODY_STREAM ? call->length
+                                                : 0;
     if (!strcmp(call->method, "HEAD")) {
         curl_easy_setopt(e2, CURLOPT_NOBODY, 1L);
     } else if (!strcmp(call->method, "PUT")) {
@@ -992,7 +1000,7 @@ static void call_start(s3_call *call)
     } else if (!strcmp(call->method, "POST")) {
         curl_easy_setopt(e2, CURLOPT_POST, 1L);
         curl_easy_setopt(e2, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-    } else if (strcmp(call->method, "GET")) {
+    } else if (strcmp(call->method, "GET") != 0) {
         curl_easy_setopt(e2, CURLOPT_CUSTOMREQUEST, call->method);
     }
     strbuf_dispose(&path);
@@ -1053,11 +1061,11 @@ static int attempt_error(s3_call *call, CURLcode rc, s3_error *e)
     if (st >= 200 && st < 300 && !complete_error)
         return 0;
     if (!complete_error && !s3_parse_error(call->resp.buf, call->resp.len, e)) {
-        const char *code = st == 404 ? (call->key ? "NoSuchKey" : "NoSuchBucket")
-                         : st == 403 ? "AccessDenied"
-                         : st == 416 ? "InvalidRange"
-                         : st >= 500 ? "ServiceUnavailable"
-                                     : "HTTPError";
+        const char *code = st == 404   ? (call->key ? "NoSuchKey" : "NoSuchBucket")
+                           : st == 403 ? "AccessDenied"
+                           : st == 416 ? "InvalidRange"
+                           : st >= 500 ? "ServiceUnavailable"
+                                       : "HTTPError";
         snprintf(e->code, sizeof e->code, "%s", code);
         snprintf(e->message, sizeof e->message, "the store answered HTTP %u", st);
     }
@@ -1078,7 +1086,8 @@ static void call_finished(s3_call *call, CURLcode rc)
     attempt_end(call);
     if (call->status >= 200 && call->status < 300 && !failed)
         mark_up(c);
-    else if (failed && e.retryable && (e.kind == S3E_NETWORK || e.kind == S3E_TIMEOUT || e.status >= 500))
+    else if (failed && e.retryable &&
+             (e.kind == S3E_NETWORK || e.kind == S3E_TIMEOUT || e.status >= 500))
         mark_down(c, &e);
     if (failed && e.retryable && call->attempt + 1 < c->cfg.attempts && replayable(call) &&
         !(call->op && call->op->cancelled)) {
@@ -1086,8 +1095,8 @@ static void call_finished(s3_call *call, CURLcode rc)
         atomic_fetch_add(&m_retries, 1);
         uint32_t rnd;
         util_random_bytes(&rnd, sizeof rnd);
-        unsigned wait = s3_backoff_ms(call->attempt, c->cfg.backoff_base_ms, c->cfg.backoff_max_ms,
-                                      rnd);
+        unsigned wait =
+            s3_backoff_ms(call->attempt, c->cfg.backoff_base_ms, c->cfg.backoff_max_ms, rnd);
         log_msg(LOG_DEBUG, NULL, "s3: %s failed (%s %s), retry %u in %u ms", op_names[call->kind],
                 s3_kind_name(e.kind), e.code, call->attempt, wait);
         call->retry_timer.cb = on_retry;
@@ -1298,8 +1307,8 @@ static int parse_list(s3_op *op, s3_call *call, s3_error *e)
         en->key = s3xml_child_text(d, i, "Key");
         en->etag = s3xml_child_text(d, i, "ETag");
         en->upload_id = s3xml_child_text(d, i, "UploadId");
-        en->last_modified = s3xml_child_text(d, i, op->kind == S3_OP_LIST_UPLOADS ? "Initiated"
-                                                                                 : "LastModified");
+        en->last_modified =
+            s3xml_child_text(d, i, op->kind == S3_OP_LIST_UPLOADS ? "Initiated" : "LastModified");
         if ((v = s3xml_child_text(d, i, "Size")))
             en->size = strtoull(v, NULL, 10);
         if ((v = s3xml_child_text(d, i, "PartNumber")))
@@ -1317,14 +1326,49 @@ static int parse_list(s3_op *op, s3_call *call, s3_error *e)
     return 0;
 }
 
+/* The UploadId of a CreateMultipartUpload answer into out (n bytes).
+ * Returns 0, or -1 with e filled. */
+static int answer_upload_id(const s3_call *call, char *out, size_t n, s3_error *e)
+{
+    s3xml d;
+    char xerr[160];
+    int rc = -1;
+    if (s3xml_parse(&d, call->resp.buf, call->resp.len, xerr, sizeof xerr) == 0) {
+        const char *id = s3xml_child_text(&d, 0, "UploadId");
+        if (id && id[0] && strlen(id) < n) {
+            snprintf(out, n, "%s", id);
+            rc = 0;
+        }
+        s3xml_dispose(&d);
+    }
+    if (rc < 0)
+        set_err(e, S3E_PROTOCOL, "bad_xml", "no UploadId in the store's answer");
+    return rc;
+}
+
+/* The ETag of a CompleteMultipartUpload answer, when it has one, into out. */
+static void answer_etag(const s3_call *call, char *out, size_t n)
+{
+    s3xml d;
+    char xerr[160];
+    if (s3xml_parse(&d, call->resp.buf, call->resp.len, xerr, sizeof xerr) == 0) {
+        const char *et = s3xml_child_text(&d, 0, "ETag");
+        if (et && et[0])
+            copy_clean(out, n, et);
+        s3xml_dispose(&d);
+    }
+}
+
 static void simple_finish(s3_call *call, const s3_error *err)
 {
     s3_op *op = call->op;
     s3_error e;
     if (!op) { /* a background abort */
         if (err && !(err->kind == S3E_STORE && err->status == 404))
-            log_msg(LOG_WARN, NULL, "s3: aborting a multipart upload failed (%s %s); glasgow gc "
-                    "will remove it", s3_kind_name(err->kind), err->code);
+            log_msg(LOG_WARN, NULL,
+                    "s3: aborting a multipart upload failed (%s %s); glasgow gc "
+                    "will remove it",
+                    s3_kind_name(err->kind), err->code);
         call_free(call);
         return;
     }
@@ -1340,35 +1384,13 @@ static void simple_finish(s3_call *call, const s3_error *err)
     op->res.info = call->info;
     snprintf(op->res.etag, sizeof op->res.etag, "%s", call->info.etag);
     switch (op->kind) {
-    case S3_OP_CREATE_MULTIPART: {
-        s3xml d;
-        char xerr[160];
-        const char *id = NULL;
-        int parsed = s3xml_parse(&d, call->resp.buf, call->resp.len, xerr, sizeof xerr) == 0;
-        if (parsed)
-            id = s3xml_child_text(&d, 0, "UploadId");
-        if (!id || !id[0] || strlen(id) >= sizeof op->res.upload_id) {
-            if (parsed)
-                s3xml_dispose(&d);
-            set_err(&e, S3E_PROTOCOL, "bad_xml", "no UploadId in the store's answer");
+    case S3_OP_CREATE_MULTIPART:
+        if (answer_upload_id(call, op->res.upload_id, sizeof op->res.upload_id, &e) < 0) {
             op_finish(op, &e);
             return;
         }
-        snprintf(op->res.upload_id, sizeof op->res.upload_id, "%s", id);
-        s3xml_dispose(&d);
         break;
-    }
-    case S3_OP_COMPLETE_MULTIPART: {
-        s3xml d;
-        char xerr[160];
-        if (s3xml_parse(&d, call->resp.buf, call->resp.len, xerr, sizeof xerr) == 0) {
-            const char *et = s3xml_child_text(&d, 0, "ETag");
-            if (et)
-                copy_clean(op->res.etag, sizeof op->res.etag, et);
-            s3xml_dispose(&d);
-        }
-        break;
-    }
+    case S3_OP_COMPLETE_MULTIPART: answer_etag(call, op->res.etag, sizeof op->res.etag); break;
     case S3_OP_LIST_OBJECTS:
     case S3_OP_LIST_UPLOADS:
     case S3_OP_LIST_PARTS:
@@ -1421,8 +1443,7 @@ s3_op *s3_head_object(s3_client *c, const char *key, s3_done_fn done, void *arg,
     return run_simple(op, call_new(c, op, S3_OP_HEAD_OBJECT, "HEAD", key));
 }
 
-s3_op *s3_delete_object(s3_client *c, const char *key, s3_done_fn done, void *arg,
-                        s3_error *err)
+s3_op *s3_delete_object(s3_client *c, const char *key, s3_done_fn done, void *arg, s3_error *err)
 {
     if (check_key(key, err) < 0)
         return NULL;
@@ -1461,7 +1482,8 @@ s3_op *s3_list_uploads(s3_client *c, const char *prefix, const char *key_marker,
                        const char *upload_id_marker, unsigned max_uploads, s3_done_fn done,
                        void *arg, s3_error *err)
 {
-    if ((prefix && strlen(prefix) > S3_MAX_KEY) || (key_marker && strlen(key_marker) > S3_MAX_KEY) ||
+    if ((prefix && strlen(prefix) > S3_MAX_KEY) ||
+        (key_marker && strlen(key_marker) > S3_MAX_KEY) ||
         (upload_id_marker && strlen(upload_id_marker) > 1024)) {
         set_err(err, S3E_INVALID, "invalid", "prefix or marker too long");
         return NULL;
@@ -1502,8 +1524,8 @@ static s3_call *create_multipart_call(s3_client *c, s3_op *op, const char *key,
     return call;
 }
 
-s3_op *s3_create_multipart(s3_client *c, const char *key, const char *content_type,
-                           s3_done_fn done, void *arg, s3_error *err)
+s3_op *s3_create_multipart(s3_client *c, const char *key, const char *content_type, s3_done_fn done,
+                           void *arg, s3_error *err)
 {
     if (check_key(key, err) < 0)
         return NULL;
@@ -1524,8 +1546,8 @@ static void background_abort(s3_client *c, const char *key, const char *upload_i
     call_start(abort_call(c, NULL, key, upload_id));
 }
 
-s3_op *s3_abort_multipart(s3_client *c, const char *key, const char *upload_id,
-                          s3_done_fn done, void *arg, s3_error *err)
+s3_op *s3_abort_multipart(s3_client *c, const char *key, const char *upload_id, s3_done_fn done,
+                          void *arg, s3_error *err)
 {
     if (check_key(key, err) < 0 || check_upload_id(upload_id, err) < 0)
         return NULL;
@@ -1650,8 +1672,9 @@ static ssize_t op_stream_read(s3_op *op, s3_call *call, char *buf, size_t max)
     if (n == S3_PAUSE)
         return S3_PAUSE;
     if (n == 0) {
-        set_err(&call->err, S3E_CLIENT, "short_body", "the body ended after %" PRIu64 " of %" PRIu64
-                " bytes", op->total, op->kind == S3_OP_UPLOAD_PART ? call->length : (uint64_t)op->length);
+        set_err(&call->err, S3E_CLIENT, "short_body",
+                "the body ended after %" PRIu64 " of %" PRIu64 " bytes", op->total,
+                op->kind == S3_OP_UPLOAD_PART ? call->length : (uint64_t)op->length);
         call->err.retryable = 0;
         return S3_ABORT;
     }
@@ -1797,21 +1820,12 @@ static void put_call_done(s3_call *call, const s3_error *err)
         op_finish(op, NULL);
         return;
     case PUT_CREATE: {
-        s3xml d;
-        char xerr[160];
-        const char *id = NULL;
-        int parsed = s3xml_parse(&d, call->resp.buf, call->resp.len, xerr, sizeof xerr) == 0;
-        if (parsed)
-            id = s3xml_child_text(&d, 0, "UploadId");
-        if (!id || !id[0] || strlen(id) > 1024) {
-            if (parsed)
-                s3xml_dispose(&d);
-            set_err(&e, S3E_PROTOCOL, "bad_xml", "no UploadId in the store's answer");
+        char id[1025];
+        if (answer_upload_id(call, id, sizeof id, &e) < 0) {
             op_fail(op, &e);
             return;
         }
         op->upload_id = xstrdup(id);
-        s3xml_dispose(&d);
         call_free(call);
         put_send_part(op);
         return;
@@ -1834,14 +1848,7 @@ static void put_call_done(s3_call *call, const s3_error *err)
         }
         return;
     case PUT_COMPLETE: {
-        s3xml d;
-        char xerr[160];
-        if (s3xml_parse(&d, call->resp.buf, call->resp.len, xerr, sizeof xerr) == 0) {
-            const char *et = s3xml_child_text(&d, 0, "ETag");
-            if (et)
-                copy_clean(op->res.etag, sizeof op->res.etag, et);
-            s3xml_dispose(&d);
-        }
+        answer_etag(call, op->res.etag, sizeof op->res.etag);
         op->res.size = op->total;
         free(op->upload_id); /* complete: nothing to abort any more */
         op->upload_id = NULL;
@@ -1857,7 +1864,8 @@ static void put_fill(s3_op *op)
 {
     s3_error e;
     while (op->buf_len < op->part_size && !op->src_eof) {
-        ssize_t n = op->read(op->read_arg, op->buf + op->buf_len, (size_t)op->part_size - op->buf_len);
+        ssize_t n =
+            op->read(op->read_arg, op->buf + op->buf_len, (size_t)op->part_size - op->buf_len);
         if (n == S3_PAUSE) {
             op->waiting_read = 1;
             return; /* s3_op_resume continues */
@@ -2138,8 +2146,8 @@ s3_client *s3_client_create(loop *lp, const s3_config *cfg)
     s3_client *c = xcalloc(1, sizeof *c);
     c->lp = lp;
     c->cfg = *cfg;
-    const char **fields[] = {&c->cfg.region, &c->cfg.access_key, &c->cfg.secret_key,
-                             &c->cfg.bucket, &c->cfg.ca_file};
+    const char **fields[] = {&c->cfg.region, &c->cfg.access_key, &c->cfg.secret_key, &c->cfg.bucket,
+                             &c->cfg.ca_file};
     for (size_t i = 0; i < 5; i++)
         if (*fields[i])
             *fields[i] = c->strs[i] = xstrdup(*fields[i]);
@@ -2158,7 +2166,8 @@ s3_client *s3_client_create(loop *lp, const s3_config *cfg)
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_update);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)(cfg->max_connections ? cfg->max_connections : 16));
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS,
+                      (long)(cfg->max_connections ? cfg->max_connections : 16));
     loop_timer_init(&c->timer, on_curl_timer, c);
     loop_timer_init(&c->probe_timer, on_probe_timer, c);
     c->slot = -1;
@@ -2203,9 +2212,8 @@ void s3_client_destroy(s3_client *c, unsigned wait_ms)
         s3_op_cancel(c->probe);
         c->probe = NULL;
     }
-    /* ops still running belong to callers that are gone: drop their calls
-     * (the ops themselves are freed by their owners' cancel, which is a
-     * no-op on a call already gone) */
+    /* ops still running belong to callers that are gone (threads stop
+     * after their requests): no callback runs for them any more */
     for (s3_call *call = c->calls; call; call = call->next)
         if (call->op) {
             call->op->cancelled = 1;
@@ -2222,7 +2230,11 @@ void s3_client_destroy(s3_client *c, unsigned wait_ms)
     }
     while (c->calls) {
         s3_call *call = c->calls;
+        c->calls = call->next;
+        call->linked = 0;
         s3_op *op = call->op;
+        if (op)
+            op->call = NULL;
         call_free(call);
         if (op)
             op_free(op);

@@ -39,10 +39,10 @@ typedef struct s3_op s3_op;
 
 /* Limits (bytes). */
 enum {
-    S3_MAX_KEY = 1024,               /* object keys, as S3 allows */
-    S3_MAX_ERROR_BODY = 64 * 1024,   /* an error answer read for its Code */
+    S3_MAX_KEY = 1024,                 /* object keys, as S3 allows */
+    S3_MAX_ERROR_BODY = 64 * 1024,     /* an error answer read for its Code */
     S3_MAX_XML_BODY = 8 * 1024 * 1024, /* list answers (1000 keys of 1 KiB, with markup) */
-    S3_MIN_PART = 5 * 1024 * 1024,   /* multipart parts but the last */
+    S3_MIN_PART = 5 * 1024 * 1024,     /* multipart parts but the last */
     S3_MAX_PARTS = 10000,
 };
 
@@ -101,30 +101,30 @@ typedef struct s3_config {
     const char *access_key;
     const char *secret_key;
     const char *bucket;
-    const char *ca_file;         /* NULL: the system's CAs */
-    unsigned connect_timeout_ms; /* TCP and TLS handshake */
-    unsigned request_timeout_ms; /* whole exchange of a call without a streamed body */
-    unsigned low_speed_bytes;    /* a streamed transfer slower than this ... */
-    unsigned low_speed_time_s;   /* ... for this long fails with S3E_TIMEOUT */
-    unsigned attempts;           /* tries of a retryable call, first included */
-    unsigned backoff_base_ms;    /* first retry waits up to this (full jitter) ... */
-    unsigned backoff_max_ms;     /* ... doubling up to this */
+    const char *ca_file;          /* NULL: the system's CAs */
+    unsigned connect_timeout_ms;  /* TCP and TLS handshake */
+    unsigned request_timeout_ms;  /* whole exchange of a call without a streamed body */
+    unsigned low_speed_bytes;     /* a streamed transfer slower than this ... */
+    unsigned low_speed_time_s;    /* ... for this long fails with S3E_TIMEOUT */
+    unsigned attempts;            /* tries of a retryable call, first included */
+    unsigned backoff_base_ms;     /* first retry waits up to this (full jitter) ... */
+    unsigned backoff_max_ms;      /* ... doubling up to this */
     uint64_t multipart_threshold; /* known-length bodies above this go multipart */
-    uint64_t part_size;          /* multipart part size (>= S3_MIN_PART) */
-    unsigned max_connections;    /* idle connections kept per thread */
-    unsigned health_interval_ms; /* HEAD bucket after this long without an answer */
-    unsigned health_timeout_ms;  /* a probe slower than this marks the store down */
-    int create_bucket;           /* a probe that finds no bucket creates it */
+    uint64_t part_size;           /* multipart part size (>= S3_MIN_PART) */
+    unsigned max_connections;     /* idle connections kept per thread */
+    unsigned health_interval_ms;  /* HEAD bucket after this long without an answer */
+    unsigned health_timeout_ms;   /* a probe slower than this marks the store down */
+    int create_bucket;            /* a probe that finds no bucket creates it */
 } s3_config;
 
 /* What a HEAD or GET answered about the object. */
 typedef struct s3_object_info {
-    unsigned status;   /* 200, or 206 for a range */
-    uint64_t size;     /* the whole object's size */
-    uint64_t length;   /* bytes of this answer's body */
-    uint64_t first;    /* the range served (first..last) when status is 206 */
+    unsigned status; /* 200, or 206 for a range */
+    uint64_t size;   /* the whole object's size */
+    uint64_t length; /* bytes of this answer's body */
+    uint64_t first;  /* the range served (first..last) when status is 206 */
     uint64_t last;
-    char etag[128];    /* as S3 sent it, quotes included */
+    char etag[128];         /* as S3 sent it, quotes included */
     char last_modified[64]; /* HTTP date as sent */
     char content_type[256];
 } s3_object_info;
@@ -141,19 +141,19 @@ typedef struct s3_entry {
 
 /* A finished operation's result; valid during the done callback only. */
 typedef struct s3_result {
-    s3_object_info info;     /* head, get */
-    uint64_t size;           /* put: bytes stored */
-    char sha256[65];         /* put, upload part: hex SHA-256 of the bytes sent */
-    char etag[128];          /* put, upload part, complete */
-    char upload_id[256];     /* create multipart */
-    s3_entry *entries;       /* lists */
+    s3_object_info info; /* head, get */
+    uint64_t size;       /* put: bytes stored */
+    char sha256[65];     /* put, upload part: hex SHA-256 of the bytes sent */
+    char etag[128];      /* put, upload part, complete */
+    char upload_id[256]; /* create multipart */
+    s3_entry *entries;   /* lists */
     size_t nentries;
-    int truncated;           /* lists: more to come */
-    const char *next_token;  /* list objects: NextContinuationToken */
+    int truncated;                  /* lists: more to come */
+    const char *next_token;         /* list objects: NextContinuationToken */
     const char *next_key_marker;    /* list uploads */
     const char *next_upload_marker; /* list uploads */
     unsigned next_part_marker;      /* list parts */
-    int missing; /* delete: the key was already absent (204 either way on S3) */
+    int missing;                    /* delete: the key was already absent (204 either way on S3) */
 } s3_result;
 
 /* Called once when an operation ends: err NULL and res set on success. */
@@ -249,8 +249,7 @@ s3_op *s3_head_object(s3_client *c, const char *key, s3_done_fn done, void *arg,
 
 /* Deletes key; succeeds when it is absent too (res->missing is not known
  * on S3 and stays 0). */
-s3_op *s3_delete_object(s3_client *c, const char *key, s3_done_fn done, void *arg,
-                        s3_error *err);
+s3_op *s3_delete_object(s3_client *c, const char *key, s3_done_fn done, void *arg, s3_error *err);
 
 /* Lists objects (v2): prefix and continuation may be NULL, max_keys 0 for
  * S3's default (1000). */
@@ -262,8 +261,8 @@ s3_op *s3_list_uploads(s3_client *c, const char *prefix, const char *key_marker,
                        const char *upload_id_marker, unsigned max_uploads, s3_done_fn done,
                        void *arg, s3_error *err);
 
-s3_op *s3_create_multipart(s3_client *c, const char *key, const char *content_type,
-                           s3_done_fn done, void *arg, s3_error *err);
+s3_op *s3_create_multipart(s3_client *c, const char *key, const char *content_type, s3_done_fn done,
+                           void *arg, s3_error *err);
 
 /* Uploads one part from memory (data must live until done; retried) or,
  * when data is NULL, from read with exactly length bytes (not retried once
@@ -284,8 +283,8 @@ s3_op *s3_complete_multipart(s3_client *c, const char *key, const char *upload_i
                              s3_error *err);
 
 /* Aborts an upload; succeeds when it is already gone (NoSuchUpload). */
-s3_op *s3_abort_multipart(s3_client *c, const char *key, const char *upload_id,
-                          s3_done_fn done, void *arg, s3_error *err);
+s3_op *s3_abort_multipart(s3_client *c, const char *key, const char *upload_id, s3_done_fn done,
+                          void *arg, s3_error *err);
 
 /* Lists an upload's parts from after part_marker (0: the first). */
 s3_op *s3_list_parts(s3_client *c, const char *key, const char *upload_id, unsigned part_marker,
@@ -299,8 +298,8 @@ s3_op *s3_list_parts(s3_client *c, const char *key, const char *upload_id, unsig
  * known sizes, or signed slices of data); an unknown length buffers one
  * part at a time (one PUT when the body fits in it). Calls whose body is
  * in memory are signed with its SHA-256 and retried; streamed ones are
- * sent UNSIGNED-PAYLOAD and retried only when nothing was read yet. The SHA-256 of the bytes is computed as they pass;
- * with sha256 (64 hex digits) set, a different body fails with S3E_DIGEST
+ * sent UNSIGNED-PAYLOAD and retried only when nothing was read yet. The SHA-256 of the bytes is
+ * computed as they pass; with sha256 (64 hex digits) set, a different body fails with S3E_DIGEST
  * before S3 keeps it. max_bytes (0: none) bounds the body (S3E_TOO_LARGE).
  * On any failure nothing is left under key (a multipart upload is
  * aborted; an object written whole is deleted).

@@ -20,8 +20,8 @@ typedef struct parser {
     const char *in;
     size_t len, pos;
     s3xml *doc;
-    size_t cap;    /* nodes allocated */
-    size_t out;    /* bytes used in doc->buf */
+    size_t cap; /* nodes allocated */
+    size_t out; /* bytes used in doc->buf */
     int stack[S3XML_MAX_DEPTH];
     int depth;
     int has_child[S3XML_MAX_DEPTH];
@@ -292,7 +292,7 @@ static int read_element_end(parser *p)
     if (p->depth == 0)
         return fail(p, "end tag without a start tag");
     const s3xml_node *top = &p->doc->nodes[p->stack[p->depth - 1]];
-    if (top->name_len != nlen || memcmp(top->name, p->in + name_at, nlen))
+    if (top->name_len != nlen || memcmp(top->name, p->in + name_at, nlen) != 0)
         return fail(p, "end tag </%.*s> does not match <%.*s>", (int)(nlen > 64 ? 64 : nlen),
                     p->in + name_at, (int)(top->name_len > 64 ? 64 : top->name_len), top->name);
     skip_space(p);

@@ -27,8 +27,8 @@ static void check_tree(const s3xml *d, const char *in, size_t len)
                    "node %zu: name outside the input", i);
         fuzz_check(i == 0 || (nd->parent >= 0 && (size_t)nd->parent < i),
                    "node %zu: parent %d not before it", i, nd->parent);
-        fuzz_check(nd->first_child < 0 || ((size_t)nd->first_child > i &&
-                                           d->nodes[nd->first_child].parent == (int)i),
+        fuzz_check(nd->first_child < 0 ||
+                       ((size_t)nd->first_child > i && d->nodes[nd->first_child].parent == (int)i),
                    "node %zu: first child link", i);
         fuzz_check(nd->next_sibling < 0 || ((size_t)nd->next_sibling > i &&
                                             d->nodes[nd->next_sibling].parent == nd->parent),

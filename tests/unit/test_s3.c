@@ -22,19 +22,22 @@ static void test_endpoint(void)
 {
     s3_endpoint e;
     char err[200];
-    is_int(s3_endpoint_parse("http://127.0.0.1:7480", &e, err, sizeof err), 0, "endpoint: host:port");
+    is_int(s3_endpoint_parse("http://127.0.0.1:7480", &e, err, sizeof err), 0,
+           "endpoint: host:port");
     is_str(e.authority, "127.0.0.1:7480", "endpoint: authority keeps a non-default port");
     is_str(e.base, "http://127.0.0.1:7480", "endpoint: base URL");
-    is_int(s3_endpoint_parse("https://s3.example.com/", &e, err, sizeof err), 0, "endpoint: https, slash");
+    is_int(s3_endpoint_parse("https://s3.example.com/", &e, err, sizeof err), 0,
+           "endpoint: https, slash");
     is_str(e.authority, "s3.example.com", "endpoint: default port left out of Host");
     ok(e.https && e.port == 443, "endpoint: https port 443");
     is_int(s3_endpoint_parse("http://s3.example.com:80", &e, err, sizeof err), 0, "endpoint: :80");
     is_str(e.authority, "s3.example.com", "endpoint: explicit default port left out of Host");
     is_int(s3_endpoint_parse("http://[::1]:9000", &e, err, sizeof err), 0, "endpoint: IPv6");
     is_str(e.authority, "[::1]:9000", "endpoint: IPv6 authority");
-    const char *bad[] = {"ftp://x", "http://", "http://host/path", "http://u:p@host",
-                         "http://host:0", "http://host:65536", "http://host:12a", "host:80",
-                         "http://host?x", "http://[::1"};
+    const char *bad[] = {"ftp://x",         "http://",       "http://host/path",
+                         "http://u:p@host", "http://host:0", "http://host:65536",
+                         "http://host:12a", "host:80",       "http://host?x",
+                         "http://[::1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         is_int(s3_endpoint_parse(bad[i], &e, err, sizeof err), -1, "endpoint refused: %s", bad[i]);
     ok(strstr(err, "S3_ENDPOINT") != NULL, "endpoint: the message names the variable");
@@ -49,12 +52,9 @@ static void test_encoding(void)
         int slash;
         const char *want;
     } cases[] = {
-        {"a/b c", 1, "a/b%20c"},
-        {"a/b c", 0, "a%2Fb%20c"},
-        {"x+y=z&w", 1, "x%2By%3Dz%26w"},
-        {"~._-AZaz09", 1, "~._-AZaz09"},
-        {"caf\xc3\xa9", 1, "caf%C3%A9"},
-        {"a//b/../c", 1, "a//b/../c"},
+        {"a/b c", 1, "a/b%20c"},         {"a/b c", 0, "a%2Fb%20c"},
+        {"x+y=z&w", 1, "x%2By%3Dz%26w"}, {"~._-AZaz09", 1, "~._-AZaz09"},
+        {"caf\xc3\xa9", 1, "caf%C3%A9"}, {"a//b/../c", 1, "a//b/../c"},
         {"100%?#", 1, "100%25%3F%23"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -593,6 +593,26 @@ static void test_store(void)
        o.err.message);
     get_check(c, key, 11 * 1024 * 1024 + 7, 5, "unknown length");
 
+    /* memory over the threshold: signed parts */
+    snprintf(key, sizeof key, "%smemory-parts", prefix);
+    {
+        size_t len = 6 * 1024 * 1024 + 3;
+        char *mem = xmalloc(len);
+        for (size_t i = 0; i < len; i++)
+            mem[i] = (char)((i * 131 + 7) & 0xff);
+        s3_put_opts pm = {.data = mem, .len = len};
+        memset(&o, 0, sizeof o);
+        s3_put(c, key, &pm, on_done, &o, &err);
+        wait_for(&o, 60000);
+        ok(!o.failed && o.res.size == len, "memory over the threshold stored in parts (%s)",
+           o.err.message);
+        get_check(c, key, len, 7, "memory in parts");
+        free(mem);
+        memset(&o, 0, sizeof o);
+        s3_delete_object(c, key, on_done, &o, &err);
+        wait_for(&o, 10000);
+    }
+
     /* a multipart put with the wrong digest is aborted */
     snprintf(key, sizeof key, "%smulti-bad", prefix);
     put_stream(c, key, 6 * 1024 * 1024, 6, want, &o);
@@ -615,8 +635,8 @@ static void test_store(void)
         pages++;
         snprintf(token, sizeof token, "%s", o.token);
     } while (!o.failed && o.truncated && pages < 10);
-    ok(!o.failed && total == 5 && pages == 3, "list v2 by 2: 5 keys in 3 pages (%zu in %d)",
-       total, pages);
+    ok(!o.failed && total == 5 && pages == 3, "list v2 by 2: 5 keys in 3 pages (%zu in %d)", total,
+       pages);
 
     /* the multipart calls themselves */
     snprintf(key, sizeof key, "%sexplicit", prefix);
