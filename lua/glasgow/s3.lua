@@ -24,6 +24,7 @@
 -- The message may name store internals: it is logged, never sent; the
 -- client reads public_message.
 local core = require "glasgow.s3core"
+local json = require "glasgow.json"
 
 local error, type, setmetatable, tostring, ipairs = error, type, setmetatable, tostring, ipairs
 
@@ -182,9 +183,18 @@ end
 -- Lists objects: opts {prefix, continuation, max_keys}; returns
 -- {objects = {{key, size, etag, last_modified}, ...}, truncated,
 -- continuation} (pass continuation back for the next page).
+-- Lists encode as JSON arrays even when empty.
+local function with_array(field, r, ...)
+    if r ~= nil then
+        setmetatable(r[field], json.array_mt)
+        return r
+    end
+    return result(r, ...)
+end
+
 function _M.list(opts)
     opts = opts or {}
-    return result(core.list(opts.prefix, opts.continuation, opts.max_keys))
+    return with_array("objects", core.list(opts.prefix, opts.continuation, opts.max_keys))
 end
 
 -- Lists multipart uploads in progress (for glasgow gc): opts {prefix,
@@ -192,8 +202,8 @@ end
 -- upload_id, initiated}, ...}, truncated, key_marker, upload_id_marker}.
 function _M.list_uploads(opts)
     opts = opts or {}
-    return result(core.list_uploads(opts.prefix, opts.key_marker, opts.upload_id_marker,
-                                    opts.max_uploads))
+    return with_array("uploads", core.list_uploads(opts.prefix, opts.key_marker,
+                                                   opts.upload_id_marker, opts.max_uploads))
 end
 
 -- Aborts a multipart upload; true also when it is already gone.

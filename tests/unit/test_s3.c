@@ -404,6 +404,20 @@ static ssize_t sink_write(void *arg, const char *buf, size_t len)
     return (ssize_t)n;
 }
 
+/* Takes everything, but pauses once for 2.5 s after the first 64 KiB. */
+static ssize_t slow_write(void *arg, const char *buf, size_t len)
+{
+    sink *k = arg;
+    if (k->got >= 65536 && !k->calls) {
+        k->calls = 1;
+        loop_timer_start(lp, &k->t, 2500);
+        return S3_PAUSE;
+    }
+    EVP_DigestUpdate(k->md, buf, len);
+    k->got += len;
+    return (ssize_t)len;
+}
+
 static void sink_headers(void *arg, const s3_object_info *info)
 {
     sink *k = arg;
@@ -692,6 +706,23 @@ static void test_store(void)
        "a get cancelled midway reports nothing more (%llu bytes)", (unsigned long long)k.got);
     sink_hex(&k, tmp);
     is_int(head_status(c, key), 200, "the client still works after a cancel");
+
+    /* a download paused for a slow client outlives the low-speed limit */
+    {
+        s3_config slow = cfg;
+        slow.low_speed_time_s = 1;
+        s3_client *c2 = s3_client_create(lp, &slow);
+        snprintf(key, sizeof key, "%sfive-plus", prefix);
+        sink_init(&k, 0);
+        k.op = s3_get(c2, key, NULL, sink_headers, slow_write, on_done, &k, &err);
+        wait_for(&k.o, 30000);
+        loop_timer_stop(lp, &k.t);
+        ok(!k.o.failed && k.got == 5 * 1024 * 1024 + 1,
+           "a get paused 2.5 s by its consumer survives a 1 s low-speed limit (%s)",
+           k.o.err.message);
+        sink_hex(&k, tmp);
+        s3_client_destroy(c2, 0);
+    }
 
     /* a put whose source fails midway leaves nothing */
     snprintf(key, sizeof key, "%ssource-fails", prefix);
