@@ -20,6 +20,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import s3harness  # noqa: E402
 from harness import case, diag, is_, main, ok, wait_until  # noqa: E402
 
 MIB = 1024 * 1024
@@ -109,15 +110,16 @@ return {
 
 
 def store_env(env=None):
-    """The runtime's S3_* settings from GLASGOW_TEST_S3_* (or env, a private store's)."""
-    src = env if env is not None else {k[len("GLASGOW_TEST_"):]: v for k, v in os.environ.items()
-                                       if k.startswith("GLASGOW_TEST_S3_")}
-    need = ["S3_ENDPOINT", "S3_ACCESS_KEY_ID_FILE", "S3_SECRET_ACCESS_KEY_FILE", "S3_BUCKET"]
-    missing = [n for n in need if not src.get(n)]
-    if missing:
-        raise RuntimeError("no S3 server for the tests: set GLASGOW_TEST_%s (tests/run-all "
-                           "starts Ceph RGW)" % ", GLASGOW_TEST_".join(missing))
-    out = {k: v for k, v in src.items() if k.startswith("S3_") and k != "S3_DIR"}
+    """The runtime's S3_* settings for the test store (or env, a private store's), with
+    small thresholds and quick probes."""
+    if env is None:
+        st = s3harness.Store.from_env()
+        if st is None or not st.access_key or not st.secret_key:
+            raise RuntimeError("no S3 server for the tests: GLASGOW_TEST_S3_ENDPOINT and its "
+                               "keys are not set (tests/run-all starts Ceph RGW)")
+        out = st.runtime_env()
+    else:
+        out = dict(env)
     out.update({
         "GLASGOW_S3_MULTIPART_THRESHOLD": "5m",
         "GLASGOW_S3_PART_SIZE": "5m",

@@ -224,17 +224,27 @@ static char *read_file(const char *path)
     return xstrdup(buf);
 }
 
+/* NAME's value, or the contents of the file NAME_FILE names (as .ci/rgw env gives). */
+static char *secret_of(const char *name)
+{
+    const char *v = getenv(name);
+    if (v && v[0])
+        return xstrdup(v);
+    char file[128];
+    snprintf(file, sizeof file, "%s_FILE", name);
+    const char *path = getenv(file);
+    return path ? read_file(path) : NULL;
+}
+
 static int store_config(s3_config *c)
 {
     const char *ep = getenv("GLASGOW_TEST_S3_ENDPOINT");
-    const char *ak = getenv("GLASGOW_TEST_S3_ACCESS_KEY_ID_FILE");
-    const char *sk = getenv("GLASGOW_TEST_S3_SECRET_ACCESS_KEY_FILE");
     char err[200];
     memset(c, 0, sizeof *c);
-    if (!ep || !ak || !sk || s3_endpoint_parse(ep, &c->endpoint, err, sizeof err) < 0)
+    if (!ep || s3_endpoint_parse(ep, &c->endpoint, err, sizeof err) < 0)
         return -1;
-    access_key = read_file(ak);
-    secret_key = read_file(sk);
+    access_key = secret_of("GLASGOW_TEST_S3_ACCESS_KEY_ID");
+    secret_key = secret_of("GLASGOW_TEST_S3_SECRET_ACCESS_KEY");
     if (!access_key || !secret_key)
         return -1;
     const char *region = getenv("GLASGOW_TEST_S3_REGION");
@@ -508,8 +518,9 @@ static void test_store(void)
 {
     s3_config cfg;
     if (store_config(&cfg) < 0) {
-        ok(0, "the store tests need GLASGOW_TEST_S3_ENDPOINT, GLASGOW_TEST_S3_ACCESS_KEY_ID_FILE "
-              "and GLASGOW_TEST_S3_SECRET_ACCESS_KEY_FILE (tests/run-all starts Ceph RGW)");
+        ok(0, "the store tests need GLASGOW_TEST_S3_ENDPOINT and its keys, "
+              "GLASGOW_TEST_S3_ACCESS_KEY_ID[_FILE] and GLASGOW_TEST_S3_SECRET_ACCESS_KEY[_FILE] "
+              "(tests/run-all starts Ceph RGW)");
         return;
     }
     s3_global_init();
