@@ -46,7 +46,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 include tests/fuzz/fuzz.mk
 
-.PHONY: all deps run stop-db clean-db test test-unit test-spec test-integration lint bench clean format
+.PHONY: all deps run stop-db clean-db test test-unit test-spec test-integration test-deploy lint bench clean format
 all: $(BUILD)/glasgow
 
 deps:
@@ -114,6 +114,10 @@ test-spec:
 
 test-integration: $(BUILD)/glasgow
 	$(Q)BUILD=$(BUILD) SUITES=integration bash tests/run-all
+
+# deploy/ and the CI workflow, offline (tests/deploy/run.mjs).
+test-deploy:
+	$(Q)BUILD=$(BUILD) SUITES=deploy bash tests/run-all
 
 lint:
 	$(Q)bash .ci/lint
