@@ -94,7 +94,8 @@ for (const dir of [...overlayDirs, ...partDirs, ...argoDirs]) {
     if (r.objects) all.push(...r.objects);
 }
 
-const validate = await makeValidator(all);
+// Secrets too: the KSOPS part below validates what the generator makes.
+const validate = await makeValidator([...all, { apiVersion: "v1", kind: "Secret" }]);
 for (const dir of [...overlayDirs, ...argoDirs]) {
     const r = render(dir);
     if (!r.objects) continue;
