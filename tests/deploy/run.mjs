@@ -22,6 +22,7 @@ import { fileURLToPath } from "node:url";
 import YAML from "yaml";
 import { makeValidator } from "./lib/schema.mjs";
 import { checkPolicy, pinnedImage, selects, validPortName } from "./lib/policy.mjs";
+import { checkCnpg } from "./lib/cnpg.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, "../..");
@@ -107,6 +108,8 @@ for (const dir of overlayDirs) {
     if (!r.objects) continue;
     const findings = checkPolicy(r.objects);
     ok(findings.length === 0, `${rel(dir)}: policy has zero findings`, findings);
+    const webhook = checkCnpg(r.objects);
+    ok(webhook.length === 0, `${rel(dir)}: nothing CloudNativePG's webhooks refuse (fixed PostgreSQL parameters, PgBouncer allow-list)`, webhook);
 }
 // The bootstrap patch for Argo CD's repo server is a partial Deployment:
 // only unknown fields count there (required ones are the install's).
@@ -464,6 +467,14 @@ for (const env of ENVS) {
     delete job.spec.template.spec.containers[0].resources;
     f = checkPolicy([...others, job]);
     ok(f.some((x) => /Job\/glasgow-migrate container migrate: no cpu request/.test(x)), "policy catches: a Job without resources", f);
+
+    const prodObjs = render(D("overlays", "prod")).objects || [];
+    const cl = structuredClone(prodObjs.find((o) => o.kind === "Cluster"));
+    cl.spec.postgresql.parameters.listen_addresses = "*";
+    const po = structuredClone(prodObjs.find((o) => o.kind === "Pooler"));
+    po.spec.pgbouncer.parameters.listen_port = "6432";
+    f = checkCnpg([cl, po]);
+    ok(f.some((x) => /listen_addresses is fixed/.test(x)) && f.some((x) => /listen_port is not allowed/.test(x)), "CloudNativePG checks catch: a fixed parameter, a PgBouncer parameter off the allow-list", f);
 
     // The validator: unknown fields and wrong types, core and CRDs alike.
     const bad = [

@@ -5,10 +5,11 @@
 set -eu
 creds=/var/run/secrets/minio
 export MC_CONFIG_DIR=/tmp/mc
-root_user=$(cat "$creds/MINIO_ROOT_USER")
-root_password=$(cat "$creds/MINIO_ROOT_PASSWORD")
-app_key=$(cat "$creds/S3_ACCESS_KEY_ID")
-app_secret=$(cat "$creds/S3_SECRET_ACCESS_KEY")
+# `read` rather than cat/grep: the mc image is a minimal one.
+read -r root_user <"$creds/MINIO_ROOT_USER"
+read -r root_password <"$creds/MINIO_ROOT_PASSWORD"
+read -r app_key <"$creds/S3_ACCESS_KEY_ID"
+read -r app_secret <"$creds/S3_SECRET_ACCESS_KEY"
 
 i=0
 until MC_HOST_store="http://$root_user:$root_password@minio:9000" mc ready store >/dev/null 2>&1; do
@@ -23,8 +24,12 @@ mc admin policy create store glasgow-api /etc/minio-setup/glasgow-policy.json
 # user add on an existing user resets its secret to the current one (rotation)
 mc admin user add store "$app_key" "$app_secret" >/dev/null
 mc admin policy attach store glasgow-api --user "$app_key" >/dev/null 2>&1 || true
-mc admin user info store "$app_key" | grep -q 'glasgow-api' || {
+info=$(mc admin user info store "$app_key")
+case $info in
+*glasgow-api*) ;;
+*)
     echo "minio-setup: policy glasgow-api not attached to the API user" >&2
     exit 1
-}
+    ;;
+esac
 echo "minio-setup: bucket glasgow, policy glasgow-api, API user ready"
