@@ -432,6 +432,7 @@ for (const env of ENVS) {
         ["credential as a literal", (d, c) => c.env.push({ name: "DATABASE_URL", value: "postgresql://u:p@h/db" }), /literal value/],
         ["no topology spread", (d, c, p) => delete p.topologySpreadConstraints, /topologySpreadConstraints/],
         ["hostPath volume", (d, c, p) => p.volumes.push({ name: "h", hostPath: { path: "/" } }), /hostPath/],
+        ["replicas fixed under an HPA", (d) => (d.spec.replicas = 2), /sets replicas while HorizontalPodAutoscaler/],
     ];
     for (const [what, f, want] of cases) {
         const findings = checkPolicy([...others, mutate(f)]);

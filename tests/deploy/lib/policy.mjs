@@ -10,7 +10,8 @@
 //     filesystem, no host namespaces or hostPath, no service-account token;
 //   - images pinned by a tag other than latest, or by digest;
 //   - a PodDisruptionBudget when more than one replica (or an HPA minimum
-//     above one), topology spread for Deployments and StatefulSets;
+//     above one), no replica count where an HPA scales, topology spread
+//     for Deployments and StatefulSets;
 //   - a NetworkPolicy with a non-empty pod selector selects it, and its
 //     namespace has a default deny for ingress and egress.
 // Services: no NodePort or LoadBalancer, valid port names, never the admin
@@ -183,8 +184,11 @@ export function checkPolicy(objects) {
             let replicas = o.spec.replicas === undefined ? 1 : o.spec.replicas;
             for (const h of hpas) {
                 const ref = h.spec && h.spec.scaleTargetRef;
-                if (nsOf(h) === ns && ref && ref.kind === o.kind && ref.name === o.metadata.name)
+                if (nsOf(h) === ns && ref && ref.kind === o.kind && ref.name === o.metadata.name) {
                     replicas = Math.max(replicas, h.spec.minReplicas === undefined ? 1 : h.spec.minReplicas);
+                    // Argo CD's self-heal would reset what the HPA scales to
+                    if (o.spec.replicas !== undefined) out.push(`${who}: sets replicas while ${nameOf(h)} scales it`);
+                }
             }
             if (replicas > 1 && !pdbs.some((p) => nsOf(p) === ns && p.spec && selects(p.spec.selector, labels)))
                 out.push(`${who}: ${replicas} replicas and no PodDisruptionBudget`);
