@@ -362,6 +362,43 @@ function secretRefs(objs) {
     }
     return refs;
 }
+// Decrypted values against the manifests: the URLs name the services the
+// manifests define, with the owner CloudNativePG creates; MinIO's minimum
+// lengths; a signing key long enough for HMAC-SHA-256.
+function checkSecretValues(objs, vals) {
+    const out = [];
+    const cluster = objs.find((o) => o.kind === "Cluster");
+    const pooler = objs.find((o) => o.kind === "Pooler");
+    const ns = cluster.metadata.namespace;
+    const db = vals("glasgow-db");
+    const init = cluster.spec.bootstrap.initdb;
+    const direct = `${cluster.metadata.name}-rw.${ns}.svc`;
+    const viaApi = pooler ? `${pooler.metadata.name}.${ns}.svc` : direct;
+    if (db.username !== init.owner) out.push(`glasgow-db username is not the owner ${init.owner}`);
+    for (const [key, host] of [["DATABASE_URL", viaApi], ["DATABASE_URL_DIRECT", direct]]) {
+        let u;
+        try {
+            u = new URL(db[key]);
+        } catch {
+            out.push(`glasgow-db ${key} is not a URL`);
+            continue;
+        }
+        if (!/^postgres(ql)?:$/.test(u.protocol)) out.push(`glasgow-db ${key}: scheme ${u.protocol}`);
+        if (u.hostname !== host) out.push(`glasgow-db ${key}: host ${u.hostname}, expected ${host}`);
+        if (decodeURIComponent(u.username) !== db.username) out.push(`glasgow-db ${key}: user is not the username key`);
+        if (decodeURIComponent(u.password) !== db.password) out.push(`glasgow-db ${key}: password is not the password key`);
+        if (u.pathname !== `/${init.database}`) out.push(`glasgow-db ${key}: database ${u.pathname}, expected /${init.database}`);
+    }
+    const s3 = vals("glasgow-s3");
+    if ((s3.S3_ACCESS_KEY_ID || "").length < 3 || (s3.S3_SECRET_ACCESS_KEY || "").length < 8) out.push("glasgow-s3 keys shorter than MinIO accepts (3 and 8)");
+    const root = vals("minio-root");
+    if ((root.MINIO_ROOT_USER || "").length < 3 || (root.MINIO_ROOT_PASSWORD || "").length < 8) out.push("minio-root shorter than MinIO accepts (3 and 8)");
+    if (root.MINIO_ROOT_USER === s3.S3_ACCESS_KEY_ID) out.push("the API's S3 user is MinIO's root user");
+    if ((vals("glasgow-url-signing").GLASGOW_URL_SIGNING_KEY || "").length < 32) out.push("GLASGOW_URL_SIGNING_KEY shorter than 32 bytes");
+    if ((vals("glasgow-bootstrap-admin").password || "").length < 12) out.push("the bootstrap admin password is shorter than 12");
+    return out;
+}
+
 for (const env of ENVS) {
     const objs = render(D("overlays", env)).objects || [];
     const genDir = D("overlays", env, "secrets");
@@ -375,13 +412,23 @@ for (const env of ENVS) {
 
     const present = files.filter((f) => fs.existsSync(path.resolve(genDir, f)));
     if (present.length === 0) {
-        skip(`${env}: the KSOPS generator decrypts to Secrets with every key the workloads read`, `no secrets/${env}/ in this tree`);
+        skip(`${env}: the KSOPS generator yields Secrets with every key the workloads read`, `no secrets/${env}/ in this tree`);
         continue;
     }
     // The ksops exec plugin's contract, run the way kustomize runs it.
+    // With the committed dev key and the repository's SOPS tool, the dev
+    // Secrets are really decrypted (MACs checked) and their values checked
+    // against the manifests; otherwise only names and keys.
     const stub = path.join(here, "ksops-stub", "ksops");
+    const devKey = path.join(repo, "secrets", env, "age-dev.key");
+    const decrypt = fs.existsSync(devKey) && fs.existsSync(path.join(repo, ".ci", "sops_tool.py"));
+    const stubEnv = { ...process.env };
+    delete stubEnv.SOPS_AGE_KEY_FILE;
+    delete stubEnv.SOPS_AGE_KEY;
+    if (decrypt) stubEnv.SOPS_AGE_KEY_FILE = devKey;
     const r = spawnSync(process.execPath, [stub], {
         cwd: genDir,
+        env: stubEnv,
         input: YAML.stringify({ apiVersion: "config.kubernetes.io/v1", kind: "ResourceList", items: [], functionConfig: gen }),
         encoding: "utf8",
     });
@@ -398,8 +445,17 @@ for (const env of ENVS) {
             else if (s.metadata.namespace && s.metadata.namespace !== "glasgow") out.push(`Secret ${ref.secret} is in namespace ${s.metadata.namespace}`);
         }
         for (const s of secrets) out.push(...validate(s));
+        if (decrypt && out.length === 0) {
+            const vals = (name) => {
+                const s = byName.get(name) || {};
+                const v = { ...(s.stringData || {}) };
+                for (const [k, x] of Object.entries(s.data || {})) v[k] = Buffer.from(x, "base64").toString("utf8");
+                return v;
+            };
+            out.push(...checkSecretValues(objs, vals));
+        }
     }
-    ok(out.length === 0, `${env}: the KSOPS generator decrypts to Secrets with every key the workloads read`, out);
+    ok(out.length === 0, `${env}: the KSOPS generator ${decrypt ? "decrypts (dev key, MACs verified) to" : "yields"} Secrets with every key the workloads read${decrypt ? ", values consistent with the manifests" : ""}`, out);
 }
 
 // ---- negative tests: the checks must be able to fail ----
@@ -476,6 +532,31 @@ for (const env of ENVS) {
     po.spec.pgbouncer.parameters.listen_port = "6432";
     f = checkCnpg([cl, po]);
     ok(f.some((x) => /listen_addresses is fixed/.test(x)) && f.some((x) => /listen_port is not allowed/.test(x)), "CloudNativePG checks catch: a fixed parameter, a PgBouncer parameter off the allow-list", f);
+
+    // The value checks on decrypted Secrets.
+    const good = {
+        "glasgow-db": {
+            username: "glasgow",
+            password: "pw-1234",
+            DATABASE_URL: "postgresql://glasgow:pw-1234@glasgow-pg-pooler-rw.glasgow.svc:5432/glasgow?sslmode=require",
+            DATABASE_URL_DIRECT: "postgresql://glasgow:pw-1234@glasgow-pg-rw.glasgow.svc:5432/glasgow?sslmode=require",
+        },
+        "glasgow-s3": { S3_ACCESS_KEY_ID: "glasgow-api", S3_SECRET_ACCESS_KEY: "0123456789abcdef" },
+        "minio-root": { MINIO_ROOT_USER: "root", MINIO_ROOT_PASSWORD: "0123456789abcdef" },
+        "glasgow-url-signing": { GLASGOW_URL_SIGNING_KEY: "k".repeat(43) },
+        "glasgow-bootstrap-admin": { password: "correct horse battery" },
+    };
+    const valueCase = (what, edit, want) => {
+        const v = structuredClone(good);
+        edit(v);
+        const got = checkSecretValues(prodObjs, (n) => v[n] || {});
+        ok(want ? got.some((x) => want.test(x)) : got.length === 0, `secret values: ${what}`, got.length ? got : ["no finding"]);
+    };
+    valueCase("consistent values pass", () => {}, null);
+    valueCase("the API URL bypassing the pooler is caught", (v) => (v["glasgow-db"].DATABASE_URL = v["glasgow-db"].DATABASE_URL_DIRECT), /DATABASE_URL: host glasgow-pg-rw/);
+    valueCase("a URL password other than the role's is caught", (v) => (v["glasgow-db"].password = "other-password"), /password is not the password key/);
+    valueCase("a short MinIO secret is caught", (v) => (v["glasgow-s3"].S3_SECRET_ACCESS_KEY = "short"), /shorter than MinIO accepts/);
+    valueCase("the API using MinIO's root user is caught", (v) => (v["glasgow-s3"].S3_ACCESS_KEY_ID = "root"), /root user/);
 
     // The validator: unknown fields and wrong types, core and CRDs alike.
     const bad = [
