@@ -195,6 +195,8 @@ function checkArgo(env) {
                 out.push(`${a.metadata.name}: ${o.kind}/${o.metadata.name} goes to namespace ${ns}, not a destination of ${proj.metadata.name}`);
         }
     }
+    for (const o of [...projects.values(), cm].filter(Boolean))
+        if (!(wave(o) < Math.min(...Object.values(w)))) out.push(`${o.kind}/${o.metadata.name} does not sync before the child Applications`);
     if (!cm) out.push("no argocd-cm");
     else {
         const d = cm.data || {};
