@@ -330,6 +330,27 @@ for (const env of ENVS) {
     const cm = (render(D("overlays", "dev")).objects || []).find((o) => o.kind === "ConfigMap" && o.metadata.name === "glasgow-routes");
     const same = cm && actual.every((f) => cm.data[path.basename(f)] === fs.readFileSync(f, "utf8"));
     ok(!!same, "the rendered routes ConfigMap holds routes/*.lua byte for byte");
+    // A route change must reach the pods through the mounted ConfigMap
+    // alone: the Deployment renders the same, so a sync rolls nothing.
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "glasgow-routes."));
+    try {
+        fs.cpSync(D("base"), path.join(tmp, "deploy", "base"), { recursive: true });
+        fs.cpSync(D("overlays"), path.join(tmp, "deploy", "overlays"), { recursive: true });
+        fs.cpSync(path.join(repo, "routes"), path.join(tmp, "routes"), { recursive: true });
+        const pick = (objs, kind, name) => JSON.stringify(objs.find((o) => o.kind === kind && o.metadata.name === name));
+        const dir = path.join(tmp, "deploy", "overlays", "dev", "api");
+        const before = render(D("overlays", "dev", "api")).objects || [];
+        fs.appendFileSync(path.join(tmp, "routes", path.basename(actual[0])), "\n-- changed\n");
+        const after = render(dir).objects || [];
+        ok(
+            after.length > 0 &&
+                pick(before, "Deployment", "glasgow-api") === pick(after, "Deployment", "glasgow-api") &&
+                pick(before, "ConfigMap", "glasgow-routes") !== pick(after, "ConfigMap", "glasgow-routes"),
+            "a route change alters the routes ConfigMap and not the Deployment (no rollout)",
+        );
+    } finally {
+        fs.rmSync(tmp, { recursive: true, force: true });
+    }
     const bin = process.env.GLASGOW_BIN || path.join(repo, process.env.BUILD || "build", "glasgow");
     if (!fs.existsSync(bin)) skip("glasgow check routes/ passes", `no ${rel(bin)} (make builds it first)`);
     else {
