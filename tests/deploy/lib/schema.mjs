@@ -150,6 +150,11 @@ function walkType(checker, v, t, p, errs) {
 
 const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
+// Checks value v against the structural OpenAPI v3 schema s of a CRD,
+// appending "path: problem" to errs: types, enums, patterns, minimums,
+// required fields, and every field the schema does not declare (unless
+// it preserves unknown fields or declares additionalProperties). The
+// object's metadata is the API server's and is not walked.
 export function walkOpenAPI(v, s, p, errs) {
     if (!s) return;
     if (v === null && s.nullable) return;
