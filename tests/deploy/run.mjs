@@ -23,6 +23,7 @@ import YAML from "yaml";
 import { makeValidator } from "./lib/schema.mjs";
 import { checkPolicy, pinnedImage, selects, validPortName } from "./lib/policy.mjs";
 import { checkCnpg } from "./lib/cnpg.mjs";
+import { allowed } from "./lib/netpol.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, "../..");
@@ -51,6 +52,8 @@ function skip(name, why) {
 function flush() {
     process.stdout.write(`1..${n}\n${lines.join("\n")}\n`);
 }
+
+const nsOf = (o) => (o.metadata && o.metadata.namespace) || "default";
 
 // ---- rendering ----
 // kubectl from PATH, else the one .ci/deps installs from npm.
@@ -296,6 +299,63 @@ for (const env of ENVS) {
         if (!/Prune=false/.test(a) || !/Delete=false/.test(a)) out.push(`Cluster/${c.metadata.name} not protected from prune and delete`);
     }
     ok(out.length === 0, `deploy/overlays/${env}: hooks, routes mount, host-only routing, TLS issuers, database and store as specified`, out);
+}
+
+// ---- who may talk to whom: the NetworkPolicies as a connectivity matrix ----
+// Pods as the render and the operators make them; every pair below is
+// checked both ways it could go wrong (allowed when it must not be, and
+// refused when it must be allowed), and every pair not listed as allowed
+// among these pods on these ports must be refused.
+for (const env of ENVS) {
+    const objs = render(D("overlays", env)).objects || [];
+    const policies = byKind(objs, "NetworkPolicy");
+    const tplOf = (kind, name) => {
+        const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
+        const t = o && (kind === "CronJob" ? o.spec.jobTemplate.spec.template : o.spec.template);
+        if (!t) return { ns: "glasgow", labels: {}, ports: {} };
+        const ports = Object.fromEntries(t.spec.containers.flatMap((c) => c.ports || []).filter((p) => p.name).map((p) => [p.name, p.containerPort]));
+        return { ns: nsOf(o), labels: t.metadata.labels, ports };
+    };
+    const pods = {
+        api: tplOf("Deployment", "glasgow-api"),
+        migrate: tplOf("Job", "glasgow-migrate"),
+        gc: tplOf("CronJob", "glasgow-gc"),
+        minio: tplOf("Deployment", "minio"),
+        "minio-setup": tplOf("Job", "minio-setup"),
+        postgres: { ns: "glasgow", labels: { "cnpg.io/cluster": "glasgow-pg", "cnpg.io/podRole": "instance" }, ports: {} },
+        pooler: { ns: "glasgow", labels: { "cnpg.io/poolerName": "glasgow-pg-pooler-rw" }, ports: {} },
+        "acme-solver": { ns: "glasgow", labels: { "acme.cert-manager.io/http01-solver": "true" }, ports: {} },
+        intruder: { ns: "glasgow", labels: { app: "debug-shell" }, ports: {} },
+        traefik: { ns: "traefik", labels: { "app.kubernetes.io/name": "traefik" }, ports: {} },
+        monitoring: { ns: "monitoring", labels: { "app.kubernetes.io/name": "prometheus" }, ports: {} },
+        operator: { ns: "cnpg-system", labels: { "app.kubernetes.io/name": "cloudnative-pg" }, ports: {} },
+        dns: { ns: "kube-system", labels: { "k8s-app": "kube-dns" }, ports: {} },
+        outsider: { ns: "default", labels: { app: "web" }, ports: {} },
+    };
+    const must = new Set([
+        "traefik>api:8080", "traefik>acme-solver:8089", "monitoring>api:9090",
+        "api>postgres:5432", "api>pooler:5432", "api>minio:9000",
+        "migrate>postgres:5432", "gc>postgres:5432", "gc>minio:9000", "minio-setup>minio:9000",
+        "pooler>postgres:5432", "postgres>postgres:5432", "postgres>postgres:8000",
+        "operator>postgres:5432", "operator>postgres:8000", "operator>pooler:5432",
+    ]);
+    const ports = [53, 5432, 8000, 8080, 8089, 9000, 9090];
+    const out = [];
+    for (const [sn, src] of Object.entries(pods)) {
+        for (const [dn, dst] of Object.entries(pods)) {
+            for (const port of ports) {
+                const key = `${sn}>${dn}:${port}`;
+                const got = allowed(policies, src, dst, port);
+                // DNS: every pod of glasgow reaches kube-dns on 53; pods
+                // outside glasgow are not ours to restrict.
+                const ours = src.ns === "glasgow" || dst.ns === "glasgow";
+                const want = must.has(key) || (dn === "dns" && port === 53) || !ours;
+                if (got !== want) out.push(`${key} ${got ? "allowed" : "refused"}, should be ${want ? "allowed" : "refused"}`);
+            }
+        }
+        if (src.ns === "glasgow" && !allowed(policies, src, pods.dns, 53, "UDP")) out.push(`${sn} cannot resolve names (UDP 53)`);
+    }
+    ok(out.length === 0, `deploy/overlays/${env}: the NetworkPolicies allow exactly the intended paths among ${Object.keys(pods).length} pods on ${ports.length} ports`, out);
 }
 
 // ---- connection arithmetic (README) ----
@@ -555,6 +615,17 @@ for (const env of ENVS) {
     po.spec.pgbouncer.parameters.listen_port = "6432";
     f = checkCnpg([cl, po]);
     ok(f.some((x) => /listen_addresses is fixed/.test(x)) && f.some((x) => /listen_port is not allowed/.test(x)), "CloudNativePG checks catch: a fixed parameter, a PgBouncer parameter off the allow-list", f);
+
+    // The NetworkPolicy evaluator behind the connectivity matrix.
+    const pols = byKind(dev, "NetworkPolicy");
+    const apiPod = { ns: "glasgow", labels: base.spec.template.metadata.labels, ports: { http: 8080, admin: 9090 } };
+    const traefikPod = { ns: "traefik", labels: { "app.kubernetes.io/name": "traefik" }, ports: {} };
+    const pgPod = { ns: "glasgow", labels: { "cnpg.io/cluster": "glasgow-pg" }, ports: {} };
+    const outsider = { ns: "default", labels: {}, ports: {} };
+    ok(allowed(pols, traefikPod, apiPod, 8080) && !allowed(pols, traefikPod, apiPod, 9090), "NetworkPolicy evaluation: a named port admits its number only");
+    ok(!allowed(pols.filter((x) => x.metadata.name !== "glasgow-api"), traefikPod, apiPod, 8080), "NetworkPolicy evaluation: without the API's policy the default deny refuses Traefik");
+    const openAll = { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "open", namespace: "glasgow" }, spec: { podSelector: {}, policyTypes: ["Ingress"], ingress: [{}] } };
+    ok(!allowed(pols, outsider, pgPod, 5432) && allowed([...pols, openAll], outsider, pgPod, 5432), "NetworkPolicy evaluation: an allow-all ingress policy opens PostgreSQL to any namespace");
 
     // The value checks on decrypted Secrets.
     const good = {
