@@ -4,16 +4,18 @@
 //    Application points at, and the Argo CD tree;
 //  - every rendered object validates strictly against its schema
 //    (lib/schema.mjs) and the render passes the policy with zero findings
-//    (lib/policy.mjs);
-//  - the policy and the validator are fed deliberately bad objects, and each
-//    must report what is wrong with them;
+//    (lib/policy.mjs)
+//    and CloudNativePG's webhook rules (lib/cnpg.mjs);
+//  - the NetworkPolicies open exactly the intended paths (lib/netpol.mjs);
 //  - the Argo CD objects hang together (waves, project limits, health check);
-//  - the routes ConfigMap lists exactly routes/*.lua and `glasgow check`
-//    accepts routes/;
+//  - the routes ConfigMap lists exactly routes/*.lua, a route change rolls
+//    nothing, and `glasgow check` accepts routes/;
 //  - the Secrets the workloads reference are the ones the KSOPS generators
-//    list, with the keys the workloads read (when secrets/ exists);
+//    list, with the keys the workloads read, and for dev (decrypted with the
+//    committed dev key) values that agree with the manifests;
 //  - the CI workflow parses, pins every action to a commit, and runs the
-//    make targets .ci/run runs; deploy/set-image rewrites an overlay.
+//    make targets .ci/run runs; deploy/set-image rewrites an overlay;
+//  - every check above is also fed deliberately bad input and must fail.
 import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -52,6 +54,15 @@ function skip(name, why) {
 function flush() {
     process.stdout.write(`1..${n}\n${lines.join("\n")}\n`);
 }
+// A crash (say, a render that lost an object a later check reads) still
+// ends in a TAP plan, with the failure and its stack.
+function crashed(e) {
+    ok(false, `tests/deploy itself failed: ${e && e.message}`, String(e && e.stack).split("\n"));
+    flush();
+    process.exit(1);
+}
+process.on("uncaughtException", crashed);
+process.on("unhandledRejection", crashed);
 
 const nsOf = (o) => (o.metadata && o.metadata.namespace) || "default";
 
