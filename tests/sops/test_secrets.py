@@ -243,13 +243,17 @@ def policy_catches_mistakes():
 
 @case
 def no_private_key_in_tree():
-    p = git("grep", "-I", "-n", "-e", "AGE-SECRET-KEY-1", "-e", "PRIVATE KEY-----", "HEAD", "--")
-    hits = [ln for ln in p.stdout.decode("utf-8", "replace").splitlines()
-            if not ln.startswith("HEAD:secrets/dev/age-dev.key:")]
-    is_(hits, [], "no private key in the committed tree but the dev key")
-    ours = [ln for ln in git("grep", "-I", "-l", "AGE-SECRET-KEY-1", "HEAD", "--").stdout.decode()
-            .splitlines()]
-    ok(ours in ([], ["HEAD:secrets/dev/age-dev.key"]), "the dev key is the only age key", ours)
+    p = git("grep", "-I", "-l", "-E", "AGE-SECRET-KEY-1|PRIVATE KEY", "HEAD", "--")
+    hits = []
+    for ln in p.stdout.decode("utf-8", "replace").splitlines():
+        path = ln.split(":", 1)[1]
+        text = git("show", "HEAD:" + path).stdout.decode("utf-8", "replace")
+        if PEM_PRIVATE.search(text):
+            hits.append((path, "a PEM private key"))
+        for _ in AGE_SECRET.findall(text):
+            hits.append((path, "an age secret key"))
+    is_(hits, [("secrets/dev/age-dev.key", "an age secret key")],
+        "the only private key in the committed tree is the dev key")
 
 
 # ---- the history ----------------------------------------------------------------------------
