@@ -42,8 +42,8 @@ Exit status: 0, 1 for an error, 51 for a MAC mismatch, 128 when no key
 could unwrap the data key (sops's codes).
 
 Limits: YAML only, one document, string keys, values of type string,
-integer, float, boolean or null; plain values that YAML 1.1 reads as
-timestamps are read as strings (quote them). Comments are dropped when
+integer, float, boolean or null, typed as yaml.v3 types them (sops's YAML
+reader); an unquoted timestamp, which sops reads as a time, is refused. Comments are dropped when
 encrypting and ignored when reading (sops encrypts comments inside selected
 sections but leaves them out of the MAC, so verification is unaffected).
 Key groups, Shamir thresholds and the comment regexes are refused.
@@ -85,42 +85,85 @@ class SopsError(Exception):
         self.status = status
 
 
-# ---- YAML in: yaml.v3's scalar types (YAML 1.2 core), ordered, no duplicate keys ----------
+# ---- YAML in: yaml.v3's scalar types, ordered, no duplicate keys --------------------------
+#
+# sops reads YAML with yaml.v3 into interface{} values, and the MAC hashes
+# those values, so a plain scalar must get the type yaml.v3 gives it
+# (resolve.go): true/false (three spellings each) and the null spellings by
+# table, and anything starting with a digit, sign or dot as yaml.v3 tries
+# it: timestamp, then Go's strconv.ParseInt with base 0 after dropping '_'
+# (so 0x1F, 0o17, 0b101 and the YAML 1.1 octal 0777 are integers), then a
+# YAML-style float; otherwise a string. Quoted scalars are strings.
 
 class _Loader(yaml.SafeLoader):
     pass
 
 
+GO_PLAIN_TAG = "tag:glasgow,2026:go-plain"
 _Loader.yaml_implicit_resolvers = {}
 for _tag, _regexp, _first in [
     ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
     ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
-    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
-    ("tag:yaml.org,2002:float",
-     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+0123456789."),
+    ("tag:yaml.org,2002:float", r"^(?:[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+."),
+    ("tag:yaml.org,2002:merge", r"^<<$", "<"),
+    (GO_PLAIN_TAG, r"^[-+0-9.]", "-+0123456789."),
 ]:
     _Loader.add_implicit_resolver(_tag, re.compile(_regexp), list(_first))
+
+_GO_INT = re.compile(r"([-+]?)(0[xX][0-9a-fA-F]+|0[bB][01]+|0[oO][0-7]+|0[0-7]*|[1-9][0-9]*)")
+_YAML_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+_GO_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:(?:[Tt]| )[0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]*)?"
+    r"(?:Z|[-+][0-9]{2}:[0-9]{2})?)?")
+
+
+def go_parse_int(s):
+    """The integer Go's strconv.ParseInt(s, 0, 64) syntax reads in s, whatever its
+    size, or None."""
+    m = _GO_INT.fullmatch(s)
+    if not m:
+        return None
+    sign, body = m.groups()
+    prefix = body[:2].lower()
+    if prefix in ("0x", "0b", "0o"):
+        v = int(body[2:], {"0x": 16, "0b": 2, "0o": 8}[prefix])
+    elif body.startswith("0") and len(body) > 1:
+        v = int(body[1:], 8)
+    else:
+        v = int(body, 10)
+    return -v if sign == "-" else v
+
+
+def resolve_plain(s):
+    """The value yaml.v3 decodes the plain scalar s (starting with - + digit or .) to."""
+    if s.startswith("."):
+        return float(s) if re.fullmatch(r"\.[0-9]+(?:[eE][-+]?[0-9]+)?", s) else s
+    if _GO_TIMESTAMP.fullmatch(s):
+        raise SopsError("%r: sops reads an unquoted timestamp as a time value, which this "
+                        "tool does not support: quote it" % s)
+    plain = s.replace("_", "")
+    v = go_parse_int(plain)
+    if v is not None:
+        if -(1 << 63) <= v < (1 << 63):
+            return v
+        if v < (1 << 64) and plain[0] not in "+-":
+            raise SopsError("%r: yaml.v3 reads this as a uint64, which sops refuses" % s)
+    if _YAML_FLOAT.fullmatch(plain):  # what ParseInt and ParseUint refused
+        return float(plain)
+    return s
 
 
 def _construct_bool(loader, node):
     return loader.construct_scalar(node).lower() == "true"
 
 
-def _construct_int(loader, node):
-    s = loader.construct_scalar(node)
-    if s.startswith(("0o", "0x")):
-        return int(s[2:], 8 if s[1] == "o" else 16)
-    return int(s, 10)
-
-
 def _construct_float(loader, node):
     s = loader.construct_scalar(node).lower()
-    if s.endswith("inf"):
-        return -math.inf if s.startswith("-") else math.inf
-    if s == ".nan":
-        return math.nan
-    return float(s)
+    return math.nan if s == ".nan" else (-math.inf if s.startswith("-") else math.inf)
+
+
+def _construct_go_plain(loader, node):
+    return resolve_plain(loader.construct_scalar(node))
 
 
 def _construct_mapping(loader, node):
@@ -138,8 +181,8 @@ def _construct_mapping(loader, node):
 
 
 _Loader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
-_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+_Loader.add_constructor(GO_PLAIN_TAG, _construct_go_plain)
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
 
@@ -180,7 +223,7 @@ def _plain_ok(s):
         return False
     try:  # read back as this string by a YAML 1.2 reader and a YAML 1.1 one
         return yaml.load(s, Loader=_Loader) == s and yaml.safe_load(s) == s
-    except yaml.YAMLError:
+    except (yaml.YAMLError, SopsError):
         return False
 
 
