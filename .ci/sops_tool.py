@@ -278,8 +278,8 @@ def _scalar(v):
 def _literal_ok(s):
     if "\n" not in s or s.startswith((" ", "\n")) or "\r" in s:
         return False
-    return all(c == "\n" or c == "\t" or (0x20 <= ord(c) and not 0x7f <= ord(c) <= 0x9f)
-               for c in s)
+    return all(c == "\n" or c == "\t" or (0x20 <= ord(c) and not 0x7f <= ord(c) <= 0x9f and
+                                          c not in "\u2028\u2029\ufeff") for c in s)
 
 
 def _literal(s, indent):

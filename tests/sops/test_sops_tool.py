@@ -553,6 +553,24 @@ def yaml_types_follow_yaml_v3():
 
 
 @case
+def emitter_round_trips_random_strings():
+    import random
+    rng = random.Random(8)
+    alphabet = "ab09 :#-?[]{},&*!|>'\"%@`\n\t\\/=+.~^$()\u00e9\u2603\U0001F600\x00\x1b\x7f\x85\r\ufeff\u2028"
+    bad = []
+    for i in range(400):
+        s = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        doc = {s or "k": {"v": s, "l": [s, {s or "k": s}]}}
+        try:
+            back = st.load_yaml(st.dump_yaml(doc))
+        except st.SopsError as e:
+            back = str(e)
+        if back != doc:
+            bad.append((s, back))
+    is_(bad[:3], [], "400 random strings as keys and values are written so they read back")
+
+
+@case
 def go_float_format():
     for v, want in [(3.0, "3"), (3.14, "3.14"), (1e21, "1000000000000000000000"), (0.1, "0.1"),
                     (-0.0, "-0"), (1.5e-7, "0.00000015"), (2.5, "2.5")]:
