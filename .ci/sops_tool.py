@@ -61,8 +61,17 @@ import subprocess
 import sys
 import tempfile
 
-import yaml
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+try:
+    import yaml
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+except ImportError:  # a python3 of its own (pyenv): use Debian's packages, which .ci/deps installs
+    sys.path.append("/usr/lib/python3/dist-packages")
+    try:
+        import yaml
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    except ImportError as e:
+        sys.exit("sops_tool: %s (install the Debian packages python3-yaml and "
+                 "python3-cryptography: bash .ci/deps)" % e)
 
 FORMAT_VERSION = "3.9.0"  # the sops release whose file layout this writes
 DEFAULT_UNENCRYPTED_SUFFIX = "_unencrypted"
