@@ -129,6 +129,10 @@ test-spec:
 test-integration: $(BUILD)/glasgow
 	$(Q)BUILD=$(BUILD) SUITES=integration bash tests/run-all
 
+.PHONY: test-sops
+test-sops:
+	$(Q)SUITES=sops bash tests/run-all
+
 lint:
 	$(Q)bash .ci/lint
 
