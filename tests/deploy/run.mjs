@@ -697,6 +697,51 @@ for (const env of ENVS) {
 }
 
 // ---- the CI workflow ----
+// The inputs and outputs of each pinned action, read from the action's own
+// action.yml at that commit (tests/deploy/actions.json): every `with:` key
+// must be an input, every steps.ID.outputs.NAME and needs.JOB.outputs.NAME
+// must name something that exists.
+const ACTIONS = JSON.parse(fs.readFileSync(path.join(here, "actions.json"), "utf8"));
+function checkWorkflowRefs(doc, text) {
+    const out = [];
+    for (const [jn, job] of Object.entries(doc.jobs || {})) {
+        const ids = new Map();
+        for (const st of job.steps || []) {
+            const where = `${jn}/${st.id || st.name || st.uses || "step"}`;
+            const all = JSON.stringify(st);
+            for (const m of all.matchAll(/steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)/g)) {
+                const src = ids.get(m[1]);
+                if (!src) out.push(`${where}: steps.${m[1]} is no earlier step of ${jn}`);
+                else if (!src.has(m[2])) out.push(`${where}: steps.${m[1]} has no output ${m[2]}`);
+            }
+            for (const m of all.matchAll(/needs\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)/g)) {
+                const needs = [].concat(job.needs || []);
+                const other = doc.jobs[m[1]];
+                if (!needs.includes(m[1])) out.push(`${where}: needs.${m[1]} but ${jn} does not need it`);
+                else if (!other || !other.outputs || !(m[2] in other.outputs)) out.push(`${where}: job ${m[1]} has no output ${m[2]}`);
+            }
+            let outputs = new Set();
+            if (st.uses) {
+                const meta = ACTIONS[st.uses];
+                if (!meta) out.push(`${where}: ${st.uses} is not in tests/deploy/actions.json (record its inputs and outputs at that commit)`);
+                else {
+                    for (const k of Object.keys(st.with || {})) if (!meta.inputs.includes(k)) out.push(`${where}: ${k} is not an input of ${st.uses.split("@")[0]}`);
+                    const line = text.split("\n").find((l) => l.includes(st.uses));
+                    if (!line || !line.includes(`# ${meta.tag}`)) out.push(`${where}: the comment does not name ${meta.tag}, the tag of that commit`);
+                    outputs = new Set(meta.outputs);
+                }
+            } else if (st.run) {
+                for (const m of st.run.matchAll(/echo "([A-Za-z0-9_-]+)=.*>> "\$GITHUB_OUTPUT"/g)) outputs.add(m[1]);
+            }
+            if (st.id) ids.set(st.id, outputs);
+        }
+        for (const [k, v] of Object.entries(job.outputs || {})) {
+            const m = /steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)/.exec(String(v));
+            if (m && !(ids.get(m[1]) || new Set()).has(m[2])) out.push(`${jn}: output ${k} reads steps.${m[1]}.outputs.${m[2]}, which no step sets`);
+        }
+    }
+    return out;
+}
 {
     const wf = path.join(repo, ".github", "workflows", "ci.yml");
     let doc = null;
@@ -736,6 +781,20 @@ for (const env of ENVS) {
         const runs = deploy ? deploy.steps.map((s) => s.run || "").join("\n") : "";
         ok(!!deploy && /deploy\/set-image/.test(runs) && /git push/.test(runs) && (deploy.needs === "image" || (deploy.needs || []).includes("image")),
             "the deploy job hands tag@digest to deploy/set-image and commits it for Argo CD");
+        const refs = checkWorkflowRefs(doc, text);
+        ok(refs.length === 0, "every with: key is an input of its action at the pinned commit, every steps/needs output exists", refs);
+        const bad = structuredClone(doc);
+        const trivyStep = bad.jobs.image.steps.find((x) => /trivy-action/.test(x.uses || ""));
+        trivyStep.with.ignore_unfixed = true;
+        bad.jobs.deploy.steps.push({ run: "echo ${{ steps.nope.outputs.x }} ${{ needs.test.outputs.y }}" });
+        bad.jobs.image.steps.push({ uses: "actions/checkout@" + "0".repeat(40) });
+        const badRefs = checkWorkflowRefs(bad, text);
+        ok(
+            badRefs.some((x) => /ignore_unfixed is not an input/.test(x)) && badRefs.some((x) => /steps\.nope is no earlier step/.test(x)) &&
+                badRefs.some((x) => /needs\.test but deploy does not need it/.test(x)) && badRefs.some((x) => /not in tests\/deploy\/actions\.json/.test(x)),
+            "the workflow checks catch a misspelt input, an output of no step, a job not needed, an unrecorded pin",
+            badRefs,
+        );
         const perms = doc.permissions || {};
         ok(perms.contents === "read" && Object.keys(perms).length === 1, "the workflow's default token permission is contents: read");
     }
