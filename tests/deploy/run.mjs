@@ -538,6 +538,12 @@ for (const env of ENVS) {
                 out.push(`${ref.who}: Secret ${ref.secret} has no key ${ref.key}`);
             else if (s.metadata.namespace && s.metadata.namespace !== "glasgow") out.push(`Secret ${ref.secret} is in namespace ${s.metadata.namespace}`);
         }
+        // CloudNativePG takes the owner's credentials from a basic-auth Secret
+        for (const c of byKind(objs, "Cluster")) {
+            const init = c.spec.bootstrap && c.spec.bootstrap.initdb;
+            const sec = init && init.secret && byName.get(init.secret.name);
+            if (sec && sec.type !== "kubernetes.io/basic-auth") out.push(`Secret ${init.secret.name} is of type ${sec.type}, not kubernetes.io/basic-auth`);
+        }
         for (const s of secrets) out.push(...validate(s));
         if (decrypt && out.length === 0) {
             const vals = (name) => {
