@@ -47,7 +47,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 include tests/fuzz/fuzz.mk
 
 .PHONY: all deps run stop-db clean-db test test-unit test-spec test-integration lint bench clean format \
-        image
+        image e2e
 all: $(BUILD)/glasgow
 
 deps:
@@ -131,8 +131,12 @@ clean:
 # The container image (README, "Container image"): podman builds the
 # Dockerfile from a debian:bookworm-slim made locally with mmdebstrap
 # (.ci/image-base, cached in .cache/image/), as ghcr.io/glasgow-api/glasgow
-# tagged with the version and :dev.
+# tagged with the version and :dev. `make e2e` runs that image against a
+# real PostgreSQL (tests/e2e/).
 export CONTAINERS_CONF ?= $(CURDIR)/.ci/containers.conf
 image:
 	$(Q)bash .ci/deps --image
 	$(Q)bash .ci/image
+
+e2e: image
+	$(Q)SUITES=e2e bash tests/run-all
