@@ -13,7 +13,11 @@ environment). Against the real PostgreSQL that tests/run-all starts, it:
   volume (a new timestamped directory, "..data" renamed over) and sees the
   new route served by the same process, then a changed version of it,
 - stops the container with `podman stop` and checks that tini handed SIGTERM
-  to glasgow, which drained and exited 0 well within the grace period.
+  to glasgow, which drained and exited 0 well within the grace period,
+- then runs the image as a Kubernetes Deployment with `podman kube play`.
+
+Runs as root (as CI does): podman here is rootful, and the secret files are
+given to the image's user as a Secret volume with fsGroup would be.
 
 Run alone: make image, then SUITES=e2e bash tests/run-all (it starts the
 PostgreSQL). GLASGOW_E2E_IMAGE names another image.
@@ -112,21 +116,29 @@ def run_args(name=None):
 
 
 class Container:
-    """`glasgow serve` from the image, detached, listening on loopback ports."""
+    """A glasgow container serving on loopback ports picked here (its name is set once
+    known); serve() makes one that `podman run` starts."""
 
-    def __init__(self, db, sec, routes_dir):
-        self.name = "glasgow-e2e-" + secrets.token_hex(4)
+    def __init__(self, name=None):
+        self.name = name
         self.port = free_port()
         self.admin_port = free_port()
-        env, mounts = service_env(db, sec)
-        self.argv = (["run", "-d"] + run_args(self.name) + env + mounts +
-                     ["-v", "%s:%s:ro" % (routes_dir, ROUTES_IN),
-                      "-e", "GLASGOW_LISTEN=127.0.0.1:%d" % self.port,
-                      "-e", "GLASGOW_ADMIN_LISTEN=127.0.0.1:%d" % self.admin_port,
-                      "-e", "GLASGOW_RELOAD_INTERVAL_MS=1000",
-                      "-e", "GLASGOW_LUA_RUN_LIMIT_MS=300",
-                      IMAGE])
+        self.argv = None
         self.started = False
+
+    @classmethod
+    def serve(cls, db, sec, routes_dir):
+        """`glasgow serve` from the image, detached, with the routes mounted read-only."""
+        c = cls("glasgow-e2e-" + secrets.token_hex(4))
+        env, mounts = service_env(db, sec)
+        c.argv = (["run", "-d"] + run_args(c.name) + env + mounts +
+                  ["-v", "%s:%s:ro" % (routes_dir, ROUTES_IN),
+                   "-e", "GLASGOW_LISTEN=127.0.0.1:%d" % c.port,
+                   "-e", "GLASGOW_ADMIN_LISTEN=127.0.0.1:%d" % c.admin_port,
+                   "-e", "GLASGOW_RELOAD_INTERVAL_MS=1000",
+                   "-e", "GLASGOW_LUA_RUN_LIMIT_MS=300",
+                   IMAGE])
+        return c
 
     def start(self):
         p = podman(*self.argv)
@@ -209,13 +221,14 @@ def main_case():
         is_(p.returncode, 0, "a second migrate (a re-run PreSync hook) succeeds", p.stderr)
 
         routes = kube_routes()
-        c = Container(db, sec, routes.path)
+        c = Container.serve(db, sec, routes.path)
         try:
             serve(c, routes, db_pw)
         finally:
             if os.environ.get("GLASGOW_KEEP_TMP"):
                 diag(c.logs())
             c.remove()
+        kube_play(sec, routes)
 
 
 def serve(c, routes, db_pw):
@@ -271,6 +284,78 @@ def serve(c, routes, db_pw):
     logs = c.logs()
     ok("SIGTERM received: draining" in logs and '"stopped"' in logs,
        "tini forwarded SIGTERM: glasgow drained and logged that it stopped", logs[-2000:])
+
+
+DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      hostNetwork: true
+      automountServiceAccountToken: false
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: {uid}
+        runAsGroup: {uid}
+        seccompProfile: {{type: RuntimeDefault}}
+      containers:
+        - name: api
+          image: {image}
+          imagePullPolicy: Never
+          env:
+            - {{name: DATABASE_URL_FILE, value: {secrets_in}/database-url}}
+            - {{name: GLASGOW_LISTEN, value: "127.0.0.1:{port}"}}
+            - {{name: GLASGOW_ADMIN_LISTEN, value: "127.0.0.1:{admin_port}"}}
+          securityContext:
+            readOnlyRootFilesystem: true
+            allowPrivilegeEscalation: false
+            capabilities: {{drop: [ALL]}}
+          volumeMounts:
+            - {{name: secrets, mountPath: {secrets_in}, readOnly: true}}
+            - {{name: routes, mountPath: {routes_in}, readOnly: true}}
+            - {{name: tmp, mountPath: /tmp}}
+      volumes:
+        - {{name: secrets, hostPath: {{path: {secrets}, type: Directory}}}}
+        - {{name: routes, hostPath: {{path: {routes}, type: Directory}}}}
+        - {{name: tmp, emptyDir: {{}}}}
+"""
+
+
+def kube_play(sec, routes):
+    """The bonus: `podman kube play` of a Deployment with the restricted securityContext the
+    manifests use (probes left out: podman runs an httpGet probe with curl inside the image,
+    which has none). Host paths stand in for the Secret and ConfigMap volumes."""
+    name = "glasgow-e2e-kube-" + secrets.token_hex(3)
+    c = Container()
+    yaml = os.path.join(harness.mkdtemp("glasgow-e2e-kube-"), "deployment.yaml")
+    with open(yaml, "w") as f:
+        f.write(DEPLOYMENT.format(name=name, uid=UID, image=IMAGE, secrets_in=SECRETS_IN,
+                                  routes_in=ROUTES_IN, secrets=sec.dir, routes=routes.path,
+                                  port=c.port, admin_port=c.admin_port))
+    p = podman("kube", "play", yaml, timeout=180)
+    try:
+        if not is_(p.returncode, 0, "podman kube play starts the Deployment", p.stderr):
+            return
+        names = podman("ps", "--format", "{{.Names}}", "--filter", "name=" + name).stdout.split()
+        c.name = ([n for n in names if n.endswith("-api")] or ["?"])[0]
+        ok(wait_until(lambda: c.admin("/readyz").status == 200, 30, 0.2),
+           "the Deployment's pod becomes ready", c.logs()[-2000:])
+        is_(c.request("GET", "/hello").status, 200, "it serves the API")
+        r = c.exec("id", "-u")
+        is_(r.stdout.strip(), UID, "its container runs as UID %s" % UID, r.stderr)
+        r = c.exec("--user", "0", "touch", "/usr/x")
+        ok(r.returncode != 0 and "Read-only file system" in r.stderr,
+           "readOnlyRootFilesystem is in force", r.stderr)
+    finally:
+        p = podman("kube", "down", yaml, timeout=120)
+        is_(p.returncode, 0, "podman kube down removes it", p.stderr)
 
 
 def crud(api):
