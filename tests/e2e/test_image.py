@@ -96,9 +96,20 @@ class Secrets:
 
 def service_env(db, sec):
     """The settings that connect the image to its services, for every container this test
-    starts: (environment as -e arguments, mounts). The one place to add a service (the
-    object store's S3_* settings and key files go here when its server runs in the tests)."""
+    starts: (environment as -e arguments, mounts). The one place to add a service.
+
+    The object store: when tests/run-all started one, it exported the runtime's S3_*
+    settings as GLASGOW_TEST_S3_* (keys by file); they are passed on, each *_FILE as a
+    file in the secrets volume."""
     env = {"DATABASE_URL_FILE": sec.add("database-url", db.url)}
+    for k, v in sorted(os.environ.items()):
+        if not k.startswith("GLASGOW_TEST_S3_") or k == "GLASGOW_TEST_S3_DIR":
+            continue
+        name = k[len("GLASGOW_TEST_"):]
+        if name.endswith("_FILE"):
+            with open(v) as f:
+                v = sec.add(name[:-len("_FILE")].lower().replace("_", "-"), f.read())
+        env[name] = v
     args = []
     for k, v in env.items():
         args += ["-e", "%s=%s" % (k, v)]
