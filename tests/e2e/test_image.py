@@ -250,6 +250,9 @@ def serve(c, routes, db_pw):
     if not ok(ready, "/readyz answers 200 on the admin port", c.logs()):
         return
     is_(c.admin("/livez").status, 200, "/livez answers 200")
+    s3 = os.environ.get("GLASGOW_TEST_S3_ENDPOINT")
+    if s3:  # /readyz is 200 only once every configured service answers
+        ok("s3 " + s3 in c.logs(), "it serves with the object store at %s" % s3, c.logs())
     pid0 = c.inspect("{{.State.Pid}}")
 
     r = c.exec("cat", "/proc/1/comm")
