@@ -26,7 +26,9 @@ RUN make -j"$(nproc)" CI=true all \
     && install -D -s -m 0755 build/glasgow /out/usr/bin/glasgow
 
 # Run stage: the runtime libraries only, tini as PID 1 (it forwards SIGTERM
-# to glasgow and reaps), a fixed unprivileged user, nothing writable: the
+# to glasgow and reaps), a fixed unprivileged user, no setuid or setgid
+# program (su, mount, passwd: nothing to gain privileges with even where
+# no_new_privs is not set), nothing writable: the
 # image works with a read-only root filesystem and writes only to /tmp,
 # which the runtime mounts (an emptyDir, a tmpfs).
 FROM debian:bookworm-slim
@@ -37,7 +39,8 @@ RUN apt-get update -qq \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
     && groupadd --gid 10001 glasgow \
     && useradd --uid 10001 --gid 10001 --no-create-home --no-log-init \
-        --home-dir /nonexistent --shell /usr/sbin/nologin glasgow
+        --home-dir /nonexistent --shell /usr/sbin/nologin glasgow \
+    && find / -xdev -type f -perm /6000 -exec chmod ug-s {} +
 COPY --from=build /out/usr/bin/glasgow /usr/bin/glasgow
 # lua/ beside the binary's ../share/glasgow/lua, where glasgow looks for it
 COPY lua/ /usr/share/glasgow/lua/

@@ -207,6 +207,14 @@ def image_metadata():
        "OCI labels carry the version, revision, creation time and source", labels)
     ok(not any("PASSWORD" in e or "DATABASE_URL=" in e for e in cfg.get("Env") or []),
        "no secret is set in the image's environment", cfg.get("Env"))
+    p = podman("run", "--rm", "--pull=never", "--network=none", "--user", "0",
+               "--entrypoint", "/bin/sh", IMAGE,
+               "-c", "find / -xdev -type f -perm /6000; "
+               "dpkg-query -W -f '${Package}\\n' | grep -E -- '-dev$|^(gcc|g\\+\\+|make|binutils)$'; "
+               "find / -xdev \\( -name .git -o -name .data -o -name .deps -o -name build "
+               "-o -path /src -o -path /deps \\) -print")
+    is_(p.stdout, "", "no setuid/setgid file, no compiler or -dev package, nothing of the "
+        "build tree or the checkout's local state in the image", p.stderr)
 
 
 def main_case():
