@@ -130,7 +130,7 @@ clean:
 
 # The container image (README, "Container image"): podman builds the
 # Dockerfile from a debian:bookworm-slim made locally with mmdebstrap
-# (.ci/image-base, cached in .cache/image/), as ghcr.io/glasgow-api/glasgow
+# (.ci/image-base, cached in ~/.cache/glasgow/image/), as ghcr.io/glasgow-api/glasgow
 # tagged with the version and :dev. `make e2e` runs that image against a
 # real PostgreSQL (tests/e2e/).
 export CONTAINERS_CONF ?= $(CURDIR)/.ci/containers.conf
