@@ -32,7 +32,7 @@
 
 typedef struct state {
     struct MHD_Connection *conn;
-    int stall;           /* leave body data unconsumed and suspend */
+    int stall; /* leave body data unconsumed and suspend */
     int suspended;
     unsigned body_calls; /* access-handler calls with body data */
     unsigned final_calls;
@@ -108,7 +108,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     s->final_calls++;
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, crc, s, NULL);
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, crc, s, NULL);
     enum MHD_Result ret = MHD_queue_response(conn, 200, r);
     MHD_destroy_response(r);
     return ret;
@@ -135,8 +136,8 @@ static int start(server *sv, state *s)
         getsockname(fd, (struct sockaddr *)&a, &len) < 0)
         return -1;
     sv->port = ntohs(a.sin_port);
-    sv->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request,
-                             s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+    sv->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request, s,
+                             MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                              (size_t)MEM_LIMIT, MHD_OPTION_END);
     if (!sv->d)
         return -1;
@@ -163,7 +164,8 @@ static int client(int port)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     int small = 4096;
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
                             .sin_port = htons((uint16_t)port)};
     if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
         return -1;
@@ -282,7 +284,7 @@ static void test_response_callback(int suspend_on_empty)
     s.data = "hello";
     s.suspended = 0;
     MHD_resume_connection(s.conn);
-    char buf[1024];
+    char buf[1024] = "";
     size_t got = 0;
     t0 = now_ms();
     while (now_ms() - t0 < 3000 && !strstr(buf, "0\r\n\r\n")) {
