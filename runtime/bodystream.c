@@ -62,7 +62,8 @@ static void ring_free(ring *q)
     q->head = q->len = 0;
 }
 
-/* A byte moved: the deadline of a streamed request restarts its period. */
+/* The handler moved a byte (read one, or had one accepted): the deadline
+ * of a streamed request restarts its period. */
 static void progress(request *r)
 {
     if (r && r->deadline_us && r->deadline_period_us)
@@ -322,6 +323,7 @@ ssize_t body_sink_write(body_sink *s, const char *buf, size_t len)
     if (k == 0)
         return BODY_AGAIN;
     s->written += k;
+    progress(s->r);
     sink_poke(s);
     return (ssize_t)k;
 }
@@ -366,10 +368,8 @@ size_t body_sink_pull(body_sink *s, char *buf, size_t max)
     if (s->err)
         return 0;
     size_t k = ring_get(&s->q, buf, max);
-    if (k) {
-        progress(s->r);
+    if (k)
         sink_poke(s); /* room again for the writer */
-    }
     return k;
 }
 

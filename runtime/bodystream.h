@@ -43,10 +43,12 @@ typedef struct body_sink body_sink;
 /*
  * Timing, as the server applies it to a request whose body streams either
  * way (DESIGN.md section 5; README "Streamed bodies"):
- * - every byte the handler reads from the source or the client accepts
- *   from the sink pushes the request's deadline (GLASGOW_REQUEST_TIMEOUT_MS)
- *   back to a full period from then, so a transfer that keeps moving is
- *   never cut by it, while a handler that stops moving bytes is;
+ * - every byte the handler reads from the source or writes into the sink
+ *   pushes the request's deadline (GLASGOW_REQUEST_TIMEOUT_MS) back to a
+ *   full period from then, and the deadline does not fire while someone
+ *   waits on a stream (a notify is armed): a transfer that keeps moving is
+ *   never cut by it, while a handler that stops moving bytes (and is not
+ *   waiting for the client) is;
  * - the client must keep up GLASGOW_MIN_RATE_BYTES_PER_S (after
  *   GLASGOW_MIN_RATE_GRACE_MS), counted only over the time the server
  *   waits on the client (not while it holds the connection suspended

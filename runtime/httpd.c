@@ -28,6 +28,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -35,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -432,6 +434,13 @@ static void on_deadline(loop *lp, loop_timer *t)
     hreq *h = t->data;
     char msg[96];
     uint64_t now = loop_clock_us();
+    if ((h->source && body_source_waiting(h->source)) || (h->sink && body_sink_waiting(h->sink))) {
+        /* waiting on the client: the minimum rate and the idle timeout
+         * govern that, not the deadline */
+        h->r.deadline_us = now + h->r.deadline_period_us;
+        loop_timer_start(lp, t, h->srv->cfg->request_timeout_ms);
+        return;
+    }
     if (h->r.deadline_us > now + 1000) { /* a streamed byte pushed it back */
         loop_timer_start(lp, t, (h->r.deadline_us - now) / 1000 + 1);
         return;
@@ -630,6 +639,7 @@ static body_sink *t_sink(request *r, unsigned status, int64_t content_length)
     hreq *h = r->owner;
     int head = !strcmp(r->method, "HEAD");
     h->sink = body_sink_create(r, h->r.streams, h, content_length, head);
+    r->deadline_period_us = (uint64_t)h->srv->cfg->request_timeout_ms * 1000u;
     if (h->detached || h->cut || h->resp) {
         /* the client is gone, or an answer is already on its way */
         body_sink_set_error(h->sink, h->resp ? BODY_ERR_ABORTED : BODY_ERR_CLOSED);
@@ -672,6 +682,20 @@ static int handler_done(const hreq *h)
     return h->ran && !h->r.running;
 }
 
+/* A failed streamed response: close the connection without completing it
+ * (the close resets, dropping what the client has not taken yet). */
+static void abandon(hreq *h)
+{
+    h->cut = 1;
+    if (h->cs && h->cs->fd >= 0) {
+        struct linger lg = {1, 0};
+        setsockopt(h->cs->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        shutdown(h->cs->fd, SHUT_RDWR);
+        h->cs->fd = -1;
+    }
+    h->srv->need_run = 1;
+}
+
 /* Whether a connection suspended for its stream can go on: the source has
  * room again (or nobody will read it), the sink has bytes or ended. */
 static int can_move(const hreq *h)
@@ -694,6 +718,9 @@ static void process_ready(httpd *srv)
         h->in_ready = 0;
         if (h->suspended && can_move(h))
             resume(h);
+        else if (!h->suspended && h->sink_queued && !h->detached && !h->cut &&
+                 body_sink_state(h->sink) < 0)
+            abandon(h); /* libmicrohttpd is busy writing: stop it there */
         /* either callback may end the handler; h stays until the loop reaps it */
         if (h->source)
             body_source_fire(h->source);
@@ -733,7 +760,6 @@ static void start_streamed(hreq *h)
     if (!h->has_body)
         body_source_end(h->source);
     h->r.deadline_period_us = (uint64_t)srv->cfg->request_timeout_ms * 1000u;
-    h->rate_seen_ms = loop_clock_ms();
     h->route = h->r.match.pattern;
     h->ran = 1;
     if (lhost_run(h->gen, &h->r) == LHOST_YIELDED)
@@ -779,6 +805,7 @@ static hreq *hreq_create(httpd *srv, struct MHD_Connection *conn, const char *ur
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     h->cs = ci ? ci->socket_context : NULL;
     h->r.started_us = loop_clock_us();
+    h->rate_seen_ms = h->r.started_us / 1000;
     h->r.deadline_us = h->r.started_us + (uint64_t)srv->cfg->request_timeout_ms * 1000u;
     snprintf(h->r.method, sizeof h->r.method, "%s", method);
     h->r.path = xstrdup(url);
@@ -940,10 +967,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return queue(h);
     }
     h->route = h->r.route_status == ROUTER_FOUND ? h->r.match.pattern : NULL;
+    loop_timer_start(srv->lp, &h->deadline, srv->cfg->request_timeout_ms);
     if (h->sink_resp)
         return queue_sink(h); /* a streamed response, started before the first yield */
     suspend(h, SUSP_FINAL);
-    loop_timer_start(srv->lp, &h->deadline, srv->cfg->request_timeout_ms);
     return MHD_YES;
 }
 
@@ -1104,6 +1131,11 @@ static void cut_slow_body(hreq *h, uint64_t elapsed_ms)
             body_sink_set_error(h->sink, BODY_ERR_TIMEOUT);
         resume(h);
     }
+    if (!answer) {
+        /* drop what the client has not taken: the close resets */
+        struct linger lg = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
     if (!srv->tls && answer) {
         strbuf body, out;
         strbuf_init(&body);
@@ -1146,8 +1178,13 @@ static void check_stream_rate(hreq *h, uint64_t now_ms)
     uint64_t active = h->rate_active_ms;
     if (active <= cfg->min_rate_grace_ms)
         return;
-    if (h->bytes_in + h->bytes_out <
-        (uint64_t)cfg->min_rate * (active - cfg->min_rate_grace_ms) / 1000)
+    /* what the client took: the kernel's send queue can hold megabytes
+     * the client never acknowledged */
+    uint64_t moved = h->bytes_in + h->bytes_out;
+    int unsent = 0;
+    if (sending && ioctl(h->cs->fd, SIOCOUTQ, &unsent) == 0 && unsent > 0)
+        moved -= (uint64_t)unsent < moved ? (uint64_t)unsent : moved;
+    if (moved < (uint64_t)cfg->min_rate * (active - cfg->min_rate_grace_ms) / 1000)
         cut_slow_body(h, active);
 }
 

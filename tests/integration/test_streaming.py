@@ -432,5 +432,191 @@ def hangup_mid_download(fx):
     ok(st == 200 and data == pattern(1000000), "the next download is whole")
 
 
+# ---- timing: minimum rate, deadline, run limit ----------------------------------------------
+
+TIMED_ENV = {
+    "GLASGOW_MIN_RATE_BYTES_PER_S": "20000",
+    "GLASGOW_MIN_RATE_GRACE_MS": "500",
+    "GLASGOW_REQUEST_TIMEOUT_MS": "1000",
+    "GLASGOW_LUA_RUN_LIMIT_MS": "200",
+}
+
+
+def timed_server():
+    d = mkdtemp("glasgow-stream-data-")
+    env = dict(TIMED_ENV, STREAM_TEST_DIR=d)
+    return Server(files={"stream.lua": ROUTES}, env=env), d
+
+
+@case(timeout=90)
+def min_rate_and_deadline(_fx):
+    srv, d = timed_server()
+    with srv as s:
+        # an upload that trickles (10 bytes every 0.1 s) is cut
+        sock = socket.create_connection((HOST, s.port))
+        sock.sendall(b"PUT /up/trickle?tag=trickle HTTP/1.1\r\nHost: t\r\n"
+                     b"Content-Length: 100000\r\n\r\n")
+        t0 = time.monotonic()
+        buf = b""
+        sock.settimeout(0.1)
+        while time.monotonic() - t0 < 6:
+            try:
+                sock.sendall(b"x" * 10)
+                got = sock.recv(4096)
+                if not got:
+                    break
+                buf += got
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+        secs = time.monotonic() - t0
+        sock.close()
+        ok(buf.startswith(b"HTTP/1.1 408"), "a trickling upload is answered 408", buf[:200])
+        ok(secs < 3, "soon after the grace period (%.1f s)" % secs)
+        is_(result(d, "trickle"), "timeout", "the handler's read returned \"timeout\"")
+        ln = log_for(s, "/up/trickle")
+        ok(ln and ln["status"] == 408, "logged 408", ln)
+
+        # a download the client takes at a trickle is cut too
+        sock = socket.create_connection((HOST, s.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"GET /gen?n=67108864&tag=slowdown HTTP/1.1\r\nHost: t\r\n\r\n")
+        t0 = time.monotonic()
+        got, closed = 0, False
+        sock.settimeout(0.2)
+        while time.monotonic() - t0 < 12:
+            try:
+                c = sock.recv(1000)
+            except socket.timeout:
+                continue
+            except OSError:
+                closed = True
+                break
+            if not c:
+                closed = True
+                break
+            got += len(c)
+            time.sleep(0.1)
+        secs = time.monotonic() - t0
+        sock.close()
+        ok(closed and secs < 8, "a download read at a trickle is cut (%.1f s, %d bytes)" %
+           (secs, got))
+        is_(result(d, "slowdown"), "timeout", "the handler's write returned \"timeout\"")
+
+        # a slow handler is not the client's fault: 1000 bytes every 100 ms (10 kB/s,
+        # half the minimum rate) for 3 s, while the client could send at once
+        body = os.urandom(30000)
+        t0 = time.monotonic()
+        st, data, _ = put(s.port, "/up/slowhandler?tag=sh&max=1000&delay_ms=100", body)
+        secs = time.monotonic() - t0
+        is_(st, 201, "a handler reading below the minimum rate is not cut (%.1f s)" % secs)
+        ok(file_sha(os.path.join(d, "slowhandler")) == sha(body), "and gets every byte")
+
+        # transfers that keep moving outlive the 1 s deadline and the 200 ms run limit
+        t0 = time.monotonic()
+        st, data, _ = get(s.port, "/gen?n=%d&delay_ms=40" % (60 * 65536))
+        secs = time.monotonic() - t0
+        ok(st == 200 and data == pattern(60 * 65536),
+           "a 2.4 s download that keeps moving is not cut by the 1 s deadline (%.1f s)" % secs)
+        body = os.urandom(4 * MiB)
+        t0 = time.monotonic()
+        st, data, _ = put(s.port, "/up/long?tag=long&delay_ms=40", body)
+        secs = time.monotonic() - t0
+        ok(st == 201 and secs > 1.5,
+           "nor an upload read for %.1f s" % secs)
+        ok(file_sha(os.path.join(d, "long")) == sha(body), "which arrives whole")
+
+        # a handler that starts a response and stops moving bytes is cut by the deadline
+        c = http.client.HTTPConnection(HOST, s.port, timeout=10)
+        t0 = time.monotonic()
+        c.request("GET", "/stall")
+        r = c.getresponse()
+        is_(r.status, 200, "a stalled response had started")
+        try:
+            r.read()
+            ok(False, "its body is cut")
+        except (http.client.IncompleteRead, OSError):
+            ok(True, "its body is cut")
+        secs = time.monotonic() - t0
+        ok(1 <= secs < 4, "by the deadline (%.1f s)" % secs)
+        c.close()
+        ln = log_for(s, "/stall")
+        ok(ln and ln["status"] == 504, "logged 504", ln)
+        ok(wait_until(lambda: s.metric("http_requests_in_flight") == 0, 5),
+           "nothing left in flight")
+
+
+# ---- SIGTERM and reload during transfers --------------------------------------------------
+
+@case(timeout=90)
+def sigterm_lets_transfers_finish(_fx):
+    d = mkdtemp("glasgow-stream-data-")
+    srv = Server(files={"stream.lua": ROUTES},
+                 env={"STREAM_TEST_DIR": d, "GLASGOW_SHUTDOWN_GRACE_MS": "8000"})
+    with srv as s:
+        up_body = os.urandom(3 * MiB)
+        out = {}
+
+        def download():
+            out["down"] = get(s.port, "/gen?n=%d&delay_ms=20" % (80 * 65536), timeout=30)
+
+        def upload():
+            out["up"] = put(s.port, "/up/term?tag=term&delay_ms=30", up_body, timeout=30)
+        ts = start_threads([download, upload])
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        ok(join_all(ts, 30), "both transfers end")
+        code = s.proc.wait(timeout=15)
+        secs = time.monotonic() - t0
+        st, data, _ = out.get("down", (None, b"", {}))
+        ok(st == 200 and data == pattern(80 * 65536),
+           "a download in flight at SIGTERM finishes whole")
+        st, data, _ = out.get("up", (None, b"", {}))
+        is_(st, 201, "an upload in flight at SIGTERM finishes", data[:200])
+        ok(file_sha(os.path.join(d, "term")) == sha(up_body), "whole")
+        is_(code, 0, "then the server exits 0 (%.1f s after SIGTERM)" % secs)
+        ok(secs < 8, "within the grace period")
+
+
+@case(timeout=120)
+def reload_during_transfers(_fx):
+    d = mkdtemp("glasgow-stream-data-")
+    srv = Server(files={"stream.lua": ROUTES}, env={"STREAM_TEST_DIR": d})
+    with srv as s:
+        bodies = [os.urandom(2 * MiB + i) for i in range(4)]
+        out = {}
+
+        def up(i):
+            def f():
+                out["up%d" % i] = put(s.port, "/up/rl%d?delay_ms=25" % i, bodies[i], timeout=60)
+            return f
+
+        def down(i):
+            def f():
+                out["down%d" % i] = get(s.port, "/gen?n=%d&delay_ms=25" % ((40 + i) * 65536),
+                                        timeout=60)
+            return f
+        ts = start_threads([up(i) for i in range(4)] + [down(i) for i in range(4)])
+        time.sleep(0.4)
+        write_files(os.path.join(s.tmp, "routes"), {
+            "stream.lua": ROUTES.replace('"/hello"', '"/hello2"')})
+        reloaded = wait_until(lambda: s.get("/hello2").status == 200, 10)
+        ok(reloaded, "the routes reloaded while the transfers ran")
+        ok(any(t.is_alive() for t in ts), "with transfers still in flight")
+        ok(join_all(ts, 60), "all 8 transfers end")
+        fails = []
+        for i in range(4):
+            st, data, _ = out.get("up%d" % i, (None, b"", {}))
+            if st != 201 or file_sha(os.path.join(d, "rl%d" % i)) != sha(bodies[i]):
+                fails.append("up%d: %s %r" % (i, st, data[:100]))
+            st, data, _ = out.get("down%d" % i, (None, b"", {}))
+            if st != 200 or data != pattern((40 + i) * 65536):
+                fails.append("down%d: %s, %d bytes" % (i, st, len(data)))
+        ok(not fails, "none failed: each kept its generation", fails)
+        is_(s.get("/hello").status, 404, "new requests get the new routes")
+
+
 if __name__ == "__main__":
     main(Fixture())
