@@ -132,6 +132,14 @@ return {
     { method = "PUT", path = "/ignore", body = "stream", max_body = 16 * 1048576,
       handler = function() return 202, { ignored = true } end },
 
+    -- reads a little, then answers: the rest of the body is drained
+    { method = "PUT", path = "/partial", body = "stream", max_body = 16 * 1048576,
+      handler = function(req)
+        local c = assert(req.body_stream:read(1000))
+        core.sleep(50) -- meanwhile the source fills and the connection is suspended
+        return 200, { first = #c }
+      end },
+
     -- raises after part of the body went out: the client sees a cut body
     { method = "GET", path = "/boom", handler = function(req)
         local w = req:respond(200, nil, 1000000)
@@ -335,10 +343,23 @@ def early_answers(fx):
     r = c.getresponse()
     is_(r.status, 202, "a handler that answers without reading: its answer")
     r.read()
+    sock0 = c.sock
     c.request("GET", "/hello")
     r = c.getresponse()
     is_(r.status, 200, "the unread body was drained: the connection serves the next request")
     r.read()
+    c.request("PUT", "/partial", body=b"p" * (4 * MiB))
+    r = c.getresponse()
+    data = r.read()
+    ok(r.status == 200 and b'"first":1000' in data,
+       "a handler that read part of the body and answered: its answer", data[:200])
+    for i in range(2):
+        c.request("GET", "/gen?n=300000")
+        r = c.getresponse()
+        data = r.read()
+        ok(r.status == 200 and data == pattern(300000),
+           "streamed response %d on the same keep-alive connection" % (i + 1))
+    ok(c.sock is sock0 and sock0 is not None, "all of it on one connection")
     c.close()
     # raising after the response started: a truncated body, never a complete-looking one
     c = http.client.HTTPConnection(HOST, s.port, timeout=10)
