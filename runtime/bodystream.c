@@ -219,6 +219,7 @@ void body_source_fire(body_source *s)
     if (s->ready && (s->q.len > 0 || s->ended || s->err)) {
         void (*cb)(void *) = s->ready;
         s->ready = NULL;
+        progress(s->r); /* the wait on the client was not the handler's time */
         cb(s->ready_arg);
     }
 }
@@ -404,6 +405,7 @@ void body_sink_fire(body_sink *s)
     if (s->ready && (s->err || s->finished || s->head || s->q.len < BODY_BUF_BYTES)) {
         void (*cb)(void *) = s->ready;
         s->ready = NULL;
+        progress(s->r);
         cb(s->ready_arg);
     }
 }

@@ -46,9 +46,9 @@ typedef struct body_sink body_sink;
  * - every byte the handler reads from the source or writes into the sink
  *   pushes the request's deadline (GLASGOW_REQUEST_TIMEOUT_MS) back to a
  *   full period from then, and the deadline does not fire while someone
- *   waits on a stream (a notify is armed): a transfer that keeps moving is
- *   never cut by it, while a handler that stops moving bytes (and is not
- *   waiting for the client) is;
+ *   waits on a stream (a notify is armed) and restarts when that wait
+ *   ends: a transfer that keeps moving is never cut by it, while a handler
+ *   that stops moving bytes (and is not waiting for the client) is;
  * - the client must keep up GLASGOW_MIN_RATE_BYTES_PER_S (after
  *   GLASGOW_MIN_RATE_GRACE_MS), counted only over the time the server
  *   waits on the client (not while it holds the connection suspended
@@ -56,6 +56,11 @@ typedef struct body_sink body_sink;
  *   below it is cut (BODY_ERR_TIMEOUT, 408 when nothing was answered yet);
  * - the Lua run limit applies to each stretch between two yields, as for
  *   any handler; waiting on a stream is a yield.
+ * A client hang-up fails both streams with BODY_ERR_CLOSED and runs the
+ * armed notify callbacks in the same loop iteration, also while the
+ * connection is suspended (its socket is watched; a half-close counts as a
+ * hang-up then). The handler runs on to its end; the request is logged
+ * 499 when it ends.
  */
 
 /*
