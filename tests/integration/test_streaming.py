@@ -601,6 +601,46 @@ def sigterm_lets_transfers_finish(_fx):
         ok(secs < 8, "within the grace period")
 
 
+@case(timeout=60)
+def sigterm_cuts_transfers_past_the_grace(_fx):
+    d = mkdtemp("glasgow-stream-data-")
+    srv = Server(files={"stream.lua": ROUTES},
+                 env={"STREAM_TEST_DIR": d, "GLASGOW_SHUTDOWN_GRACE_MS": "1000"})
+    with srv as s:
+        out = {}
+
+        def download():
+            try:
+                out["down"] = get(s.port, "/gen?n=%d&delay_ms=50" % (200 * 65536), timeout=30)
+            except (http.client.HTTPException, OSError) as e:
+                out["down"] = e
+
+        def upload():
+            try:
+                out["up"] = put(s.port, "/up/cut?tag=cut&delay_ms=50", os.urandom(16 * MiB),
+                                timeout=30)
+            except (http.client.HTTPException, OSError) as e:
+                out["up"] = e
+        ts = start_threads([download, upload])
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        code = s.proc.wait(timeout=15)
+        secs = time.monotonic() - t0
+        ok(join_all(ts, 10), "both clients are released")
+        is_(code, 0, "transfers longer than the grace: the server still exits 0")
+        ok(secs < 3, "soon after the 1 s grace (%.1f s)" % secs)
+        ok(isinstance(out.get("down"), Exception), "the download is cut, not completed",
+           repr(out.get("down"))[:200])
+        up = out.get("up")
+        ok(isinstance(up, Exception) or (up and up[0] >= 500),
+           "the upload is cut or refused", repr(up)[:200])
+        for path in ("/gen", "/up/cut"):
+            ln = log_for(s, path)
+            ok(ln and ln["status"] == 503, "%s is logged 503 (stopped at the end of the grace)"
+               % path, ln)
+
+
 @case(timeout=120)
 def reload_during_transfers(_fx):
     d = mkdtemp("glasgow-stream-data-")
