@@ -913,8 +913,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             }
             return queue(h);
         }
-        if (h->r.body_stream && !h->err_status)
-            start_streamed(h); /* a response it makes waits for a later call */
+        if (h->r.body_stream && !h->err_status) {
+            start_streamed(h);
+            /* answered on the headers alone, before any of its body: like a
+             * limit, answer now (libmicrohttpd then skips the body, sends no
+             * 100 Continue, and closes) rather than drain the body first */
+            if (h->has_body && handler_done(h) && (h->resp || h->sink_resp))
+                return h->resp ? queue(h) : queue_sink(h);
+        }
         /* otherwise queue on a later call: keep-alive survives (DESIGN.md 2) */
         return MHD_YES;
     }
