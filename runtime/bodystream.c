@@ -5,6 +5,7 @@
  */
 #include "bodystream.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -327,6 +328,15 @@ ssize_t body_sink_write(body_sink *s, const char *buf, size_t len)
     progress(s->r);
     sink_poke(s);
     return (ssize_t)k;
+}
+
+size_t body_sink_room(const body_sink *s)
+{
+    if (s->err || s->finished)
+        return 0;
+    if (s->head)
+        return SIZE_MAX;
+    return BODY_BUF_BYTES - s->q.len;
 }
 
 const char *body_sink_error(const body_sink *s)

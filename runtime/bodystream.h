@@ -125,6 +125,12 @@ int request_responded(const request *r);
  */
 ssize_t body_sink_write(body_sink *s, const char *buf, size_t len);
 
+/* How many bytes a body_sink_write would accept now: 0 when full or failed
+ * (a write then says which), SIZE_MAX for HEAD. For a binding that must
+ * take a chunk whole or not at all (curl's write callback, which can only
+ * pause before it consumed anything). */
+size_t body_sink_room(const body_sink *s);
+
 /* After BODY_ERROR: one of the BODY_ERR_* constants. */
 const char *body_sink_error(const body_sink *s);
 

@@ -136,7 +136,9 @@ static void test_sink(void)
     is_int(request_add_header(&req, "X-C", "1"), -1, "no header after the start");
 
     fill(b, sizeof b, 3);
+    is_int(body_sink_room(k), BODY_BUF_BYTES, "an empty sink has room for its whole buffer");
     is_int(body_sink_write(k, b, sizeof b), BODY_BUF_BYTES, "a write takes what fits");
+    is_int(body_sink_room(k), 0, "then no room");
     is_int(body_sink_write(k, b, 1), BODY_AGAIN, "then BODY_AGAIN");
     fired = 0;
     body_sink_notify(k, on_ready, NULL);
@@ -144,6 +146,7 @@ static void test_sink(void)
     is_int(fired, 0, "no room: the notify waits");
     char out[100];
     is_int(body_sink_pull(k, out, sizeof out), 100, "the transport pulls");
+    is_int(body_sink_room(k), 100, "room for what was pulled");
     ok(memcmp(out, b, 100) == 0, "the bytes written");
     body_sink_fire(k);
     is_int(fired, 1, "room again: the notify fires");
@@ -176,6 +179,7 @@ static void test_sink(void)
     is_int(body_sink_write(k, b, sizeof b), BODY_BUF_BYTES, "and never full");
     is_int(body_sink_buffered(k), 0, "nothing kept");
     is_int(body_sink_written(k), 2 * BODY_BUF_BYTES, "written counted");
+    ok(body_sink_room(k) == SIZE_MAX, "HEAD: unlimited room");
     body_sink_free(k);
 
     /* failure by the transport, and by the writer */
