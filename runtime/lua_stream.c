@@ -118,11 +118,13 @@ static int source_read(lua_State *L)
         max = (lua_Integer)BODY_BUF_BYTES;
     if (!u->s)
         return push_error(L, BODY_ERR_ABORTED);
+    request *r = lwait_request_of(L, "body_stream:read");
+    if (r != u->r)
+        return luaL_error(L, "body_stream:read: the stream belongs to another request");
     int again;
     int n = push_read(L, u->s, (size_t)max, &again);
     if (!again)
         return n;
-    request *r = lwait_request_of(L, "body_stream:read");
     u->want = (size_t)max;
     body_source_notify(u->s, source_ready, u);
     r->cancel = source_cancel;
@@ -217,12 +219,14 @@ static int writer_write(lua_State *L)
         return push_error(L, BODY_ERR_ABORTED);
     if (u->closed)
         return luaL_error(L, "writer:write: the body was already closed");
+    request *r = lwait_request_of(L, "writer:write");
+    if (r != u->r)
+        return luaL_error(L, "writer:write: the writer belongs to another request");
     u->p = p;
     u->left = len;
     int nres;
     if (writer_pump(L, u, &nres))
         return nres;
-    request *r = lwait_request_of(L, "writer:write");
     lua_pushvalue(L, 2); /* keeps the chunk alive while its bytes wait */
     u->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     body_sink_notify(u->k, writer_ready, u);

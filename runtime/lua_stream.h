@@ -30,9 +30,10 @@
  *   writer:close()      -> true, or nil, err; ends the body
  *   writer:written()    -> bytes written so far
  *
- * Waiting only works in the request's own coroutine. The objects stay
- * usable until the request ends; after that every call returns
- * nil, "aborted".
+ * read and write work only in the request's own coroutine (not at load
+ * time, in a nested coroutine or for another request: they raise). The
+ * objects stay usable until the request ends; after that every call
+ * returns nil, "aborted".
  */
 #ifndef GLASGOW_LUA_STREAM_H
 #define GLASGOW_LUA_STREAM_H

@@ -158,6 +158,20 @@ return {
         assert(w:write("first bytes"))
         core.sleep(60000)
       end },
+    -- misuse raises; the messages come back as the body
+    { method = "GET", path = "/misuse", handler = function(req)
+        local _, e1 = pcall(req.respond, req, 200, { ["Bad Name"] = "x" })
+        local _, e2 = pcall(req.respond, req, 99)
+        local w = req:respond(200, { ["Content-Type"] = "text/plain" })
+        local _, e3 = pcall(req.respond, req, 200)
+        local co = coroutine.wrap(function() return pcall(w.write, w, "x") end)
+        local _, e4 = co()
+        assert(w:write(table.concat({ tostring(e1), tostring(e2), tostring(e3), tostring(e4) },
+                                    "\n")))
+        assert(w:close())
+        local _, e5 = pcall(w.write, w, "more")
+        note(req.query.tag, tostring(e5))
+      end },
     { method = "GET", path = "/hello", handler = function() return 200, { hello = true } end },
 }
 '''
@@ -377,6 +391,22 @@ def early_answers(fx):
     st, data, _ = get(s.port, "/boom-early")
     is_(st, 500, "raising before any byte went out: the usual 500")
     ok(is_error_shape(data, "internal"), "with our JSON error", data[:200])
+
+
+@case(timeout=30)
+def misuse_raises(fx):
+    s, d = fx.server, fx.dir
+    st, data, _ = get(s.port, "/misuse?tag=misuse")
+    is_(st, 200, "misuse: the response still works")
+    lines = data.decode().split("\n")
+    ok(len(lines) == 4 and "bad response header Bad Name" in lines[0],
+       "a header name that is not a token raises", lines)
+    ok(len(lines) == 4 and "HTTP status" in lines[1], "a bad status raises", lines)
+    ok(len(lines) == 4 and "already started" in lines[2], "a second respond raises", lines)
+    ok(len(lines) == 4 and "nested coroutine" in lines[3],
+       "waiting from a nested coroutine raises", lines)
+    ok("already closed" in (result(d, "misuse") or ""), "a write after close raises",
+       result(d, "misuse"))
 
 
 # ---- back-pressure and hang-ups -------------------------------------------------------------
