@@ -60,6 +60,12 @@ def _hmac(key, msg):
     return hmac.new(key, msg.encode(), hashlib.sha256).digest()
 
 
+def signing_key(secret_key, day, region, service="s3"):
+    """The SigV4 signing key for a day (YYYYMMDD), region and service."""
+    return _hmac(_hmac(_hmac(_hmac(("AWS4" + secret_key).encode(), day), region), service),
+                 "aws4_request")
+
+
 def sign(method, path, query, headers, payload_hash, region, access_key, secret_key,
          amz_date=None, service="s3"):
     """Signs one request (AWS Signature Version 4, header-signed).
@@ -84,9 +90,8 @@ def sign(method, path, query, headers, payload_hash, region, access_key, secret_
     scope = "%s/%s/%s/aws4_request" % (day, region, service)
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
                          hashlib.sha256(canonical.encode()).hexdigest()])
-    key = _hmac(_hmac(_hmac(_hmac(("AWS4" + secret_key).encode(), day), region), service),
-                "aws4_request")
-    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    signature = hmac.new(signing_key(secret_key, day, region, service), to_sign.encode(),
+                         hashlib.sha256).hexdigest()
     return {
         "Authorization": "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s"
                          % (access_key, scope, ";".join(names), signature),
