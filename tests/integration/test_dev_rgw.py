@@ -5,6 +5,7 @@
   `.ci/rgw env` prints their paths, never the keys.
 - A start survives a stale previous run: daemons killed with SIGKILL, pid files
   naming other processes, the monitor's port taken by someone else.
+- A start with another port moves the running gateway there.
 - A start refuses a gateway port another process holds, at once and clearly.
 - A throwaway store (RGW_THROWAWAY=1, MemStore) starts over when its OSD stopped.
 - destroy leaves no daemon and no directory.
@@ -127,6 +128,14 @@ def kept_store_survives_restarts():
         ok(p.returncode == 0 and pids(d) == running,
            "a second start while it runs changes nothing", p.stderr)
         diag("start of a running store took %.1f s" % took)
+        port2 = harness.free_port()
+        p, took = start(d, port2)
+        ok(p.returncode == 0 and store(d, port2).get("kept").status == 200,
+           "a start with another port moves the gateway there", p.stderr)
+        diag("moving the gateway took %.1f s" % took)
+        p, took = start(d, port)
+        ok(p.returncode == 0, "... and back", p.stderr)
+        running = pids(d)
 
         t0 = time.monotonic()
         p = rgw("stop", d)
