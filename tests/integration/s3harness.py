@@ -10,6 +10,7 @@ RADOS Gateway that tests/run-all starts with .ci/rgw, named by:
     GLASGOW_TEST_S3_SECRET_ACCESS_KEY[_FILE]
     GLASGOW_TEST_S3_BUCKET              the store bucket (created by .ci/rgw)
     GLASGOW_TEST_S3_DIR                 the cluster's directory (for .ci/rgw stop/start)
+    GLASGOW_TEST_S3_CA_FILE             the CA of an https endpoint (RGW_TLS_PORT, .ci/rgw)
 
 To run one file by hand:
 
@@ -36,6 +37,7 @@ import hashlib
 import hmac
 import http.client
 import os
+import ssl
 import sys
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -142,7 +144,7 @@ class Store:
     """One S3 endpoint with one set of credentials."""
 
     def __init__(self, endpoint, region, access_key, secret_key, bucket, directory="",
-                 access_key_file="", secret_key_file=""):
+                 access_key_file="", secret_key_file="", ca_file=""):
         u = urllib.parse.urlsplit(endpoint)
         self.endpoint = endpoint
         self.host = u.hostname
@@ -155,6 +157,7 @@ class Store:
         self.dir = directory
         self.access_key_file = access_key_file
         self.secret_key_file = secret_key_file
+        self.ca_file = ca_file
 
     @classmethod
     def from_env(cls, env=None):
@@ -167,7 +170,8 @@ class Store:
                    _read_secret(env, p + "ACCESS_KEY_ID"),
                    _read_secret(env, p + "SECRET_ACCESS_KEY"),
                    env.get(p + "BUCKET", "glasgow"), env.get(p + "DIR", ""),
-                   env.get(p + "ACCESS_KEY_ID_FILE", ""), env.get(p + "SECRET_ACCESS_KEY_FILE", ""))
+                   env.get(p + "ACCESS_KEY_ID_FILE", ""), env.get(p + "SECRET_ACCESS_KEY_FILE", ""),
+                   env.get(p + "CA_FILE", ""))
 
     def runtime_env(self, bucket=None):
         """The S3_* variables a glasgow server reads to use this store (keys by file when
@@ -180,6 +184,8 @@ class Store:
         else:
             env["S3_ACCESS_KEY_ID"] = self.access_key
             env["S3_SECRET_ACCESS_KEY"] = self.secret_key
+        if self.ca_file:
+            env["S3_CA_FILE"] = self.ca_file
         return env
 
     def host_header(self):
@@ -215,8 +221,11 @@ class Store:
         if query:
             target += "?" + "&".join(uri_encode(k, False) + ("=" + uri_encode(v, False) if v != "" else "")
                                      for k, v in query)
-        cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-        conn = cls(self.host, self.port, timeout=timeout)
+        if self.https:
+            ctx = ssl.create_default_context(cafile=self.ca_file or None)
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=ctx)
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
             for k, v in hdrs.items():

@@ -9,6 +9,7 @@
 - A start refuses a gateway port another process holds, at once and clearly.
 - A throwaway store (RGW_THROWAWAY=1, MemStore) starts over when its OSD stopped.
 - destroy leaves no daemon and no directory.
+- RGW_TLS_PORT adds HTTPS with a CA of the store's own, which clients verify.
 - As root, a normal user (nobody) can run one of its own: the daemons run as
   the caller, root included.
 Each store here is its own small cluster on free ports; boot times and the
@@ -17,6 +18,7 @@ daemons' memory are printed as diagnostics.
 import os
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -45,8 +47,8 @@ def start(d, port, env=None):
     return p, time.monotonic() - t0
 
 
-def store(d, port):
-    lines = dict(line.split("=", 1) for line in rgw("env", d, port).stdout.splitlines())
+def store(d, port, env=None):
+    lines = dict(line.split("=", 1) for line in rgw("env", d, port, env=env).stdout.splitlines())
     return s3h.Store.from_env({"GLASGOW_TEST_" + k: v for k, v in lines.items()})
 
 
@@ -225,6 +227,42 @@ def throwaway_store_starts_over():
     finally:
         rgw("destroy", d)
     ok(not procs_of(d), "destroy stops it")
+
+
+@case(timeout=120)
+def https_with_its_own_ca():
+    d = os.path.join(harness.mkdtemp("glasgow-rgw-"), "rgw")
+    port, tls_port = harness.free_port(), harness.free_port()
+    tls = {"RGW_TLS_PORT": str(tls_port), "RGW_THROWAWAY": "1"}
+    try:
+        p, took = start(d, port, env=tls)
+        ok(p.returncode == 0, "start with RGW_TLS_PORT", p.stderr)
+        diag("start with HTTPS took %.1f s" % took)
+        env = rgw("env", d, port, env=tls).stdout
+        ok("S3_ENDPOINT=https://localhost:%d\n" % tls_port in env and
+           "S3_CA_FILE=%s\n" % os.path.join(os.path.realpath(d), "tls", "ca.pem") in env,
+           "env prints the https endpoint and S3_CA_FILE", env)
+        st = store(d, port, env=tls)
+        is_(st.put("tls", b"over https").status, 200, "a signed PUT over HTTPS, the certificate "
+            "verified against DIR's CA")
+        is_(st.get("tls").body, b"over https", "... and a GET")
+        st.host = "127.0.0.1"
+        is_(st.get("tls").status, 200, "... also by IP address (the certificate names 127.0.0.1)")
+        st.ca_file = ""
+        try:
+            st.get("tls")
+            ok(False, "without DIR's CA the certificate is refused")
+        except ssl.SSLError as e:
+            ok("CERTIFICATE_VERIFY_FAILED" in str(e), "without DIR's CA the certificate is refused",
+               e)
+        is_(oct(stat.S_IMODE(os.stat(os.path.join(d, "tls", "ca.key")).st_mode)), oct(0o600),
+            "the CA's key has mode 600")
+        p, _ = start(d, port, env={"RGW_THROWAWAY": "1"})
+        ok(p.returncode == 0, "a start without RGW_TLS_PORT", p.stderr)
+        ok(not harness.wait_until(lambda: socket.create_connection(("127.0.0.1", tls_port), 1), 0.5),
+           "... closes the HTTPS port")
+    finally:
+        rgw("destroy", d)
 
 
 @case(timeout=120)
