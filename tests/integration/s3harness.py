@@ -277,13 +277,22 @@ class Store:
             if not token:
                 return out
 
-    def list_uploads(self, bucket=None):
-        """The multipart uploads in progress: a list of (key, upload id)."""
-        r = self.request("GET", bucket=bucket, query=[("uploads", "")])
-        if r.status != 200:
-            raise RuntimeError("ListMultipartUploads failed: %r" % (r,))
-        return [(u.findtext(S3_NS + "Key"), u.findtext(S3_NS + "UploadId"))
-                for u in r.xml().findall(S3_NS + "Upload")]
+    def list_uploads(self, bucket=None, page=1000):
+        """The multipart uploads in progress: a list of (key, upload id), every page."""
+        out, marker = [], None
+        while True:
+            q = [("uploads", ""), ("max-uploads", str(page))]
+            if marker:
+                q += [("key-marker", marker[0]), ("upload-id-marker", marker[1])]
+            r = self.request("GET", bucket=bucket, query=q)
+            if r.status != 200:
+                raise RuntimeError("ListMultipartUploads failed: %r" % (r,))
+            root = r.xml()
+            out += [(u.findtext(S3_NS + "Key"), u.findtext(S3_NS + "UploadId"))
+                    for u in root.findall(S3_NS + "Upload")]
+            if root.findtext(S3_NS + "IsTruncated") != "true":
+                return out
+            marker = (root.findtext(S3_NS + "NextKeyMarker"), root.findtext(S3_NS + "NextUploadIdMarker"))
 
     def empty(self, bucket=None):
         """Deletes every object and aborts every multipart upload in the bucket."""

@@ -319,10 +319,11 @@ def harness_empties_a_bucket(st):
     is_(st.create_bucket(bucket).status, 200, "create a bucket of the case's own")
     for i in range(5):
         st.put("k%d" % i, b"x", bucket=bucket)
-    up = st.create_upload("pending", bucket=bucket)
-    st.upload_part("pending", up, 1, b"y", bucket=bucket)
-    is_((len(st.list_keys(bucket)), len(st.list_uploads(bucket))), (5, 1),
-        "5 objects and an upload in progress")
+    ups = sorted(("pending/%d" % i, st.create_upload("pending/%d" % i, bucket=bucket))
+                 for i in range(3))
+    st.upload_part("pending/0", ups[0][1], 1, b"y", bucket=bucket)
+    is_((len(st.list_keys(bucket, page=2)), sorted(st.list_uploads(bucket, page=2))), (5, ups),
+        "5 objects and 3 uploads in progress, listed in pages of 2")
     st.empty(bucket)
     is_((st.list_keys(bucket), st.list_uploads(bucket)), ([], []),
         "s3harness's empty() leaves neither objects nor uploads")
