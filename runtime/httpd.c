@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -32,10 +33,12 @@
 #error "libmicrohttpd 1.0.1 or later is required: run .ci/build-mhd"
 #endif
 #include "metrics.h"
+#include "netaddr.h"
 #include "tls.h"
 #include "util.h"
 
 #define IP_SLOTS 4096
+#define IP_SLOT_EXEMPT IP_SLOTS /* a trusted proxy's connection: not counted per address */
 #define SWEEP_MS 250
 #define LOG_FLUSH_MS 200
 #define LOG_FLUSH_BYTES 32768
@@ -105,6 +108,7 @@ struct hreq {
     uint64_t bytes_in;
     uint64_t bytes_out;
     const char *route; /* template, valid while gen is referenced */
+    char peer[64];     /* the TCP peer when r.client came from X-Forwarded-For, else "" */
 };
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -149,6 +153,19 @@ static unsigned ip_slot(const struct sockaddr *sa)
     for (size_t i = 0; i < n; i++)
         h = (h ^ p[i]) * 16777619u;
     return h % IP_SLOTS;
+}
+
+static int trusted_peer(const httpd *srv, const struct sockaddr *sa)
+{
+    netaddr a;
+    return srv->cfg->trusted_proxies.n && netaddr_from_sockaddr(sa, &a) == 0 &&
+           netaddr_set_contains(&srv->cfg->trusted_proxies, &a);
+}
+
+/* The per-address counter a new connection from sa uses. */
+static unsigned conn_slot(const httpd *srv, const struct sockaddr *sa)
+{
+    return trusted_peer(srv, sa) ? IP_SLOT_EXEMPT : ip_slot(sa);
 }
 
 static void client_text(const struct sockaddr *sa, char *out, size_t n)
@@ -218,6 +235,7 @@ static void record(hreq *h)
         .bytes_in = h->bytes_in,
         .bytes_out = h->bytes_out,
         .client = h->r.client,
+        .peer = h->peer[0] ? h->peer : NULL,
     };
     log_access_format(&srv->logbuf, &rec);
     if (srv->logbuf.len > LOG_FLUSH_BYTES)
@@ -491,6 +509,44 @@ static void each_query(request *r, request_pair_fn fn, void *arg)
     MHD_get_connection_values(h->conn, MHD_GET_ARGUMENT_KIND, pair_cb, &it);
 }
 
+/* The X-Forwarded-For lines of a request, in order; n counts past the
+ * array so that too many lines are seen as such. */
+typedef struct xff_lines {
+    const char *v[NETADDR_FORWARD_HEADERS + 1];
+    size_t n;
+} xff_lines;
+
+static enum MHD_Result xff_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                              const char *value)
+{
+    xff_lines *l = cls;
+    (void)kind;
+    if (strcasecmp(key, "X-Forwarded-For") != 0)
+        return MHD_YES;
+    if (l->n < sizeof l->v / sizeof l->v[0])
+        l->v[l->n] = value ? value : "";
+    l->n++;
+    return MHD_YES;
+}
+
+/* From a trusted proxy, the client is the address X-Forwarded-For names
+ * (netaddr_forwarded); the peer's own text moves to h->peer for the access
+ * log. Anything unreadable leaves the peer as the client. */
+static void forwarded_client(hreq *h, const struct sockaddr *peer)
+{
+    if (!trusted_peer(h->srv, peer))
+        return;
+    xff_lines lines = {.n = 0};
+    MHD_get_connection_values(h->conn, MHD_HEADER_KIND, xff_cb, &lines);
+    const size_t cap = sizeof lines.v / sizeof lines.v[0];
+    netaddr client;
+    if (netaddr_forwarded(&h->srv->cfg->trusted_proxies, lines.v, lines.n < cap ? lines.n : cap,
+                          &client) != 1)
+        return;
+    memcpy(h->peer, h->r.client, sizeof h->peer);
+    netaddr_format(&client, h->r.client, sizeof h->r.client);
+}
+
 static hreq *hreq_create(httpd *srv, struct MHD_Connection *conn, const char *url,
                          const char *method)
 {
@@ -513,6 +569,7 @@ static hreq *hreq_create(httpd *srv, struct MHD_Connection *conn, const char *ur
     const union MHD_ConnectionInfo *ai =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     client_text(ai ? ai->client_addr : NULL, h->r.client, sizeof h->r.client);
+    forwarded_client(h, ai ? ai->client_addr : NULL);
     loop_timer_init(&h->deadline, on_deadline, h);
     h->gen = srv->gen;
     lhost_gen_ref(h->gen);
@@ -654,9 +711,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         cs->fd = ci ? ci->connect_fd : -1;
         ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        cs->ip_slot = ci ? ip_slot(ci->client_addr) : 0;
+        cs->ip_slot = ci ? conn_slot(srv, ci->client_addr) : 0;
         cs->srv = srv;
-        atomic_fetch_add(&ip_conns[cs->ip_slot], 1);
+        if (cs->ip_slot != IP_SLOT_EXEMPT)
+            atomic_fetch_add(&ip_conns[cs->ip_slot], 1);
         cs->phase_ms = loop_clock_ms();
         cs->allow_ms = srv->cfg->header_timeout_ms;
         cs->next = srv->conns;
@@ -668,7 +726,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         conn_state *cs = *socket_context;
         if (!cs)
             return;
-        atomic_fetch_sub(&ip_conns[cs->ip_slot], 1);
+        if (cs->ip_slot != IP_SLOT_EXEMPT)
+            atomic_fetch_sub(&ip_conns[cs->ip_slot], 1);
         if (cs->prev)
             cs->prev->next = cs->next;
         else
@@ -686,7 +745,11 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     (void)addrlen;
     if (srv->draining)
         return MHD_NO;
-    if (atomic_load(&ip_conns[ip_slot(addr)]) >= srv->cfg->max_conns_per_ip) {
+    /* Decided before any header arrives: a trusted proxy carries many
+     * clients on its connections, so it is not limited per address (its
+     * own limits apply per client; README, trusted proxies). */
+    if (!trusted_peer(srv, addr) &&
+        atomic_load(&ip_conns[ip_slot(addr)]) >= srv->cfg->max_conns_per_ip) {
         atomic_fetch_add_explicit(&metrics.connections_rejected, 1, memory_order_relaxed);
         return MHD_NO;
     }
