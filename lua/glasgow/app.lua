@@ -72,8 +72,15 @@ local function check_route(file, index, decl)
                                  or decl.max_body % 1 ~= 0) then
         fail("max_body must be a non-negative integer")
     end
+    if decl.body == "stream" then
+        if decl.method == "GET" or decl.method == "HEAD" then
+            fail('body = "stream" needs a method that takes a body')
+        end
+    elseif type(decl.body) == "string" then
+        fail('body must be a schema or "stream"')
+    end
     for _, part in ipairs({ "params", "query", "body" }) do
-        if decl[part] ~= nil then
+        if decl[part] ~= nil and decl[part] ~= "stream" then
             local checker = part == "body" and schema.check or schema.check_object_of_strings
             local ok, err = pcall(checker, decl[part], part)
             if not ok then
@@ -150,7 +157,8 @@ function _M.finalize()
             path = r.decl.path,
             where = r.where,
             max_body = r.decl.max_body or (r.decl.body and default_max_body or 0),
-            json = r.decl.body ~= nil,
+            json = type(r.decl.body) == "table",
+            stream = r.decl.body == "stream",
         }
     end
     return out
@@ -241,7 +249,9 @@ local function run(id, req)
         end
         req.query = v
     end
-    if decl.body then
+    if decl.body == "stream" then -- luacheck: ignore 542
+        -- req.body_stream reads it (glasgow.core's lua_stream)
+    elseif decl.body then
         if not is_json_type(req.headers["content-type"]) then
             errors.raise(415, "unsupported_media_type",
                          "the body must be JSON (Content-Type: application/json)")
@@ -263,6 +273,11 @@ local function run(id, req)
     end
 
     local status, body, headers = decl.handler(req)
+    if req.responded then
+        -- req:respond() started a streamed response: what the handler
+        -- returns is ignored, and the fourth value tells the host so
+        return 200, "", NO_HEADERS, true
+    end
     if type(status) ~= "number" or status < 100 or status > 599 or status % 1 ~= 0 then
         error(format("%s: handler returned status %s", r.where, tostring(status)), 0)
     end
@@ -308,11 +323,12 @@ local function on_error(err)
     return { unexpected = true, message = traceback(tostring(err), 2) }
 end
 
--- Entry point from C; never raises.
+-- Entry point from C; never raises. A fourth result, true, says that the
+-- handler returned normally after starting a streamed response.
 function _M.handle(id, req)
-    local ok, status, body, headers = xpcall(run, on_error, id, req)
+    local ok, status, body, headers, streamed = xpcall(run, on_error, id, req)
     if ok then
-        return status, body, headers
+        return status, body, headers, streamed
     end
     local e = status
     if not e.unexpected and e.status == 500 then

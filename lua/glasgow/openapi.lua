@@ -315,7 +315,13 @@ local function operation(route, index)
         end
         op.tags = tags
     end
-    if route.body ~= nil then
+    if route.body == "stream" then
+        op.requestBody = {
+            required = true,
+            content = { ["application/octet-stream"] = { schema = { type = "string",
+                                                                    format = "binary" } } },
+        }
+    elseif route.body ~= nil then
         schema.check(route.body, label .. " body")
         op.requestBody = {
             required = true,
