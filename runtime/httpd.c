@@ -1021,7 +1021,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return queue(h);
     }
     if (h->ran)
-        return MHD_YES;
+        return h->sink_resp ? queue_sink(h) : MHD_YES;
     h->ran = 1;
     if (lhost_run(h->gen, &h->r) == LHOST_DONE) {
         h->route = h->r.route_status == ROUTER_FOUND ? h->r.match.pattern : NULL;

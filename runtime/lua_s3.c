@@ -23,7 +23,7 @@
 
 /* The streaming glue (put from the request's body, pipe to the client)
  * needs the streamed bodies of bodystream.h. */
-#define S3_STREAM_GLUE 0
+#define S3_STREAM_GLUE 1
 #if S3_STREAM_GLUE
 #include "bodystream.h"
 #include <strings.h>
@@ -616,13 +616,14 @@ static ssize_t obj_write(void *arg, const char *buf, size_t len)
     if (!o->sink)
         return S3_PAUSE; /* not piped yet */
     ssize_t n = body_sink_write(o->sink, buf, len);
-    if (n == BODY_AGAIN) {
-        body_sink_notify(o->sink, sink_ready, o);
-        return S3_PAUSE;
-    }
     if (n == BODY_ERROR) {
         o->sink_err = body_sink_error(o->sink);
         return S3_ABORT;
+    }
+    if (n == BODY_AGAIN || (size_t)n < len) {
+        /* the client's buffer is full: s3 holds the rest until it drains */
+        body_sink_notify(o->sink, sink_ready, o);
+        return n == BODY_AGAIN ? S3_PAUSE : n;
     }
     return n;
 }

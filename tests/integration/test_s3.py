@@ -10,11 +10,14 @@ and /readyz 503, not a crash; a private store stopped midway gives 503 with
 retryable = true and /readyz 503, and both recover when it is back.
 """
 import hashlib
+import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -97,6 +100,33 @@ return {
                 keys[i] = o.key
             end
             return 200, { keys = keys, truncated = r.truncated, continuation = r.continuation }
+        end,
+    },
+    {
+        method = "PUT", path = "/t/stream/*key", body = "stream", max_body = 2 * 1024 * 1024 * 1024,
+        handler = function(req)
+            local r, err = s3.put(req.params.key, req,
+                                  { content_type = req.headers["content-type"],
+                                    sha256 = req.query.sha256,
+                                    max_bytes = req.query.max and tonumber(req.query.max) })
+            if not r then
+                return fail(err)
+            end
+            return 200, r
+        end,
+    },
+    {
+        method = "GET", path = "/t/stream/*key",
+        handler = function(req)
+            local obj, err = s3.get(req.params.key, range_of(req.query))
+            if not obj then
+                return fail(err)
+            end
+            local headers = { ["X-Object-Size"] = tostring(obj.size) }
+            if obj.status == 206 then
+                headers["Content-Range"] = "bytes " .. obj.first .. "-" .. obj.last .. "/" .. obj.size
+            end
+            obj:pipe(req, obj.status, headers)
         end,
     },
     {
@@ -265,6 +295,118 @@ def wrong_secret():
         ok("not-the-secret" not in s.stdout() + s.stderr(), "the secret is never logged")
 
 
+def sput(s, key, body, query="", chunked=False, timeout=120):
+    """A PUT to the streamed upload route; chunked sends it without a length."""
+    c = http.client.HTTPConnection(harness.HOST, s.port, timeout=timeout)
+    try:
+        path = "/t/stream/" + urllib.parse.quote(key) + query
+        if chunked:
+            def gen():
+                for i in range(0, len(body), 256 * 1024):
+                    yield body[i:i + 256 * 1024]
+            c.request("PUT", path, body=gen(), encode_chunked=True)
+        else:
+            c.request("PUT", path, body=body)
+        r = c.getresponse()
+        return harness.Response(r.status, harness._headers_of(r.getheaders()), r.read())
+    finally:
+        c.close()
+
+
+@case(timeout=300)
+def streamed_round_trips():
+    with server() as s:
+        p = prefix()
+        st = s3harness.Store.from_env()
+        parts0 = s.metric("glasgow_s3_requests_total", op="upload_part", status="200")
+        for size, chunked in ((0, False), (1, False), (5 * MIB - 1, False), (5 * MIB + 1, False),
+                              (64 * MIB, False), (5 * MIB - 1, True), (11 * MIB + 7, True)):
+            data = os.urandom(size)
+            want = hashlib.sha256(data).hexdigest()
+            key = p + "s-%d-%s" % (size, "chunked" if chunked else "length")
+            t0 = time.monotonic()
+            r = sput(s, key, data, chunked=chunked)
+            took = time.monotonic() - t0
+            body = r.json_or_none() or {}
+            ok(r.status == 200 and body.get("size") == size and body.get("sha256") == want,
+               "streamed put of %d bytes%s: size and SHA-256 (%.2f s)"
+               % (size, " chunked" if chunked else "", took), r)
+            t0 = time.monotonic()
+            g = s.request("GET", "/t/stream/" + key, timeout=120)
+            took = time.monotonic() - t0
+            ok(g.status == 200 and len(g.body) == size
+               and hashlib.sha256(g.body).hexdigest() == want
+               and g.header("content-length") == str(size),
+               "piped get of %d bytes: the same SHA-256, Content-Length (%.2f s)" % (size, took),
+               "status %s, %d bytes" % (g.status, len(g.body)))
+            st.delete(key)
+        parts = s.metric("glasgow_s3_requests_total", op="upload_part", status="200") - parts0
+        # 5 MiB + 1: 2 parts; 64 MiB: 13; chunked 11 MiB + 7 in 5 MiB buffers: 3
+        is_(parts, 18.0, "streamed bodies over 5 MiB went in parts, chunked ones one buffer each")
+        data = os.urandom(100000)
+        sput(s, p + "r", data)
+        g = s.request("GET", "/t/stream/" + p + "r?first=10&last=99")
+        ok(g.status == 206 and g.body == data[10:100]
+           and g.header("content-range") == "bytes 10-99/100000",
+           "a piped range: 206, the bytes, Content-Range", g)
+        g = s.request("GET", "/t/stream/" + p + "missing")
+        ok(g.status == 404 and (g.json_or_none() or {}).get("code") == "NoSuchKey",
+           "get of a missing key: 404 before anything streams", g)
+        r = sput(s, p + "bad", data, query="?sha256=" + "0" * 64)
+        ok(r.status == 400 and (r.json_or_none() or {}).get("kind") == "digest_mismatch",
+           "a streamed body that does not match its sha256: 400", r)
+        r = sput(s, p + "big", os.urandom(6 * MIB), query="?sha256=" + "0" * 64)
+        ok(r.status == 400, "... also in parts", r)
+        r = sput(s, p + "max", data, query="?max=1000", chunked=True)
+        ok(r.status == 413 and (r.json_or_none() or {}).get("code") == "too_large",
+           "a chunked body past max_bytes: 413 too_large", r)
+        st.delete(p + "r")
+        ok(wait_until(lambda: not st.list_keys(prefix=p) and
+                      not [u for u in st.list_uploads() if u[0].startswith(p)], 5),
+           "nothing left in the store: no object, no multipart upload",
+           st.list_keys(prefix=p), st.list_uploads())
+
+
+@case(timeout=120)
+def hangups():
+    with server() as s:
+        p = prefix()
+        st = s3harness.Store.from_env()
+        big = os.urandom(64 * MIB)
+        is_(put(s, p + "big", big).status, 200, "a 64 MiB object to download")
+        # the client goes away mid-upload: the store transfer stops, nothing is left
+        sock = socket.create_connection((harness.HOST, s.port))
+        sock.sendall(("PUT /t/stream/%shangup HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
+                      % (p, 64 * MIB)).encode())
+        sock.sendall(big[:12 * MIB])
+        ok(wait_until(lambda: s.metric("glasgow_s3_transfers_in_flight") >= 1, 5),
+           "a streamed upload is in flight (a part going to the store)")
+        time.sleep(0.3)
+        sock.close()
+        ok(wait_until(lambda: s.metric("glasgow_s3_transfers_in_flight") == 0, 5),
+           "client gone mid-upload: no store transfer left in flight")
+        ok(wait_until(lambda: not [u for u in st.list_uploads() if u[0] == p + "hangup"], 5),
+           "... its multipart upload aborted", st.list_uploads())
+        is_(st.head(p + "hangup").status, 404, "... and no object")
+        # the client goes away mid-download
+        sock = socket.create_connection((harness.HOST, s.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(("GET /t/stream/%sbig HTTP/1.1\r\nHost: t\r\n\r\n" % p).encode())
+        got = 0
+        while got < 2 * MIB:
+            got += len(sock.recv(65536))
+        ok(s.metric("glasgow_s3_transfers_in_flight") == 1,
+           "a download in flight, paused by the slow client")
+        t0 = time.monotonic()
+        sock.close()
+        ok(wait_until(lambda: s.metric("glasgow_s3_transfers_in_flight") == 0, 3),
+           "client gone mid-download: the store transfer stops at once (%.2f s)"
+           % (time.monotonic() - t0))
+        g = s.request("GET", "/t/stream/" + p + "big", timeout=60)
+        ok(g.status == 200 and g.body == big, "the next download is whole")
+        st.delete(p + "big")
+
+
 class PrivateStore:
     """A throwaway RGW of this file's own, which a case may stop and start."""
 
@@ -323,6 +465,57 @@ def store_down():
             ok(s.metric("glasgow_s3_retries_total") > 0, "... after retries")
             st.start()
             ok(wait_until(lambda: readyz(s) == 200, 20), "/readyz is 200 again once it is back",
+               s.stdout()[-1500:])
+            # the store stops in the middle of a streamed upload: 503 to the client
+            outcome = {}
+
+            def upload():
+                sock = socket.create_connection((harness.HOST, s.port), timeout=30)
+
+                def read_answer():
+                    # read while sending, as a client must: the server answers
+                    # early and closes once it has drained a bounded amount
+                    res = b""
+                    try:
+                        while b"\r\n\r\n" not in res:
+                            got = sock.recv(65536)
+                            if not got:
+                                break
+                            res += got
+                    except OSError:
+                        pass
+                    outcome["response"] = res
+
+                reader = threading.Thread(target=read_answer, daemon=True)
+                try:
+                    sock.sendall(b"PUT /t/stream/down/mid HTTP/1.1\r\nHost: t\r\n"
+                                 b"Content-Length: %d\r\n\r\n" % (16 * MIB))
+                    reader.start()
+                    sent = 0
+                    chunk = os.urandom(MIB)
+                    while sent < 16 * MIB and "response" not in outcome:
+                        sock.sendall(chunk)
+                        sent += MIB
+                        if sent == 12 * MIB:
+                            outcome["midway"] = True
+                            wait_until(lambda: outcome.get("stopped"), 30)
+                except OSError:
+                    pass  # the server answered and closed before taking it all
+                reader.join(30)
+                sock.close()
+
+            th = threading.Thread(target=upload, daemon=True)
+            th.start()
+            wait_until(lambda: outcome.get("midway"), 30)
+            time.sleep(0.3)
+            st.stop_gateway()
+            outcome["stopped"] = True
+            th.join(60)
+            head = outcome.get("response", b"").split(b"\r\n", 1)[0]
+            ok(head.startswith(b"HTTP/1.1 503"),
+               "the store stopping mid-upload answers the client 503", head)
+            st.start()
+            ok(wait_until(lambda: readyz(s) == 200, 20), "/readyz 200 again",
                s.stdout()[-1500:])
             r = put(s, "down/z", b"after")
             is_(r.status, 200, "and a put works again", r)
