@@ -16,18 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "bodystream.h"
 #include "config.h"
 #include "lwait.h"
 #include "util.h"
-
-/* The streaming glue (put from the request's body, pipe to the client)
- * needs the streamed bodies of bodystream.h. */
-#define S3_STREAM_GLUE 1
-#if S3_STREAM_GLUE
-#include "bodystream.h"
-#include <strings.h>
-#endif
 
 #define WAIT_MT "glasgow.s3wait"
 #define OBJ_MT "glasgow.s3object"
@@ -43,12 +37,10 @@ typedef struct s3wait {
     s3_op *op;
     request *r;
     int kind;
-    strbuf buf;   /* read: the body */
-    uint64_t max; /* read: bound */
-#if S3_STREAM_GLUE
+    strbuf buf;          /* read: the body */
+    uint64_t max;        /* read: bound */
     body_source *src;    /* put_stream: the request's body */
     const char *src_err; /* why it failed (BODY_ERR_*) */
-#endif
 } s3wait;
 
 /* A get's object: the handle Lua holds between get and pipe or close. */
@@ -61,10 +53,8 @@ typedef struct s3obj {
     int finished; /* the op ended (done ran) */
     s3_error err;
     int failed;
-#if S3_STREAM_GLUE
     body_sink *sink;      /* while piping */
     const char *sink_err; /* why the client side failed (BODY_ERR_*) */
-#endif
 } s3obj;
 
 /* ---- errors and results ---------------------------------------------------------- */
@@ -147,10 +137,8 @@ static void wait_cancel(request *r)
         s3_op_cancel(w->op);
         w->op = NULL;
     }
-#if S3_STREAM_GLUE
     if (w && w->src)
         body_source_notify(w->src, NULL, NULL);
-#endif
 }
 
 static int wait_gc(lua_State *L)
@@ -191,7 +179,6 @@ static void on_done(void *arg, const s3_result *res, const s3_error *err)
     w->op = NULL;
     r->cancel = NULL;
     r->op = NULL;
-#if S3_STREAM_GLUE
     if (w->src)
         body_source_notify(w->src, NULL, NULL);
     if (err && err->kind == S3E_CLIENT && w->src_err) {
@@ -201,7 +188,6 @@ static void on_done(void *arg, const s3_result *res, const s3_error *err)
         lwait_resume(r, push_error(co, &e));
         return;
     }
-#endif
     if (err) {
         lwait_resume(r, push_error(co, err));
         return;
@@ -425,13 +411,9 @@ static int l_read(lua_State *L)
 /* Stops using the sink (the request ends, or Lua dropped the object). */
 static void obj_drop_sink(s3obj *o)
 {
-#if S3_STREAM_GLUE
     if (o->sink && o->r)
         body_sink_notify(o->sink, NULL, NULL);
     o->sink = NULL;
-#else
-    (void)o;
-#endif
 }
 
 static void obj_release(s3obj *o)
@@ -553,8 +535,6 @@ static int l_close(lua_State *L)
 }
 
 /* ---- streamed bodies: put from the request, pipe to the client ---------------------- */
-
-#if S3_STREAM_GLUE
 
 static void src_ready(void *arg)
 {
@@ -734,34 +714,6 @@ static int l_pipe(lua_State *L)
     lua_settop(L, 1);
     return lua_yield(L, 1);
 }
-
-#else
-
-static ssize_t obj_write(void *arg, const char *buf, size_t len)
-{
-    (void)arg;
-    (void)buf;
-    (void)len;
-    return S3_PAUSE; /* never piped: close or the request's end cancels it */
-}
-
-static void lua_s3_pipe_done(s3obj *o, const s3_error *err)
-{
-    (void)o;
-    (void)err;
-}
-
-static int l_put_stream(lua_State *L)
-{
-    return luaL_error(L, "put: streamed request bodies are not in this build");
-}
-
-static int l_pipe(lua_State *L)
-{
-    return luaL_error(L, "pipe: streamed responses are not in this build");
-}
-
-#endif
 
 /* ---- module ------------------------------------------------------------------------------- */
 

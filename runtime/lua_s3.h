@@ -10,12 +10,18 @@
  * "digest_mismatch", "too_large", "invalid", "protocol"). Misuse (a wrong
  * argument type) raises.
  *
- *   put(key, body, opts)        body: string, or the request (its streamed
- *                               body flows through C) -> {size, sha256, etag}
- *   get(key, first, last)       -> handle, {status, size, length, etag,
- *                               last_modified, content_type}
- *   pipe(handle, status, headers) streams the body to the client
- *                               -> bytes sent
+ *   put(key, data, content_type, max_bytes, sha256)
+ *                               a string body -> {size, sha256, etag}
+ *   put_stream(key, content_type, max_bytes, sha256)
+ *                               the calling request's streamed body (a route
+ *                               with body = "stream"), through C, never Lua
+ *   get(key, first, last)       -> handle, {status, size, length, first,
+ *                               last, etag, last_modified, content_type}
+ *   pipe(handle, req, status, headers)
+ *                               starts the streamed response and pumps the
+ *                               object into it with back-pressure -> bytes
+ *                               sent (a store failure midway cuts the
+ *                               connection: body_sink_fail)
  *   close(handle)               stops a get that will not be piped
  *   read(key, first, last, max) -> the body as a string
  *   head(key)                   -> {size, etag, last_modified, content_type}
