@@ -1073,6 +1073,11 @@ static int attempt_error(s3_call *call, CURLcode rc, s3_error *e)
     e->status = st;
     e->retryable = s3_retryable_status(complete_error ? 500 : st, e->code) &&
                    !(complete_error && !strcmp(e->code, "EntityTooSmall"));
+    /* RGW answers a completion of an aborted (or already completing)
+     * upload with 500 InternalError "... already in progress": a retry
+     * cannot succeed */
+    if (call->kind == S3_OP_COMPLETE_MULTIPART && strstr(e->message, "already in progress"))
+        e->retryable = 0;
     return 1;
 }
 
