@@ -44,6 +44,8 @@ static size_t ring_get(ring *q, char *out, size_t n)
 {
     if (n > q->len)
         n = q->len;
+    if (n == 0)
+        return 0; /* the ring may not be allocated yet: no memcpy from NULL */
     size_t first = BODY_BUF_BYTES - q->head;
     if (first > n)
         first = n;
