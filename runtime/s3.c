@@ -394,6 +394,8 @@ void s3_global_init(void)
 typedef struct s3_call s3_call;
 
 enum { BODY_NONE, BODY_MEM, BODY_STREAM };
+/* curl's receive buffer for downloads: the most one write callback gets */
+#define S3_RECV_BUFFER 65536
 #define MAX_QUERY 6
 
 struct s3_call {
@@ -806,7 +808,7 @@ static size_t cb_write(char *ptr, size_t size, size_t nmemb, void *ud)
     }
     /* hold the rest (at most one curl buffer) and stop receiving */
     size_t rest = n - taken;
-    if (op->pending_len + rest > 4 * CURL_MAX_WRITE_SIZE + 65536) {
+    if (op->pending_len + rest > 4 * (size_t)S3_RECV_BUFFER) {
         set_err(&call->err, S3E_PROTOCOL, "overflow", "paused download kept receiving");
         return 0;
     }
@@ -982,6 +984,8 @@ static void call_start(s3_call *call)
         if (cfg->ca_file)
             curl_easy_setopt(e2, CURLOPT_CAINFO, cfg->ca_file);
     }
+    if (call->stream_response) /* downloads: fewer, larger writes (the size of a sink's buffer) */
+        curl_easy_setopt(e2, CURLOPT_BUFFERSIZE, (long)S3_RECV_BUFFER);
     int streamed = call->body == BODY_STREAM || call->stream_response;
     if (streamed) {
         curl_easy_setopt(e2, CURLOPT_LOW_SPEED_LIMIT, (long)cfg->low_speed_bytes);
