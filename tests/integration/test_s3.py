@@ -407,6 +407,30 @@ def hangups():
         st.delete(p + "big")
 
 
+@case(timeout=180)
+def concurrent_transfers():
+    with server() as s:
+        p = prefix()
+        st = s3harness.Store.from_env()
+        bodies = [os.urandom(12 * MIB + i) for i in range(8)]
+        results = {}
+
+        def one(i):
+            key = p + "c%d" % i
+            r = sput(s, key, bodies[i], chunked=bool(i % 2))
+            g = s.request("GET", "/t/stream/" + key, timeout=120)
+            results[i] = (r.status, g.status, g.body == bodies[i])
+
+        threads = harness.start_threads([lambda i=i: one(i) for i in range(8)])
+        harness.join_all(threads, 150)
+        is_(sorted(results.items()), [(i, (200, 200, True)) for i in range(8)],
+            "8 concurrent streamed uploads and downloads on 2 workers: every byte back")
+        ok(wait_until(lambda: s.metric("glasgow_s3_transfers_in_flight") == 0, 5),
+           "nothing left in flight")
+        for i in range(8):
+            st.delete(p + "c%d" % i)
+
+
 class PrivateStore:
     """A throwaway RGW of this file's own, which a case may stop and start."""
 
