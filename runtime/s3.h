@@ -301,8 +301,11 @@ s3_op *s3_list_parts(s3_client *c, const char *key, const char *upload_id, unsig
  * sent UNSIGNED-PAYLOAD and retried only when nothing was read yet. The SHA-256 of the bytes is
  * computed as they pass; with sha256 (64 hex digits) set, a different body fails with S3E_DIGEST
  * before S3 keeps it. max_bytes (0: none) bounds the body (S3E_TOO_LARGE).
- * On any failure nothing is left under key (a multipart upload is
- * aborted; an object written whole is deleted).
+ * On a failure nothing is left under key: a multipart upload is aborted,
+ * and a wrong body never completes. The one exception is a last call
+ * (PUT or CompleteMultipartUpload) whose answer is lost after the store
+ * acted on it: the object may then exist. Keys are never reused by the
+ * routes, and glasgow gc removes objects without metadata.
  */
 typedef struct s3_put_opts {
     const char *content_type; /* NULL: application/octet-stream */
