@@ -331,8 +331,8 @@ static int l_bucket(lua_State *L)
         create ? s3_create_bucket(c, on_done, w, &err) : s3_head_bucket(c, on_done, w, &err), &err);
 }
 
-/* put(key, body, content_type, max_bytes, sha256) with a string body; the
- * request as body is lua_s3_put_stream's (the streaming glue). */
+/* put(key, data, content_type, max_bytes, sha256): a string body (the
+ * request's streamed body goes through put_stream). */
 static int l_put(lua_State *L)
 {
     const char *key = check_key(L, 1);

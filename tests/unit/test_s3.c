@@ -769,6 +769,26 @@ static void test_store(void)
     is_int(o.nentries, 0, "every test object deleted");
     s3_client_destroy(c, 1000);
 
+    /* a missing bucket: not ready; with create_bucket, made by the probe */
+    {
+        char bucket[64];
+        snprintf(bucket, sizeof bucket, "glasgow-unit-%08x", rnd);
+        s3_config nb = cfg;
+        nb.bucket = bucket;
+        s3_client *c2 = s3_client_create(lp, &nb);
+        for (int i = 0; i < 20; i++)
+            loop_run_once(lp, 20);
+        ok(!s3_client_up(c2), "a client whose bucket does not exist is not up");
+        s3_client_destroy(c2, 0);
+        nb.create_bucket = 1;
+        c2 = s3_client_create(lp, &nb);
+        until = loop_clock_ms() + 10000;
+        while (!s3_client_up(c2) && loop_clock_ms() < until)
+            loop_run_once(lp, 20);
+        ok(s3_client_up(c2), "with create_bucket, its probe creates the bucket and it is up");
+        s3_client_destroy(c2, 0);
+    }
+
     /* a wrong secret: a clear error, not retried */
     s3_config bad = cfg;
     bad.secret_key = "wrong-secret";
