@@ -395,7 +395,7 @@ def hangups():
         got = 0
         while got < 2 * MIB:
             got += len(sock.recv(65536))
-        ok(s.metric("glasgow_s3_transfers_in_flight") == 1,
+        ok(s.metric("glasgow_s3_transfers_in_flight") >= 1,
            "a download in flight, paused by the slow client")
         t0 = time.monotonic()
         sock.close()
