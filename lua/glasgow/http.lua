@@ -138,9 +138,7 @@ function _M.parse_rfc3339(text)
     end
     local rest = sub(text, 20):gsub("^%.%d+", "")
     local offset = 0
-    if rest == "Z" or rest == "z" then
-        offset = 0
-    else
+    if rest ~= "Z" and rest ~= "z" then
         local sign, oh, om = match(rest, "^([+-])(%d%d):?(%d%d)$")
         if not sign then
             return nil
