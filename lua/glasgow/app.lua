@@ -73,7 +73,7 @@ local function check_route(file, index, decl)
         fail("max_body must be a non-negative integer")
     end
     for _, part in ipairs({ "params", "query", "body" }) do
-        if decl[part] ~= nil then
+        if decl[part] ~= nil and not (part == "body" and decl.body == "stream") then
             local checker = part == "body" and schema.check or schema.check_object_of_strings
             local ok, err = pcall(checker, decl[part], part)
             if not ok then
@@ -150,7 +150,8 @@ function _M.finalize()
             path = r.decl.path,
             where = r.where,
             max_body = r.decl.max_body or (r.decl.body and default_max_body or 0),
-            json = r.decl.body ~= nil,
+            json = r.decl.body ~= nil and r.decl.body ~= "stream",
+            stream = r.decl.body == "stream",
         }
     end
     return out
@@ -241,7 +242,7 @@ local function run(id, req)
         end
         req.query = v
     end
-    if decl.body then
+    if decl.body and decl.body ~= "stream" then
         if not is_json_type(req.headers["content-type"]) then
             errors.raise(415, "unsupported_media_type",
                          "the body must be JSON (Content-Type: application/json)")

@@ -246,7 +246,7 @@ local function responses(route, label)
                 misuse("%s: must be a table", rlabel)
             end
             for f in pairs(r) do
-                if f ~= "description" and f ~= "schema" then
+                if f ~= "description" and f ~= "schema" and f ~= "binary" then
                     misuse("%s: unknown field %s", rlabel, tostring(f))
                 end
             end
@@ -259,6 +259,10 @@ local function responses(route, label)
             if r.schema ~= nil then
                 schema.check(r.schema, rlabel)
                 resp.content = json_content(copy(r.schema))
+            elseif r.binary then
+                -- raw bytes of any media type (a file download)
+                resp.content = { ["*/*"] = { schema = { type = "string",
+                                                        contentMediaType = "application/octet-stream" } } }
             end
             out[key] = resp
         end
@@ -315,7 +319,14 @@ local function operation(route, index)
         end
         op.tags = tags
     end
-    if route.body ~= nil then
+    if route.body == "stream" then
+        -- a raw body of any media type, streamed (a file upload)
+        op.requestBody = {
+            required = true,
+            content = { ["*/*"] = { schema = { type = "string",
+                                               contentMediaType = "application/octet-stream" } } },
+        }
+    elseif route.body ~= nil then
         schema.check(route.body, label .. " body")
         op.requestBody = {
             required = true,
