@@ -13,7 +13,7 @@ local auth = require "routes._auth"
 local buckets = require "routes._buckets"
 
 local fail = glasgow.fail
-local error, ipairs, type, unpack = error, ipairs, type, unpack
+local error, ipairs, unpack = error, ipairs, unpack
 local json = glasgow.json
 
 local MAX_LIMIT = 100

@@ -5,6 +5,7 @@
 --                                        three formats a recipient must accept)
 --   http.parse_rfc3339(text)          -> epoch seconds (fraction dropped), or nil
 --   http.etag(sha256_hex)             -> the strong entity tag of a file's bytes
+--   http.hex(raw)                     -> lowercase hex
 --   http.preconditions(req_headers, method, current)
 --                                     -> nil (go on), 304 or 412 (RFC 9110 13.2.2)
 --   http.if_range(req_headers, current) -> true when a Range may be honoured
@@ -148,6 +149,11 @@ function _M.parse_rfc3339(text)
     local t = epoch(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi),
                     tonumber(s))
     return t and t - offset
+end
+
+-- Lowercase hex of raw bytes.
+function _M.hex(raw)
+    return (gsub(raw, ".", function(c) return format("%02x", byte(c)) end))
 end
 
 function _M.etag(sha256_hex)
