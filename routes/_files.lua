@@ -208,7 +208,7 @@ end
 -- row and whether it replaced another; raises the HTTP error otherwise,
 -- having removed what it wrote.
 function _M.upload(req, bucket, name, opts)
-    local s3, m = _M.store(), _M.meta
+    local m = _M.meta
     local function allowed(cur)
         return http.preconditions(opts.headers, "PUT", _M.validators(cur)) == nil
     end
@@ -216,6 +216,7 @@ function _M.upload(req, bucket, name, opts)
         fail(412, "precondition_failed", "the file's current state does not match If-Match / " ..
              "If-None-Match")
     end
+    local s3 = _M.store()
     local row = m.insert_pending(bucket.id, name, opts.content_type, opts.owner_id)
     local want = opts.sha256 and http.hex(opts.sha256) or nil
     local ok, res, err = pcall(s3.put, row.storage_key, req, {
