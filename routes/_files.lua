@@ -59,8 +59,8 @@ end
 -- Inserts a pending row under a new storage key '<bucket id>/<uuid>'.
 function meta.insert_pending(bucket_id, name, content_type, owner_id)
     return db.call("INSERT INTO files (bucket_id, name, storage_key, content_type, owner_id) " ..
-                   "VALUES ($1, $2, $1 || '/' || gen_random_uuid(), $3, $4) RETURNING " .. COLUMNS,
-                   bucket_id, name, content_type, owner_id)[1]
+                   "VALUES ($1, $2, $5::text || '/' || gen_random_uuid(), $3, $4) RETURNING " ..
+                   COLUMNS, bucket_id, name, content_type, owner_id, bucket_id)[1]
 end
 
 -- Commits pending row id as name's content, after check(current) (the

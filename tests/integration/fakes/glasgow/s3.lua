@@ -1,0 +1,150 @@
+-- A FAKE of the glasgow.s3 binding, for tests only: objects are files in
+-- the directory GLASGOW_FAKE_S3_DIR. It follows the binding's Lua contract
+-- (put / get / head / delete / list / list_uploads / abort_upload, errors
+-- as {kind, code, status, message, retryable}) so that the file routes and
+-- `glasgow gc` can be tested against the real PostgreSQL before the real
+-- binding lands. It is not an S3 server and tests nothing about S3.
+--
+-- Faults: a file GLASGOW_FAKE_S3_DIR/.fail holding operation names
+-- ("put", "get", "delete", "list") makes those fail as a store outage;
+-- .delay_ms holds a delay every put waits (to widen race windows).
+local glasgow = require "glasgow"
+local crypto = require "glasgow.crypto"
+
+local _M = {}
+
+local DIR = os.getenv("GLASGOW_FAKE_S3_DIR")
+
+local function path(key)
+    return DIR .. "/" .. key:gsub("/", "~")
+end
+
+local function read(p)
+    local f = io.open(p, "rb")
+    if not f then
+        return nil
+    end
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+local function failing(op)
+    local s = read(DIR .. "/.fail") or ""
+    if s:find(op, 1, true) then
+        return nil, { kind = "store", code = "InternalError", status = 500,
+                      message = "fake store outage", retryable = true }
+    end
+    return true
+end
+
+local function missing()
+    return nil, { kind = "store", code = "NoSuchKey", status = 404, message = "no such key" }
+end
+
+function _M.configured()
+    return DIR ~= nil
+end
+
+function _M.put(key, req, opts)
+    local delay = tonumber(read(DIR .. "/.delay_ms") or "")
+    if delay then
+        glasgow.sleep(delay)
+    end
+    local ok, err = failing("put")
+    if not ok then
+        return nil, err
+    end
+    local body = type(req) == "table" and (req.body or "") or req
+    if opts.max_bytes and #body > opts.max_bytes then
+        return nil, { kind = "client", code = "too_large", status = 413 }
+    end
+    local sha = crypto.hex(crypto.sha256(body))
+    if opts.sha256 and opts.sha256 ~= sha then
+        return nil, { kind = "client", code = "digest_mismatch", status = 400 }
+    end
+    local f = assert(io.open(path(key), "wb"))
+    f:write(body)
+    f:close()
+    return { size = #body, sha256 = sha, etag = '"' .. sha:sub(1, 32) .. '"' }
+end
+
+function _M.head(key)
+    local ok, err = failing("get")
+    if not ok then
+        return nil, err
+    end
+    local s = read(path(key))
+    if not s then
+        return missing()
+    end
+    return { size = #s }
+end
+
+function _M.get(key, opts)
+    local ok, err = failing("get")
+    if not ok then
+        return nil, err
+    end
+    local s = read(path(key))
+    if not s then
+        return missing()
+    end
+    local first, last = 0, #s - 1
+    if opts and opts.range then
+        first, last = opts.range[1], opts.range[2]
+    end
+    local part = s:sub(first + 1, last + 1)
+    return {
+        status = opts and opts.range and 206 or 200, size = #s, length = #part,
+        pipe = function(_, _, status, headers)
+            return status, part, headers
+        end,
+    }
+end
+
+function _M.delete(key)
+    local ok, err = failing("delete")
+    if not ok then
+        return nil, err
+    end
+    os.remove(path(key))
+    return true
+end
+
+-- Every object; last_modified is what the file's name says it is when it
+-- ends in "@<epoch>" (tests age objects that way), else now.
+function _M.list(opts)
+    local ok, err = failing("list")
+    if not ok then
+        return nil, err
+    end
+    local core = require "glasgow.core"
+    local names = assert(core.listdir(DIR))
+    local keys = {}
+    for _, n in ipairs(names) do
+        if n:sub(1, 1) ~= "." then
+            local age = tonumber(read(DIR .. "/.age~" .. n) or "") or 0
+            keys[#keys + 1] = { key = n:gsub("~", "/"), size = 0,
+                                last_modified = os.time() - age }
+        end
+    end
+    table.sort(keys, function(a, b) return a.key < b.key end)
+    local from = opts and tonumber(opts.continuation) or 1
+    local max = opts and opts.max_keys or 1000
+    local page = {}
+    for i = from, math.min(#keys, from + max - 1) do
+        page[#page + 1] = keys[i]
+    end
+    return { keys = page, next = from + max <= #keys and tostring(from + max) or nil }
+end
+
+function _M.list_uploads()
+    return { uploads = {} }
+end
+
+function _M.abort_upload()
+    return true
+end
+
+return _M
