@@ -25,12 +25,8 @@ static int range_lparse(lua_State *L)
         lua_pushnumber(L, (lua_Number)first);
         lua_pushnumber(L, (lua_Number)last);
         return 3;
-    case RANGE_UNSATISFIABLE:
-        lua_pushliteral(L, "unsatisfiable");
-        return 1;
-    default:
-        lua_pushliteral(L, "none");
-        return 1;
+    case RANGE_UNSATISFIABLE: lua_pushliteral(L, "unsatisfiable"); return 1;
+    default: lua_pushliteral(L, "none"); return 1;
     }
 }
 

@@ -7,9 +7,9 @@
 #include "lua_urlsign.h"
 
 #include <lauxlib.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +39,8 @@ static int urlsign_configure(const config *cfg, config_getenv_fn get, char *err,
         free(k);
         return -1;
     }
-    memcpy(key, k, n);
+    for (size_t i = 0; i < n; i++) /* raw bytes, not a string: no terminator */
+        key[i] = (unsigned char)k[i];
     key_len = n;
     OPENSSL_cleanse(k, n);
     free(k);
@@ -61,8 +62,9 @@ static int compute(const char *method, size_t mlen, const char *path, size_t ple
     int tn = snprintf(tail, sizeof tail, "\n%llu", expires);
     EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
     EVP_MAC_CTX *c = m ? EVP_MAC_CTX_new(m) : NULL;
-    OSSL_PARAM params[2] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
-                            OSSL_PARAM_construct_end()};
+    OSSL_PARAM params[2] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end()};
     int rc = -1;
     size_t outl = 0;
     if (!c || !EVP_MAC_init(c, key, key_len, params))
@@ -146,8 +148,7 @@ static int l_verify(lua_State *L)
     const char *given = luaL_checklstring(L, 4, &slen);
     char sig[SIG_LEN + 1];
     int okay = key_len > 0 && slen == SIG_LEN && !memchr(method, '\n', mlen) &&
-               !memchr(path, '\n', plen) &&
-               compute(method, mlen, path, plen, expires, sig) == 0 &&
+               !memchr(path, '\n', plen) && compute(method, mlen, path, plen, expires, sig) == 0 &&
                CRYPTO_memcmp(sig, given, SIG_LEN) == 0;
     lua_pushboolean(L, okay);
     return 1;

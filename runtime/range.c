@@ -6,10 +6,10 @@
 #include <strings.h>
 
 typedef struct spec {
-    int suffix;        /* "-N" */
-    int has_last;      /* "F-L" rather than "F-" */
-    uint64_t first;    /* F, or N for a suffix */
-    uint64_t last;     /* L */
+    int suffix;     /* "-N" */
+    int has_last;   /* "F-L" rather than "F-" */
+    uint64_t first; /* F, or N for a suffix */
+    uint64_t last;  /* L */
 } spec;
 
 static int is_ows(char c)

@@ -44,8 +44,8 @@ static const rcase cases[] = {
     {"", 100, RANGE_NONE, 0, 0},
     {"bytes=", 100, RANGE_NONE, 0, 0},
     {"bytes=abc", 100, RANGE_NONE, 0, 0},
-    {"bytes=5-2", 100, RANGE_NONE, 0, 0}, /* invalid spec: ignored */
-    {"bytes=0-0,5-9", 100, RANGE_NONE, 0, 0},   /* several ranges: whole file */
+    {"bytes=5-2", 100, RANGE_NONE, 0, 0},     /* invalid spec: ignored */
+    {"bytes=0-0,5-9", 100, RANGE_NONE, 0, 0}, /* several ranges: whole file */
     {"bytes=0-0, -1", 100, RANGE_NONE, 0, 0},
     {"bytes=0-1,0-1", 100, RANGE_NONE, 0, 0},
     {"items=0-5", 100, RANGE_NONE, 0, 0}, /* unknown unit */
@@ -72,14 +72,13 @@ static void test_table(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const rcase *c = &cases[i];
         uint64_t first = 777, last = 777;
-        int got = range_parse(c->header, c->header ? strlen(c->header) : 0, c->size, &first,
-                              &last);
+        int got = range_parse(c->header, c->header ? strlen(c->header) : 0, c->size, &first, &last);
         is_int(got, c->want, "\"%s\" on %llu bytes", c->header ? c->header : "(none)",
                (unsigned long long)c->size);
         if (c->want == RANGE_PARTIAL) {
             ok(first == c->first && last == c->last, "  selects %llu-%llu (got %llu-%llu)",
-               (unsigned long long)c->first, (unsigned long long)c->last,
-               (unsigned long long)first, (unsigned long long)last);
+               (unsigned long long)c->first, (unsigned long long)c->last, (unsigned long long)first,
+               (unsigned long long)last);
         } else {
             ok(first == 777 && last == 777, "  leaves first and last alone");
         }
@@ -112,7 +111,8 @@ static void test_lua(void)
     } lc[] = {
         {"return table.concat({r.parse('bytes=0-0', 10)}, ' ')", "partial 0 0"},
         {"return table.concat({r.parse('bytes=-3', 10)}, ' ')", "partial 7 9"},
-        {"local k, a, b = r.parse('bytes=5-', 2^53) return k .. (b == 2^53 - 1 and ' last' or ' wrong')",
+        {"local k, a, b = r.parse('bytes=5-', 2^53) return k .. (b == 2^53 - 1 and ' last' or ' "
+         "wrong')",
          "partial last"},
         {"return r.parse('bytes=10-', 10)", "unsatisfiable"},
         {"return r.parse('bytes=abc', 10)", "none"},

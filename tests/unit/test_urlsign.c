@@ -146,12 +146,14 @@ static void test_sign_verify(void)
        "verify raises without an expiry");
 
     /* another key: old signatures stop working */
-    is_int(configure("ffffffffffffffffffffffffffffffff", NULL, err, sizeof err), 1, "rotate the key");
+    is_int(configure("ffffffffffffffffffffffffffffffff", NULL, err, sizeof err), 1,
+           "rotate the key");
     is_str(eval(L, "return u.verify('GET', '/v1/download/b/x', 1700000000, sig)"), "false",
            "a signature from the old key is refused");
     is_int(configure(NULL, NULL, err, sizeof err), 0, "unset the key");
     is_str(eval(L, "return u.configured()"), "false", "not configured");
-    is_str(eval(L, "return select('#', u.sign('GET', '/p', 1)) .. tostring(select(2, u.sign('GET', '/p', 1)))"),
+    is_str(eval(L, "return select('#', u.sign('GET', '/p', 1)) .. tostring(select(2, u.sign('GET', "
+                   "'/p', 1)))"),
            "2not configured", "sign answers nil, 'not configured'");
     is_str(eval(L, "return u.verify('GET', '/v1/download/b/x', 1700000000, sig)"), "false",
            "verify is false");
