@@ -67,14 +67,18 @@ end
 -- committed row it would replace, or nil) allowed it. Returns the new row
 -- and the replaced one (now deleting) or false; or nil and "precondition"
 -- (check refused), "gone" (the row is no longer pending: gc claimed it)
--- or a database error. Two uploads of one name committing at once: the
--- loser of the unique index tries again, and replaces the winner (the
--- last commit wins, as with a PUT that arrives later).
+-- or a database error. Commits of one name are serialised by a
+-- transaction-scoped advisory lock on (bucket, name), so each sees the one
+-- before it and replaces it: the last commit wins, as with a PUT that
+-- arrives later. Should the unique index still refuse one (a writer that
+-- skipped the lock), it is tried again.
 function meta.commit(id, bucket_id, name, result, check)
     local err
     for _ = 1, 3 do
         local row, old
         row, old = db.transaction(function(tx)
+            tx.call("SELECT pg_advisory_xact_lock(hashtextextended($1::text || '/' || $2, 0))",
+                    bucket_id, name)
             local cur = tx.call("SELECT " .. COLUMNS .. " FROM files WHERE bucket_id = $1 " ..
                                 "AND name = $2 AND status = 'committed' FOR UPDATE",
                                 bucket_id, name)[1]

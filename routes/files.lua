@@ -47,6 +47,13 @@ local FILE_PARAMS = {
     required = { "bucket", "name" },
 }
 
+-- Percent-encodes every byte of s but unreserved characters and '/'.
+local function url_encode(s)
+    return (s:gsub("[^%w%-%._~/]", function(c)
+        return format("%%%02X", c:byte())
+    end))
+end
+
 local function invalid(field, reason)
     fail(400, "validation_failed", field .. ": " .. reason, { field = field, reason = reason })
 end
@@ -103,7 +110,7 @@ local function upload(req)
     local v = files.validators(row)
     return replaced and 200 or 201, files.public(row), {
         ETag = v.etag,
-        Location = req.path,
+        Location = "/v1/buckets/" .. bucket.name .. "/files/" .. url_encode(name),
     }
 end
 
@@ -226,9 +233,7 @@ local function list(req)
     for i, r in ipairs(rows) do
         items[i] = files.public(r)
     end
-    local extra = prefix ~= "" and ("&prefix=" .. prefix:gsub("[^%w%-%._~]", function(c)
-        return format("%%%02X", c:byte())
-    end)) or nil
+    local extra = prefix ~= "" and ("&prefix=" .. url_encode(prefix):gsub("/", "%%2F")) or nil
     local body, headers = buckets.page(req, items, limit, function(r) return r.name end, extra)
     return 200, body, headers
 end
@@ -237,11 +242,8 @@ end
 -- but unreserved characters and '/'), and as the router decodes it (what
 -- is signed).
 local function signed_path(bucket_id, name)
-    local decoded = "/v1/download/" .. bucket_id .. "/" .. name
-    local encoded = "/v1/download/" .. bucket_id .. "/" .. name:gsub("[^%w%-%._~/]", function(c)
-        return format("%%%02X", c:byte())
-    end)
-    return decoded, encoded
+    return "/v1/download/" .. bucket_id .. "/" .. name,
+           "/v1/download/" .. bucket_id .. "/" .. url_encode(name)
 end
 
 local function need_signing()

@@ -289,6 +289,13 @@ static void unwatch_hangup(hreq *h)
     }
 }
 
+static void find_length(void *arg, const char *name, const char *value)
+{
+    (void)value;
+    if (!strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        *(int *)arg = 1;
+}
+
 /* lhost calls this when the handler finished (or was aborted). */
 static void on_complete(request *r)
 {
@@ -299,6 +306,15 @@ static void on_complete(request *r)
         MHD_create_response_from_buffer(res.body_len, (void *)res.body, MHD_RESPMEM_MUST_COPY);
     if (!resp)
         die("out of memory creating a response");
+    if (res.body_len == 0 && !strcmp(r->method, "HEAD")) {
+        /* a HEAD answer that states its length (a file's size, known
+         * without fetching the file) keeps it: libmicrohttpd would
+         * otherwise send the empty buffer's 0 */
+        int has_length = 0;
+        lhost_result_headers(r, find_length, &has_length);
+        if (has_length)
+            MHD_set_response_options(resp, MHD_RF_HEAD_ONLY_RESPONSE, MHD_RO_END);
+    }
     lhost_result_headers(r, add_header, resp);
     finish_response(h, resp, res.status, res.body_len);
     if (h->suspended) {

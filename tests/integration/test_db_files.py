@@ -162,6 +162,7 @@ def metadata_answers(fx):
     ok(cd.startswith('attachment; filename="caf_ _r_sum__.txt"'), "an ASCII fallback", cd)
     ok("filename*=UTF-8''caf%C3%A9%20%22r%C3%A9sum%C3%A9%22.txt" in cd, "filename* exact", cd)
     is_(r.body, b"", "HEAD has no body")
+    is_(r.header("content-length"), "100", "  and the file's Content-Length")
 
     for h, label in [({"If-None-Match": etag}, "its ETag"), ({"If-None-Match": "*"}, "*"),
                      ({"If-None-Match": "W/" + etag}, "the weak form"),

@@ -99,6 +99,11 @@ def upload_download_overwrite_delete(fx):
     is_(f.get("size"), 100, "size")
     is_(f.get("sha256"), hashlib.sha256(data).hexdigest(), "sha256")
     is_(r.header("etag"), '"%s"' % f.get("sha256"), "ETag header")
+    is_(r.header("location"), "/v1/buckets/%s/files/dir/a.txt" % b["name"], "Location")
+    r = put(u["api"], b, "caf%C3%A9%20%3F.txt", b"x")
+    is_(r.header("location"), "/v1/buckets/%s/files/caf%%C3%%A9%%20%%3F.txt" % b["name"],
+        "a Location with the name percent-encoded")
+    is_(u["api"].delete(r.header("location") or "/x").status, 204, "  which addresses it")
     is_(rows(fx, b["id"]), [("committed", rows(fx, b["id"])[0][1])], "one committed row")
     r = u["api"].get("/v1/buckets/%s/files/dir/a.txt" % b["name"])
     is_((r.status, r.body), (200, data), "GET returns the bytes")
@@ -161,8 +166,8 @@ def concurrent_uploads_of_one_name(fx):
     try:
         u = new_user(fx.admin)
         b = new_bucket(u)
-        bodies = [("body-%d" % i).encode() * 10 for i in range(6)]
-        with concurrent.futures.ThreadPoolExecutor(6) as ex:
+        bodies = [("body-%d" % i).encode() * 10 for i in range(8)]
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
             res = list(ex.map(lambda d: put(u["api"], b, "race.txt", d), bodies))
         statuses = sorted(r.status for r in res)
         ok(all(s in (200, 201) for s in statuses), "every upload succeeds (last wins)", statuses)
@@ -175,13 +180,13 @@ def concurrent_uploads_of_one_name(fx):
         is_(consistent(fx, "after the race"), [], "every other object was removed")
         set_delay(0)
         # with If-None-Match: * exactly one wins, the others are 412
-        with concurrent.futures.ThreadPoolExecutor(6) as ex:
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
             set_delay(200)
             res = list(ex.map(lambda d: put(u["api"], b, "once.txt", d, **{"If-None-Match": "*"}),
                               bodies))
         statuses = sorted(r.status for r in res)
         is_(statuses.count(201), 1, "If-None-Match: * races: one 201", statuses)
-        is_(statuses.count(412), 5, "  and five 412")
+        is_(statuses.count(412), 7, "  and seven 412")
         is_(consistent(fx, "after the If-None-Match race"), [], "  the losers' objects removed")
     finally:
         set_delay(0)
