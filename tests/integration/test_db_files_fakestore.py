@@ -136,6 +136,18 @@ def upload_download_overwrite_delete(fx):
     is_(error_of(r)[0], "digest_mismatch", "  digest_mismatch")
     is_(consistent(fx, "after the uploads"), [], "no object without a row")
 
+    r = put(u["api"], b, "empty", b"")
+    is_(r.status, 201, "a 0-byte file uploads", r.body)
+    is_((r.json_or_none() or {}).get("sha256"), hashlib.sha256(b"").hexdigest(), "  its digest")
+    ep = "/v1/buckets/%s/files/empty" % b["name"]
+    r = u["api"].get(ep)
+    is_((r.status, r.body), (200, b""), "  and downloads empty")
+    r = u["api"].get(ep, headers={"Range": "bytes=0-0"})
+    is_((r.status, r.header("content-range")), (416, "bytes */0"), "  bytes=0-0 is 416 */0")
+    r = u["api"].get(ep, headers={"Range": "bytes=-5"})
+    is_((r.status, r.body), (200, b""), "  a suffix range is the whole (empty) file")
+    is_(u["api"].delete(ep).status, 204, "  and deletes")
+
     r = u["api"].delete("/v1/buckets/%s/files/dir/a.txt" % b["name"])
     is_(r.status, 204, "DELETE is 204", r.body)
     is_(u["api"].get("/v1/buckets/%s/files/dir/a.txt" % b["name"]).status, 404, "then GET is 404")
