@@ -244,11 +244,18 @@ def failures_leave_nothing_visible_and_gc_cleans(fx):
         f.write("200000")
     fx.db.sql("UPDATE files SET updated_at = now() - interval '5 minutes' "
               "WHERE status = 'deleting'")
+    with open(os.path.join(STORE, ".uploads"), "w") as f:
+        f.write("%s/44444444-4444-4444-8444-444444444444 old-upload 200000\n"
+                "%s/55555555-5555-4555-8555-555555555555 young-upload 10\n" % (b["id"], b["id"]))
     p = gc(fx)
     is_(p.returncode, 0, "gc exits 0", p.stderr)
     ok('"reason":"stale_pending"' in p.stdout, "gc removed the stale pending row", p.stdout)
     ok('"reason":"left_deleting"' in p.stdout, "gc finished the deleting row")
     ok('"reason":"orphan"' in p.stdout, "gc deleted the orphan object")
+    ok('"upload_id":"old-upload"' in p.stdout, "gc aborted the stale multipart upload")
+    with open(os.path.join(STORE, ".uploads")) as f:
+        left = f.read()
+    ok("young-upload" in left and "old-upload" not in left, "  and spared the young one", left)
     is_([s for s, _ in rows(fx, b["id"])], ["committed"], "only the committed row remains")
     orphans = consistent(fx, "after gc")
     is_(orphans, ["%s/33333333-3333-4333-8333-333333333333" % b["id"]],

@@ -139,11 +139,37 @@ function _M.list(opts)
     return { keys = page, next = from + max <= #keys and tostring(from + max) or nil }
 end
 
-function _M.list_uploads()
-    return { uploads = {} }
+-- Unfinished multipart uploads: lines "KEY UPLOAD_ID AGE_SECONDS" in
+-- GLASGOW_FAKE_S3_DIR/.uploads; aborting one removes its line.
+local function uploads()
+    local out = {}
+    for line in (read(DIR .. "/.uploads") or ""):gmatch("[^\n]+") do
+        local key, id, age = line:match("^(%S+) (%S+) (%d+)$")
+        if key then
+            out[#out + 1] = { key = key, upload_id = id, initiated = os.time() - tonumber(age) }
+        end
+    end
+    return out
 end
 
-function _M.abort_upload()
+function _M.list_uploads()
+    local ok, err = failing("list")
+    if not ok then
+        return nil, err
+    end
+    return { uploads = uploads() }
+end
+
+function _M.abort_upload(key, upload_id)
+    local keep = {}
+    for _, u in ipairs(uploads()) do
+        if not (u.key == key and u.upload_id == upload_id) then
+            keep[#keep + 1] = u.key .. " " .. u.upload_id .. " " .. (os.time() - u.initiated)
+        end
+    end
+    local f = assert(io.open(DIR .. "/.uploads", "wb"))
+    f:write(table.concat(keep, "\n"), "\n")
+    f:close()
     return true
 end
 
