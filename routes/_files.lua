@@ -182,28 +182,40 @@ local function remove(s3, row, status)
 end
 _M.remove = remove
 
+-- Raises the HTTP answer to a store failure (glasgow.s3's err: kind
+-- "unavailable" or a retryable "store" error is 503 with Retry-After;
+-- anything else the client cannot fix is raised as is, a logged 500).
+function _M.store_error(err)
+    if type(err) == "table" and (err.kind == "unavailable" or err.retryable
+                                 or err.status == 503) then
+        fail(503, "store_unavailable", "the object store is unavailable, retry shortly", nil,
+             { ["Retry-After"] = "1" })
+    end
+    error(err, 0)
+end
+
 -- The HTTP answer to an s3.put failure: the client's fault (its body)
 -- is a 4xx, the store's a 503.
 local function put_error(err)
+    local kind = type(err) == "table" and err.kind
     local code = type(err) == "table" and err.code
-    if code == "digest_mismatch" then
+    if kind == "digest_mismatch" or code == "digest_mismatch" then
         fail(400, "digest_mismatch", "the body does not match the SHA-256 the request announced")
     end
-    if type(err) == "table" and err.kind == "client" then
-        if code == "too_large" then
+    if kind == "client" or kind == "too_large" then
+        if code == "too_large" or kind == "too_large" then
             fail(413, "too_large", "the file is larger than this bucket accepts")
         elseif code == "timeout" then
             fail(408, "request_timeout", "the body arrived too slowly")
         elseif code == "closed" then
             fail(499, "client_closed", "the client went away during the upload")
+        elseif code == "aborted" then
+            fail(503, "aborted", "the request ended before the upload did (deadline or " ..
+                 "shutdown); retry", nil, { ["Retry-After"] = "1" })
         end
         fail(400, "bad_body", "the request body could not be read: " .. tostring(code))
     end
-    if type(err) == "table" and err.kind == "store" then
-        fail(503, "store_unavailable", "the object store is unavailable, retry shortly", nil,
-             { ["Retry-After"] = "1" })
-    end
-    error(err, 0)
+    _M.store_error(err)
 end
 
 -- Runs the upload of req's body as name in bucket. opts: content_type

@@ -18,7 +18,7 @@ local files = require "routes._files"
 
 local fail = glasgow.fail
 local floor, format = math.floor, string.format
-local error, ipairs, pcall, tonumber, tostring, type = error, ipairs, pcall, tonumber, tostring, type
+local ipairs, pcall, tonumber, tostring, type = ipairs, pcall, tonumber, tostring, type
 
 local MAX_LIMIT = 1000
 local MAX_SIGNED_TTL = 7 * 86400 -- S3's limit for presigned URLs
@@ -157,13 +157,20 @@ local function serve(req, row)
         if type(err) == "table" and (err.code == "NoSuchKey" or err.status == 404) then
             return nil
         end
-        if type(err) == "table" and err.kind == "store" then
-            fail(503, "store_unavailable", "the object store is unavailable, retry shortly", nil,
-                 { ["Retry-After"] = "1" })
-        end
-        error(err, 0)
+        files.store_error(err)
     end
-    return obj:pipe(req, status, headers)
+    -- pipe streams the body and answers the request itself (what the
+    -- handler returns afterwards is ignored), returning the bytes sent or
+    -- nil, err: before the answer started an error can still be sent;
+    -- midway the connection is cut, so a client never sees a
+    -- complete-looking wrong body
+    local sent, perr = obj:pipe(req, status, headers)
+    if sent == nil and not req.responded then
+        files.store_error(perr)
+    end
+    -- an object whose bytes are already in memory (the tests' fake
+    -- store's) is answered with them
+    return status, obj.body, headers
 end
 
 -- Downloads name from bucket, reading the row again once when its object

@@ -209,7 +209,8 @@ describe("files upload (unit-level fakes)", function()
     end)
 
     local client_errors = {
-        { "closed", 499 }, { "timeout", 408 }, { "too_large", 413 }, { "weird", 400 },
+        { "closed", 499 }, { "timeout", 408 }, { "too_large", 413 }, { "aborted", 503 },
+        { "weird", 400 },
     }
     for _, c in ipairs(client_errors) do
         it("a client failure (" .. c[1] .. ") answers " .. c[2] .. " and leaves nothing", function()
@@ -231,6 +232,23 @@ describe("files upload (unit-level fakes)", function()
         assert.equal("1", err.headers["Retry-After"])
         local st = check_invariants(m, s)
         assert.same({ pending = 0, committed = 0, deleting = 0 }, st)
+    end)
+
+    it("an unreachable store (kind unavailable) answers 503 and leaves nothing", function()
+        s.put_error = { kind = "unavailable", code = "network", status = 503, retryable = true }
+        local ok, err = upload("x")
+        assert.is_false(ok)
+        assert.equal(503, (status_of(err)))
+        assert.same({ pending = 0, committed = 0, deleting = 0 }, (check_invariants(m, s)))
+    end)
+
+    it("a store error nobody can fix (credentials) is raised as is: a logged 500", function()
+        local e = { kind = "store", code = "AccessDenied", status = 500 }
+        s.put_error = e
+        local ok, err = upload("x")
+        assert.is_false(ok)
+        assert.equal(e, err)
+        assert.same({ pending = 0, committed = 0, deleting = 0 }, (check_invariants(m, s)))
     end)
 
     it("a digest mismatch is 400 and leaves nothing", function()

@@ -177,7 +177,7 @@ function _M.orphans(s3, min_age, dry)
             break
         end
         local old, keys = {}, {}
-        for _, o in ipairs(page.keys or {}) do
+        for _, o in ipairs(page.objects or {}) do
             stats.listed = stats.listed + 1
             local age = age_of(o.last_modified, now)
             if o.key:find(KEY_PATTERN) and age and age >= min_age then
@@ -210,7 +210,7 @@ function _M.orphans(s3, min_age, dry)
                 end
             end
         end
-        continuation = page.next
+        continuation = page.truncated and page.continuation or nil
     until not continuation
     emit({ step = "orphans", listed = stats.listed, [dry and "would_delete" or "deleted"] =
            stats.deleted, errors = stats.errors })
@@ -224,9 +224,9 @@ function _M.uploads(s3, min_age, dry)
         return stats
     end
     local now = os.time()
-    local continuation
+    local markers = {}
     repeat
-        local page, err = s3.list_uploads({ continuation = continuation })
+        local page, err = s3.list_uploads(markers)
         if not page then
             stats.errors = stats.errors + 1
             emit({ step = "multipart", error = tostring(err and (err.message or err.code) or err) })
@@ -251,8 +251,9 @@ function _M.uploads(s3, min_age, dry)
                 end
             end
         end
-        continuation = page.next
-    until not continuation
+        markers = page.truncated and page.key_marker and
+                  { key_marker = page.key_marker, upload_id_marker = page.upload_id_marker } or nil
+    until not markers
     emit({ step = "multipart", listed = stats.listed, [dry and "would_abort" or "aborted"] =
            stats.aborted, errors = stats.errors })
     return stats

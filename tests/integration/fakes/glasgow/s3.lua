@@ -1,7 +1,9 @@
 -- A FAKE of the glasgow.s3 binding, for tests only: objects are files in
 -- the directory GLASGOW_FAKE_S3_DIR. It follows the binding's Lua contract
--- (put / get / head / delete / list / list_uploads / abort_upload, errors
--- as {kind, code, status, message, retryable}) so that the file routes and
+-- (lua/glasgow/s3.lua: put / get / head / delete / list / list_uploads /
+-- abort_upload, errors as {kind, code, status, message, retryable}) but
+-- cannot stream: get's object carries its bytes as obj.body, which the
+-- route answers with when pipe has not answered. It lets the routes and
 -- `glasgow gc` can be tested against the real PostgreSQL before the real
 -- binding lands. It is not an S3 server and tests nothing about S3.
 --
@@ -32,7 +34,7 @@ end
 local function failing(op)
     local s = read(DIR .. "/.fail") or ""
     if s:find(op, 1, true) then
-        return nil, { kind = "store", code = "InternalError", status = 500,
+        return nil, { kind = "unavailable", code = "network", status = 503,
                       message = "fake store outage", retryable = true }
     end
     return true
@@ -61,7 +63,7 @@ function _M.put(key, req, opts)
     end
     local sha = crypto.hex(crypto.sha256(body))
     if opts.sha256 and opts.sha256 ~= sha then
-        return nil, { kind = "client", code = "digest_mismatch", status = 400 }
+        return nil, { kind = "digest_mismatch", status = 400 }
     end
     local f = assert(io.open(path(key), "wb"))
     f:write(body)
@@ -95,10 +97,12 @@ function _M.get(key, opts)
         first, last = opts.range[1], opts.range[2]
     end
     local part = s:sub(first + 1, last + 1)
+    -- without the streaming runtime nothing can be piped: the route
+    -- answers with obj.body, the bytes in memory
     return {
-        status = opts and opts.range and 206 or 200, size = #s, length = #part,
-        pipe = function(_, _, status, headers)
-            return status, part, headers
+        status = opts and opts.range and 206 or 200, size = #s, length = #part, body = part,
+        pipe = function()
+            return #part
         end,
     }
 end
@@ -136,7 +140,8 @@ function _M.list(opts)
     for i = from, math.min(#keys, from + max - 1) do
         page[#page + 1] = keys[i]
     end
-    return { keys = page, next = from + max <= #keys and tostring(from + max) or nil }
+    local more = from + max <= #keys
+    return { objects = page, truncated = more, continuation = more and tostring(from + max) or nil }
 end
 
 -- Unfinished multipart uploads: lines "KEY UPLOAD_ID AGE_SECONDS" in
@@ -157,7 +162,7 @@ function _M.list_uploads()
     if not ok then
         return nil, err
     end
-    return { uploads = uploads() }
+    return { uploads = uploads(), truncated = false }
 end
 
 function _M.abort_upload(key, upload_id)
