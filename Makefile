@@ -46,7 +46,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 include tests/fuzz/fuzz.mk
 
-.PHONY: all deps run stop-db clean-db test test-unit test-spec test-integration lint bench clean format
+.PHONY: all deps run stop-db clean-db stop-s3 clean-s3 test test-unit test-spec test-integration lint bench clean format
 all: $(BUILD)/glasgow
 
 deps:
@@ -80,26 +80,40 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIB_OBJS) $(MHD_LIB)
 # cluster is durable (fsync on). As root with a checkout the postgres user
 # cannot reach, its files live in /var/lib/glasgow-dev/ instead (.ci/pg).
 DEV_PG_PORT ?= 15432
+# With it, the local S3 store: Ceph's RADOS Gateway on 127.0.0.1:$(DEV_S3_PORT)
+# with its cluster (BlueStore on a file) and keys kept in .data/rgw (.ci/rgw);
+# glasgow gets its S3_* settings from `.ci/rgw env`, keys by file.
+DEV_S3_PORT ?= 17480
 DEV_ADMIN ?= admin@glasgow.local
 run: deps $(BUILD)/glasgow
 	$(Q)bash .ci/pg start .data/pg $(DEV_PG_PORT)
 	@echo "PostgreSQL on 127.0.0.1:$(DEV_PG_PORT), files in $$(bash .ci/pg where .data/pg)"
+	$(Q)bash .ci/rgw start .data/rgw $(DEV_S3_PORT)
+	@echo "S3 (Ceph RGW) on http://127.0.0.1:$(DEV_S3_PORT), bucket glasgow, files in $$(bash .ci/rgw where .data/rgw)"
 	$(Q)umask 077; bash .ci/pg url .data/pg $(DEV_PG_PORT) > .data/database-url
 	$(Q)[ -s .data/admin-password ] || (umask 077; head -c 12 /dev/urandom | base64 | tr '+/' '-_' > .data/admin-password)
 	$(Q)DATABASE_URL_FILE=.data/database-url GLASGOW_BOOTSTRAP_ADMIN_EMAIL=$(DEV_ADMIN) \
 	    GLASGOW_BOOTSTRAP_ADMIN_PASSWORD_FILE=.data/admin-password ./$(BUILD)/glasgow migrate
 	@echo "dev admin: $(DEV_ADMIN), password in .data/admin-password"
-	$(Q)DATABASE_URL_FILE=.data/database-url GLASGOW_ROUTES_DIR=$${GLASGOW_ROUTES_DIR:-routes} \
+	$(Q)env $$(bash .ci/rgw env .data/rgw $(DEV_S3_PORT)) \
+	    DATABASE_URL_FILE=.data/database-url GLASGOW_ROUTES_DIR=$${GLASGOW_ROUTES_DIR:-routes} \
 	    ./$(BUILD)/glasgow serve
 
-# Stops the local PostgreSQL that `make run` started (its data stays).
-stop-db:
+# Stops the local PostgreSQL and S3 store that `make run` started (their data stays).
+stop-db: stop-s3
 	$(Q)bash .ci/pg stop .data/pg
 
-# Stops it and deletes its data wherever it lives, and the dev secrets.
-clean-db:
+# Stops them and deletes their data wherever it lives, and the dev secrets.
+clean-db: clean-s3
 	$(Q)bash .ci/pg destroy .data/pg
 	$(Q)rm -f .data/database-url .data/admin-password
+
+# The S3 store alone: stop it (objects stay), or delete it with its keys.
+stop-s3:
+	$(Q)bash .ci/rgw stop .data/rgw
+
+clean-s3:
+	$(Q)bash .ci/rgw destroy .data/rgw
 
 # Every suite; ends with one "N passed, N failed" line.
 test: deps
