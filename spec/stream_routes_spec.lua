@@ -48,6 +48,14 @@ describe("body = \"stream\"", function()
         assert.equal("\137PNG not json", seen)
     end)
 
+    it("needs a method that takes a body", function()
+        local app = fresh("glasgow.app")
+        assert.has_error(function()
+            app.declare("f.lua", { { method = "GET", path = "/x", handler = upload,
+                                     body = "stream" } })
+        end)
+    end)
+
     it("other strings are still refused as a body schema", function()
         local app = fresh("glasgow.app")
         assert.has_error(function()
@@ -60,9 +68,9 @@ describe("body = \"stream\"", function()
         local openapi = fresh("glasgow.openapi")
         local doc = json.decode(openapi.encode(openapi.document({ ROUTE })))
         local op = doc.paths["/files/{name}"].put
-        assert.truthy(op.requestBody.content["*/*"])
-        assert.equal("application/octet-stream",
-                     op.requestBody.content["*/*"].schema.contentMediaType)
-        assert.truthy(op.responses["200"].content["*/*"])
+        local body = op.requestBody.content["application/octet-stream"]
+        assert.same({ type = "string", format = "binary" }, body.schema)
+        assert.same({ type = "string", format = "binary" },
+                    op.responses["200"].content["application/octet-stream"].schema)
     end)
 end)

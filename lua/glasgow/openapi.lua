@@ -260,9 +260,9 @@ local function responses(route, label)
                 schema.check(r.schema, rlabel)
                 resp.content = json_content(copy(r.schema))
             elseif r.binary then
-                -- raw bytes of any media type (a file download)
-                resp.content = { ["*/*"] = { schema = { type = "string",
-                                                        contentMediaType = "application/octet-stream" } } }
+                -- raw bytes (a file download), as a streamed request body is
+                resp.content = { ["application/octet-stream"] = { schema = { type = "string",
+                                                                             format = "binary" } } }
             end
             out[key] = resp
         end
@@ -320,11 +320,10 @@ local function operation(route, index)
         op.tags = tags
     end
     if route.body == "stream" then
-        -- a raw body of any media type, streamed (a file upload)
         op.requestBody = {
             required = true,
-            content = { ["*/*"] = { schema = { type = "string",
-                                               contentMediaType = "application/octet-stream" } } },
+            content = { ["application/octet-stream"] = { schema = { type = "string",
+                                                                    format = "binary" } } },
         }
     elseif route.body ~= nil then
         schema.check(route.body, label .. " body")
