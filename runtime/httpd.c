@@ -231,6 +231,14 @@ static void add_header(void *arg, const char *name, const char *value)
     MHD_add_response_header(arg, name, value);
 }
 
+/* Sets *arg when a response header is Content-Length. */
+static void find_length(void *arg, const char *name, const char *value)
+{
+    (void)value;
+    if (!strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        *(int *)arg = 1;
+}
+
 static void finish_response(hreq *h, struct MHD_Response *resp, unsigned status, size_t body_len)
 {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_DATE, util_http_date());
@@ -287,13 +295,6 @@ static void unwatch_hangup(hreq *h)
         loop_io_del(h->srv->lp, &h->hangup_io);
         h->hangup_watched = 0;
     }
-}
-
-static void find_length(void *arg, const char *name, const char *value)
-{
-    (void)value;
-    if (!strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH))
-        *(int *)arg = 1;
 }
 
 /* lhost calls this when the handler finished (or was aborted). */
