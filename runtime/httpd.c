@@ -226,17 +226,17 @@ static void record(hreq *h)
 
 /* ---- responses ---------------------------------------------------------------- */
 
-static void add_header(void *arg, const char *name, const char *value)
-{
-    MHD_add_response_header(arg, name, value);
-}
-
 /* Sets *arg when a response header is Content-Length. */
 static void find_length(void *arg, const char *name, const char *value)
 {
     (void)value;
     if (!strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH))
         *(int *)arg = 1;
+}
+
+static void add_header(void *arg, const char *name, const char *value)
+{
+    MHD_add_response_header(arg, name, value);
 }
 
 static void finish_response(hreq *h, struct MHD_Response *resp, unsigned status, size_t body_len)
