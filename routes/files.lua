@@ -125,6 +125,8 @@ local function serve(req, row)
         ["Accept-Ranges"] = "bytes",
         ["Cache-Control"] = "private, no-cache",
         ["X-Content-Type-Options"] = "nosniff",
+        -- should a browser render a download anyway, it runs nothing
+        ["Content-Security-Policy"] = "default-src 'none'; sandbox",
     }
     local st = http.preconditions(req.headers, req.method, v)
     if st == 304 then

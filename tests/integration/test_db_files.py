@@ -157,6 +157,8 @@ def metadata_answers(fx):
        r.header("last-modified"))
     is_(r.header("accept-ranges"), "bytes", "Accept-Ranges: bytes")
     is_(r.header("x-content-type-options"), "nosniff", "nosniff")
+    is_(r.header("content-security-policy"), "default-src 'none'; sandbox",
+        "a sandboxing Content-Security-Policy")
     is_(r.header("content-type"), "text/plain", "the stored Content-Type")
     cd = r.header("content-disposition") or ""
     ok(cd.startswith('attachment; filename="caf_ _r_sum__.txt"'), "an ASCII fallback", cd)
