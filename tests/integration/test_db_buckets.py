@@ -213,6 +213,7 @@ def delete_refuses_non_empty(fx):
     add_file_row(fx, b1)
     r = fx.admin.delete("/v1/users/" + v["id"])
     is_(r.status, 409, "deleting a user who has files is 409", r.body)
+    is_(error_of(r)[0], "user_has_files", "  code user_has_files")
     fx.db.sql("DELETE FROM files WHERE bucket_id = '%s'" % b1)
     is_(fx.admin.delete("/v1/users/" + v["id"]).status, 204, "without files the user goes")
     is_(int(fx.db.sql("SELECT count(*) FROM buckets WHERE owner_id = '%s'" % v["id"])), 0,
