@@ -46,7 +46,8 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 include tests/fuzz/fuzz.mk
 
-.PHONY: all deps run stop-db clean-db stop-s3 clean-s3 test test-unit test-spec test-integration lint bench clean format
+.PHONY: all deps run stop-db clean-db stop-s3 clean-s3 test test-unit test-spec test-integration test-deploy lint bench clean format \
+        image e2e
 all: $(BUILD)/glasgow
 
 deps:
@@ -129,6 +130,14 @@ test-spec:
 test-integration: $(BUILD)/glasgow
 	$(Q)BUILD=$(BUILD) SUITES=integration bash tests/run-all
 
+.PHONY: test-sops
+test-sops:
+	$(Q)SUITES=sops bash tests/run-all
+
+# deploy/ and the CI workflow, offline (tests/deploy/run.mjs).
+test-deploy:
+	$(Q)BUILD=$(BUILD) SUITES=deploy bash tests/run-all
+
 lint:
 	$(Q)bash .ci/lint
 
@@ -140,3 +149,16 @@ format:
 
 clean:
 	$(Q)rm -rf build build-san
+
+# The container image (README, "Container image"): podman builds the
+# Dockerfile from a debian:bookworm-slim made locally with mmdebstrap
+# (.ci/image-base, cached in ~/.cache/glasgow/image/), as ghcr.io/glasgow-api/glasgow
+# tagged with the version and :dev. `make e2e` runs that image against a
+# real PostgreSQL (tests/e2e/).
+export CONTAINERS_CONF ?= $(CURDIR)/.ci/containers.conf
+image:
+	$(Q)bash .ci/deps --image
+	$(Q)bash .ci/image
+
+e2e: image
+	$(Q)SUITES=e2e bash tests/run-all

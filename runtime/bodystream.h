@@ -41,6 +41,29 @@ typedef struct body_source body_source;
 typedef struct body_sink body_sink;
 
 /*
+ * Timing, as the server applies it to a request whose body streams either
+ * way (DESIGN.md section 5; README "Streamed bodies"):
+ * - every byte the handler reads from the source or writes into the sink
+ *   pushes the request's deadline (GLASGOW_REQUEST_TIMEOUT_MS) back to a
+ *   full period from then, and the deadline does not fire while someone
+ *   waits on a stream (a notify is armed) and restarts when that wait
+ *   ends: a transfer that keeps moving is never cut by it, while a handler
+ *   that stops moving bytes (and is not waiting for the client) is;
+ * - the client must keep up GLASGOW_MIN_RATE_BYTES_PER_S (after
+ *   GLASGOW_MIN_RATE_GRACE_MS), counted only over the time the server
+ *   waits on the client (not while it holds the connection suspended
+ *   because nobody reads the body or nothing was written yet); a client
+ *   below it is cut (BODY_ERR_TIMEOUT, 408 when nothing was answered yet);
+ * - the Lua run limit applies to each stretch between two yields, as for
+ *   any handler; waiting on a stream is a yield.
+ * A client hang-up fails both streams with BODY_ERR_CLOSED and runs the
+ * armed notify callbacks in the same loop iteration, also while the
+ * connection is suspended (its socket is watched; a half-close counts as a
+ * hang-up then). The handler runs on to its end; the request is logged
+ * 499 when it ends.
+ */
+
+/*
  * The request body of r as a source, for a route declared with
  * body = "stream" (NULL otherwise, or once the body was consumed whole).
  * The handler starts when the headers are in; the body flows only while
@@ -72,6 +95,14 @@ void body_source_notify(body_source *s, void (*ready)(void *arg), void *arg);
 uint64_t body_source_consumed(const body_source *s);
 
 /*
+ * Adds a header to r's streamed response, before request_body_sink. The
+ * name must be an HTTP token and the value free of CR, LF and NUL; Date
+ * and X-Request-ID are set by the server. Returns 0, or -1 when the pair
+ * is malformed or the response has started.
+ */
+int request_add_header(request *r, const char *name, const char *value);
+
+/*
  * Starts a streamed response on r with status and the headers already set
  * on it (the same ones a buffered response would carry), and returns the
  * sink its body is written to. content_length is the exact body size when
@@ -83,6 +114,9 @@ uint64_t body_source_consumed(const body_source *s);
  */
 body_sink *request_body_sink(request *r, unsigned status, int64_t content_length);
 
+/* Whether request_body_sink was called on r. */
+int request_responded(const request *r);
+
 /*
  * Queues up to len bytes of the body. Returns the count accepted (> 0,
  * possibly less than len), BODY_AGAIN when the client's buffer is full, or
@@ -90,6 +124,12 @@ body_sink *request_body_sink(request *r, unsigned status, int64_t content_length
  * (body_sink_error says which).
  */
 ssize_t body_sink_write(body_sink *s, const char *buf, size_t len);
+
+/* How many bytes a body_sink_write would accept now: 0 when full or failed
+ * (a write then says which), SIZE_MAX for HEAD. For a binding that must
+ * take a chunk whole or not at all (curl's write callback, which can only
+ * pause before it consumed anything). */
+size_t body_sink_room(const body_sink *s);
 
 /* After BODY_ERROR: one of the BODY_ERR_* constants. */
 const char *body_sink_error(const body_sink *s);
@@ -109,5 +149,76 @@ void body_sink_fail(body_sink *s);
 
 /* Total bytes of the body accepted so far. */
 uint64_t body_sink_written(const body_sink *s);
+
+/* ---- the transport side: what the HTTP server (httpd.c) uses ------------------- */
+
+/* Capacity of a source's and of a sink's buffer: what one transfer holds
+ * beyond libmicrohttpd's connection buffer. */
+#define BODY_BUF_BYTES ((size_t)65536)
+
+/* How a request reaches its transport; set by the server on r->streams. */
+typedef struct body_transport {
+    body_source *(*source)(request *r);
+    body_sink *(*sink)(request *r, unsigned status, int64_t content_length);
+    /* the stream's state changed (bytes taken or given, a notify armed,
+     * the end, a failure): the transport re-evaluates on its loop, never
+     * inside the call that poked, and fires what became ready */
+    void (*poke)(void *owner);
+} body_transport;
+
+/* A source for r of declared length (-1: chunked) under limit bytes; the
+ * transport pokes owner. Freed with body_source_free. */
+body_source *body_source_create(request *r, const body_transport *t, void *owner, int64_t length,
+                                uint64_t limit);
+void body_source_free(body_source *s);
+
+/* Offers n bytes that arrived; returns how many fit (0..n). Past the
+ * limit, the source fails with BODY_ERR_TOO_LARGE and takes everything
+ * (the caller discards it). */
+size_t body_source_push(body_source *s, const char *data, size_t n);
+
+/* The body ended (every byte pushed). */
+void body_source_end(body_source *s);
+
+/* The body cannot be completed: err is a BODY_ERR_* constant. The first
+ * failure sticks; bytes still buffered are dropped. A no-op once the body
+ * ended (what is buffered stays readable). */
+void body_source_fail(body_source *s, const char *err);
+
+/* Bytes buffered and not read yet; whether it ended or failed. */
+size_t body_source_buffered(const body_source *s);
+int body_source_done(const body_source *s);
+
+/* Bytes pushed so far (counted before the limit check). */
+uint64_t body_source_received(const body_source *s);
+
+/* Runs the notify callback if one is armed and a read can make progress. */
+void body_source_fire(body_source *s);
+
+/* A sink for r: content_length as for request_body_sink; head non-zero
+ * drops what is written (HEAD). Freed with body_sink_free. */
+body_sink *body_sink_create(request *r, const body_transport *t, void *owner,
+                            int64_t content_length, int head);
+void body_sink_free(body_sink *s);
+
+/* Takes up to max queued bytes for the client; returns the count. */
+size_t body_sink_pull(body_sink *s, char *buf, size_t max);
+
+/* Bytes queued and not pulled yet. */
+size_t body_sink_buffered(const body_sink *s);
+
+/* 1 when finished and drained (the response is complete), -1 when failed,
+ * 0 while the body goes on. */
+int body_sink_state(const body_sink *s);
+
+/* The transport fails the sink (client gone, cut, request ended). */
+void body_sink_set_error(body_sink *s, const char *err);
+
+/* Runs the notify callback if one is armed and a write can make progress. */
+void body_sink_fire(body_sink *s);
+
+/* Whether a notify callback is armed (someone waits on the stream). */
+int body_source_waiting(const body_source *s);
+int body_sink_waiting(const body_sink *s);
 
 #endif

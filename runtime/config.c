@@ -170,26 +170,6 @@ static int parse_bool(const char *v, int *out)
     return 0;
 }
 
-/* Copies the first 40 bytes of v into out (>= 161 bytes) for a message:
- * printable ASCII as is, any other byte and '"' and '\\' as \xNN, so the
- * message stays one printable line whatever the environment holds. */
-static void quote_value(const char *v, char *out)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < 40 && v[i]; i++) {
-        unsigned char b = (unsigned char)v[i];
-        if (b < 0x20 || b >= 0x7f || b == '"' || b == '\\') {
-            out[n++] = '\\';
-            out[n++] = 'x';
-            out[n++] = "0123456789abcdef"[b >> 4];
-            out[n++] = "0123456789abcdef"[b & 15];
-        } else {
-            out[n++] = (char)b;
-        }
-    }
-    out[n] = '\0';
-}
-
 int config_load(config *c, config_getenv_fn get, char *err, size_t errlen)
 {
     const char *v;
@@ -218,8 +198,8 @@ int config_load(config *c, config_getenv_fn get, char *err, size_t errlen)
         uint64_t val = s->def;
         v = get(s->name);
         if (v && config_parse_uint(v, s->min, s->max, s->is_size, &val) < 0) {
-            char quoted[4 * 40 + 4];
-            quote_value(v, quoted);
+            char quoted[UTIL_QUOTE_MAX];
+            util_quote(v, strlen(v), quoted);
             snprintf(err, errlen, "%s: expected %s between %llu and %llu, got \"%s\"", s->name,
                      s->is_size ? "a size (bytes, or with k/m/g)" : "an integer",
                      (unsigned long long)s->min, (unsigned long long)s->max, quoted);
@@ -275,6 +255,17 @@ int config_load(config *c, config_getenv_fn get, char *err, size_t errlen)
     if (v && parse_bool(v, &c->access_log) < 0) {
         snprintf(err, errlen, "GLASGOW_ACCESS_LOG: expected true or false");
         return -1;
+    }
+    v = get("GLASGOW_TRUSTED_PROXIES");
+    if (v) {
+        char why[256];
+        if (netaddr_set_parse(v, &c->trusted_proxies, why, sizeof why) < 0) {
+            snprintf(err, errlen,
+                     "GLASGOW_TRUSTED_PROXIES: %s (expected CIDRs such as "
+                     "10.42.0.0/16, fd00::/8, separated by commas)",
+                     why);
+            return -1;
+        }
     }
     c->log_level = LOG_INFO;
     v = get("GLASGOW_LOG_LEVEL");

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "netaddr.h"
+
 typedef struct config_addr {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -56,7 +58,8 @@ typedef struct config {
     size_t max_body_bytes;       /* GLASGOW_MAX_BODY_BYTES: default per-route body limit */
     unsigned max_json_depth;     /* GLASGOW_MAX_JSON_DEPTH */
     unsigned max_connections;    /* GLASGOW_MAX_CONNECTIONS: per process */
-    unsigned max_conns_per_ip;   /* GLASGOW_MAX_CONNS_PER_IP */
+    unsigned max_conns_per_ip;   /* GLASGOW_MAX_CONNS_PER_IP: per TCP peer, trusted proxies
+                                  * exempt */
     unsigned header_timeout_ms;  /* GLASGOW_HEADER_TIMEOUT_MS: first byte to end of headers */
     unsigned idle_timeout_ms;    /* GLASGOW_IDLE_TIMEOUT_MS: no traffic on a connection */
     unsigned request_timeout_ms; /* GLASGOW_REQUEST_TIMEOUT_MS: handler deadline */
@@ -77,7 +80,9 @@ typedef struct config {
     char tls_cert_file[4096]; /* GLASGOW_TLS_CERT_FILE */
     char tls_key_file[4096];  /* GLASGOW_TLS_KEY_FILE */
     int access_log;           /* GLASGOW_ACCESS_LOG: true/false */
-    int log_level;            /* GLASGOW_LOG_LEVEL: debug, info, warn, error */
+    /* GLASGOW_TRUSTED_PROXIES: CIDRs whose X-Forwarded-For names the client */
+    netaddr_set trusted_proxies;
+    int log_level; /* GLASGOW_LOG_LEVEL: debug, info, warn, error */
 
     config_auth auth;
 } config;

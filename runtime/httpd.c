@@ -7,22 +7,41 @@
  * bounded buffer; the last call runs the handler synchronously. If the
  * handler yields, the connection is suspended and resumed when the
  * coroutine completes; the response is queued on the call that follows.
+ *
+ * Streamed bodies (bodystream.h) change three things. A route declared
+ * with body = "stream" runs its handler on the first call; body calls push
+ * into the request's source and, when it is full, leave the rest in
+ * libmicrohttpd's buffer and suspend (SUSP_BODY) until the handler reads.
+ * A streamed response is a response from a callback that pulls from the
+ * sink and suspends when it is empty (SUSP_SINK); libmicrohttpd accepts it
+ * only once the whole request body is in, so it is queued on the last
+ * call. Stream events (bytes taken or given, a notify armed, an end, an
+ * error) only poke the request onto a ready list, processed after
+ * MHD_run: resumes and notify callbacks never run inside libmicrohttpd or
+ * inside a read or write. When the connection ends while a streamed
+ * request's handler still runs, the request is detached: its streams fail
+ * ("closed"), the handler runs on to its end (bounded by its deadline) and
+ * the request is logged then.
  */
 #include "httpd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bodystream.h"
 #include "log.h"
 #include "loop.h"
 
@@ -32,10 +51,12 @@
 #error "libmicrohttpd 1.0.1 or later is required: run .ci/build-mhd"
 #endif
 #include "metrics.h"
+#include "netaddr.h"
 #include "tls.h"
 #include "util.h"
 
 #define IP_SLOTS 4096
+#define IP_SLOT_EXEMPT IP_SLOTS /* a trusted proxy's connection: not counted per address */
 #define SWEEP_MS 250
 #define LOG_FLUSH_MS 200
 #define LOG_FLUSH_BYTES 32768
@@ -65,6 +86,7 @@ struct httpd {
     uint64_t rng[2];
     conn_state *conns; /* every open connection, for the header timeout */
     hreq *reqs;        /* every request in flight, for the shutdown deadline */
+    hreq *ready;       /* requests whose streams changed (process_ready) */
     atomic_long in_flight;
     int draining; /* httpd_quiesce was called: accept nothing more */
 };
@@ -105,7 +127,28 @@ struct hreq {
     uint64_t bytes_in;
     uint64_t bytes_out;
     const char *route; /* template, valid while gen is referenced */
+    char peer[64];     /* the TCP peer when r.client came from X-Forwarded-For, else "" */
+
+    /* streamed bodies */
+    int64_t clen;                   /* declared Content-Length, -1 chunked */
+    int streamed;                   /* body = "stream": the handler started on the headers */
+    int susp_why;                   /* SUSP_* while suspended */
+    body_source *source;            /* streamed routes */
+    body_sink *sink;                /* once request_body_sink was called */
+    struct MHD_Response *sink_resp; /* the sink's response until queued */
+    unsigned sink_status;
+    int sink_queued;
+    int cut;               /* refuse further calls: libmicrohttpd closes the connection */
+    int detached;          /* the connection ended while the handler ran */
+    unsigned final_status; /* what the log says for a detached request */
+    uint64_t drained;      /* body bytes discarded after the handler ended */
+    uint64_t rate_active_ms, rate_seen_ms; /* time spent waiting on the client */
+    int in_ready;
+    hreq *ready_next;
+    loop_timer reap;
 };
+
+enum { SUSP_FINAL = 1, SUSP_BODY, SUSP_SINK };
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -149,6 +192,19 @@ static unsigned ip_slot(const struct sockaddr *sa)
     for (size_t i = 0; i < n; i++)
         h = (h ^ p[i]) * 16777619u;
     return h % IP_SLOTS;
+}
+
+static int trusted_peer(const httpd *srv, const struct sockaddr *sa)
+{
+    netaddr a;
+    return srv->cfg->trusted_proxies.n && netaddr_from_sockaddr(sa, &a) == 0 &&
+           netaddr_set_contains(&srv->cfg->trusted_proxies, &a);
+}
+
+/* The per-address counter a new connection from sa uses. */
+static unsigned conn_slot(const httpd *srv, const struct sockaddr *sa)
+{
+    return trusted_peer(srv, sa) ? IP_SLOT_EXEMPT : ip_slot(sa);
 }
 
 static void client_text(const struct sockaddr *sa, char *out, size_t n)
@@ -218,6 +274,7 @@ static void record(hreq *h)
         .bytes_in = h->bytes_in,
         .bytes_out = h->bytes_out,
         .client = h->r.client,
+        .peer = h->peer[0] ? h->peer : NULL,
     };
     log_access_format(&srv->logbuf, &rec);
     if (srv->logbuf.len > LOG_FLUSH_BYTES)
@@ -239,12 +296,17 @@ static void add_header(void *arg, const char *name, const char *value)
     MHD_add_response_header(arg, name, value);
 }
 
-static void finish_response(hreq *h, struct MHD_Response *resp, unsigned status, size_t body_len)
+static void standard_headers(hreq *h, struct MHD_Response *resp)
 {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_DATE, util_http_date());
     MHD_add_response_header(resp, "X-Request-ID", h->r.request_id);
     if (h->srv->draining)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+static void finish_response(hreq *h, struct MHD_Response *resp, unsigned status, size_t body_len)
+{
+    standard_headers(h, resp);
     h->resp = resp;
     h->status = status;
     h->bytes_out = body_len;
@@ -273,11 +335,28 @@ static void make_error_response(hreq *h, unsigned status, const char *code, cons
  * leaves would go unnoticed until the handler finished: watch the socket
  * for the peer's hang-up meanwhile and abort the request (releasing its
  * database connection, cancelling its wait) when it comes. */
+static void resume(hreq *h);
+static void unwatch_hangup(hreq *h);
+static void kick(hreq *h);
+
 static void on_hangup(loop *lp, loop_io *io, uint32_t events)
 {
     hreq *h = io->data;
     (void)lp;
-    (void)events;
+    if (h->streamed || h->sink) {
+        /* A peer that half-closed after sending its whole body has data
+         * waiting: libmicrohttpd will read it, and the end, itself. */
+        char c;
+        if (!(events & (EPOLLHUP | EPOLLERR)) && h->susp_why == SUSP_BODY &&
+            recv(io->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+            unwatch_hangup(h);
+            return;
+        }
+        /* let libmicrohttpd close it: the streams fail in on_completed */
+        h->cut = 1;
+        resume(h);
+        return;
+    }
     if (h->r.running)
         lhost_abort(&h->r, 499, "client_closed", "the client closed the connection");
 }
@@ -297,12 +376,67 @@ static void unwatch_hangup(hreq *h)
     }
 }
 
+static void suspend(hreq *h, int why)
+{
+    h->suspended = 1;
+    h->susp_why = why;
+    MHD_suspend_connection(h->conn);
+    watch_hangup(h);
+}
+
+static void resume(hreq *h)
+{
+    if (!h->suspended)
+        return;
+    unwatch_hangup(h);
+    h->suspended = 0;
+    h->susp_why = 0;
+    MHD_resume_connection(h->conn);
+    h->srv->need_run = 1;
+}
+
+/* A detached request's handler ended: log and free it from the loop (not
+ * from inside lhost, which still uses r on the way out). */
+static void schedule_reap(hreq *h)
+{
+    loop_timer_start(h->srv->lp, &h->reap, 0);
+}
+
 /* lhost calls this when the handler finished (or was aborted). */
 static void on_complete(request *r)
 {
     hreq *h = r->owner;
     lhost_response res;
     lhost_result(r, &res);
+    loop_timer_stop(h->srv->lp, &h->deadline);
+    if (h->sink) {
+        if (!r->err_status && res.streamed) {
+            body_sink_finish(h->sink); /* a no-op when the handler did */
+        } else if (h->sink_resp && !h->detached) {
+            /* nothing went out yet: answer the error instead */
+            MHD_destroy_response(h->sink_resp);
+            h->sink_resp = NULL;
+            body_sink_set_error(h->sink, BODY_ERR_ABORTED);
+            goto buffered;
+        } else {
+            body_sink_fail(h->sink);
+            if (!h->detached)
+                h->status = res.status; /* the log says why the body was cut */
+        }
+    }
+    if (h->detached) {
+        schedule_reap(h);
+        return;
+    }
+    if (h->sink) {
+        kick(h); /* a suspended stream goes on to its end or failure */
+        return;
+    }
+buffered:
+    if (h->detached) {
+        schedule_reap(h);
+        return;
+    }
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(res.body_len, (void *)res.body, MHD_RESPMEM_MUST_COPY);
     if (!resp)
@@ -318,13 +452,8 @@ static void on_complete(request *r)
     }
     lhost_result_headers(r, add_header, resp);
     finish_response(h, resp, res.status, res.body_len);
-    if (h->suspended) {
-        loop_timer_stop(h->srv->lp, &h->deadline);
-        unwatch_hangup(h);
-        h->suspended = 0;
-        MHD_resume_connection(h->conn);
-        h->srv->need_run = 1;
-    }
+    /* the last call queues it; an unread body is drained first */
+    resume(h);
 }
 
 static enum MHD_Result queue(hreq *h)
@@ -339,7 +468,18 @@ static void on_deadline(loop *lp, loop_timer *t)
 {
     hreq *h = t->data;
     char msg[96];
-    (void)lp;
+    uint64_t now = loop_clock_us();
+    if ((h->source && body_source_waiting(h->source)) || (h->sink && body_sink_waiting(h->sink))) {
+        /* waiting on the client: the minimum rate and the idle timeout
+         * govern that, not the deadline */
+        h->r.deadline_us = now + h->r.deadline_period_us;
+        loop_timer_start(lp, t, h->srv->cfg->request_timeout_ms);
+        return;
+    }
+    if (h->r.deadline_us > now + 1000) { /* a streamed byte pushed it back */
+        loop_timer_start(lp, t, (h->r.deadline_us - now) / 1000 + 1);
+        return;
+    }
     snprintf(msg, sizeof msg, "the request did not finish within %u ms",
              h->srv->cfg->request_timeout_ms);
     lhost_abort(&h->r, 504, "deadline_exceeded", msg);
@@ -452,10 +592,13 @@ static void check_headers(hreq *h, const char *url, const char *version)
         set_error(h, 501, "not_implemented", "the only transfer coding accepted is chunked");
     if (s.cl_conflict)
         set_error(h, 400, "bad_framing", "conflicting Content-Length values");
+    h->clen = s.has_te ? -1 : 0;
     if (s.content_length) {
         uint64_t cl;
         if (config_parse_uint(s.content_length, 0, UINT64_MAX, 0, &cl) < 0)
             set_error(h, 400, "bad_framing", "Content-Length is not a non-negative integer");
+        else
+            h->clen = cl > INT64_MAX ? INT64_MAX : (int64_t)cl;
     }
     if (h->cs && h->cs->bad_escape) {
         set_error(h, 400, "bad_path", "malformed percent-encoding in the request target");
@@ -477,6 +620,185 @@ static void check_headers(hreq *h, const char *url, const char *version)
                       h->r.body_limit ? "the body is larger than this route accepts"
                                       : "this route takes no request body");
     }
+}
+
+/* ---- streamed bodies: the transport of bodystream.h ------------------------------ */
+
+static void on_reap(loop *lp, loop_timer *t);
+
+static void kick(hreq *h)
+{
+    if (h->in_ready)
+        return;
+    h->in_ready = 1;
+    h->ready_next = h->srv->ready;
+    h->srv->ready = h;
+    h->srv->need_run = 1;
+}
+
+static void t_poke(void *owner)
+{
+    kick(owner);
+}
+
+static body_source *t_source(request *r)
+{
+    hreq *h = r->owner;
+    return h->source;
+}
+
+/* The response callback of a streamed response (DESIGN.md section 5): it
+ * returns 0 only together with a suspend, or libmicrohttpd spins. */
+static ssize_t sink_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    hreq *h = cls;
+    (void)pos;
+    if (h->cut || !h->sink)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    size_t n = body_sink_pull(h->sink, buf, max);
+    if (n) {
+        h->bytes_out += n;
+        return (ssize_t)n;
+    }
+    int st = body_sink_state(h->sink);
+    if (st < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (st > 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    suspend(h, SUSP_SINK);
+    return 0;
+}
+
+static body_sink *t_sink(request *r, unsigned status, int64_t content_length)
+{
+    hreq *h = r->owner;
+    int head = !strcmp(r->method, "HEAD");
+    h->sink = body_sink_create(r, h->r.streams, h, content_length, head);
+    r->deadline_period_us = (uint64_t)h->srv->cfg->request_timeout_ms * 1000u;
+    if (h->detached || h->cut || h->resp) {
+        /* the client is gone, or an answer is already on its way */
+        body_sink_set_error(h->sink, h->resp ? BODY_ERR_ABORTED : BODY_ERR_CLOSED);
+        return h->sink;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_callback(
+        content_length >= 0 ? (uint64_t)content_length : MHD_SIZE_UNKNOWN, BODY_BUF_BYTES,
+        sink_reader, h, NULL);
+    if (!resp)
+        die("out of memory creating a response");
+    const char *p = r->resp_headers.buf, *end = p + r->resp_headers.len;
+    while (p && p < end) {
+        const char *name = p, *value = p + strlen(p) + 1;
+        MHD_add_response_header(resp, name, value);
+        p = value + strlen(value) + 1;
+    }
+    standard_headers(h, resp);
+    h->sink_resp = resp;
+    h->sink_status = status;
+    if (h->susp_why == SUSP_FINAL)
+        resume(h); /* the last call queues it */
+    return h->sink;
+}
+
+static const body_transport transport = {t_source, t_sink, t_poke};
+
+static enum MHD_Result queue_sink(hreq *h)
+{
+    enum MHD_Result ret = MHD_queue_response(h->conn, h->sink_status, h->sink_resp);
+    MHD_destroy_response(h->sink_resp);
+    h->sink_resp = NULL;
+    h->sink_queued = 1;
+    h->status = h->sink_status;
+    return ret;
+}
+
+/* Whether the handler is over (ran and returned, or was stopped). */
+static int handler_done(const hreq *h)
+{
+    return h->ran && !h->r.running;
+}
+
+/* A failed streamed response: close the connection without completing it
+ * (the close resets, dropping what the client has not taken yet). */
+static void abandon(hreq *h)
+{
+    h->cut = 1;
+    if (h->cs && h->cs->fd >= 0) {
+        struct linger lg = {1, 0};
+        setsockopt(h->cs->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        shutdown(h->cs->fd, SHUT_RDWR);
+        h->cs->fd = -1;
+    }
+    h->srv->need_run = 1;
+}
+
+/* Whether a connection suspended for its stream can go on: the source has
+ * room again (or nobody will read it), the sink has bytes or ended. */
+static int can_move(const hreq *h)
+{
+    if (h->susp_why == SUSP_BODY)
+        return body_source_buffered(h->source) < BODY_BUF_BYTES || body_source_done(h->source) ||
+               handler_done(h);
+    if (h->susp_why == SUSP_SINK)
+        return body_sink_buffered(h->sink) > 0 || body_sink_state(h->sink) != 0;
+    return 0;
+}
+
+/* Processes the requests whose streams changed: resumes what can move
+ * again, then runs the notify callbacks that can make progress. */
+static void process_ready(httpd *srv)
+{
+    hreq *h;
+    while ((h = srv->ready) != NULL) {
+        srv->ready = h->ready_next;
+        h->in_ready = 0;
+        if (h->suspended && can_move(h))
+            resume(h);
+        else if (!h->suspended && h->sink_queued && !h->detached && !h->cut &&
+                 body_sink_state(h->sink) < 0)
+            abandon(h); /* libmicrohttpd is busy writing: stop it there */
+        /* either callback may end the handler; h stays until the loop reaps it */
+        if (h->source)
+            body_source_fire(h->source);
+        if (h->sink)
+            body_sink_fire(h->sink);
+    }
+}
+
+/* A body call of a streamed route: into the source while it has room,
+ * else leave the rest to libmicrohttpd and suspend until someone reads. */
+static enum MHD_Result stream_body(hreq *h, const char *upload, size_t *upload_size)
+{
+    size_t n = *upload_size;
+    if (handler_done(h) || body_source_done(h->source)) {
+        /* nobody will read the rest: drain it so that the answer can go
+         * out on this connection, up to a point */
+        h->bytes_in += n;
+        h->drained += n;
+        *upload_size = 0;
+        return h->drained > DRAIN_MAX ? MHD_NO : MHD_YES;
+    }
+    size_t k = body_source_push(h->source, upload, n);
+    h->bytes_in += k;
+    *upload_size = n - k;
+    if (*upload_size)
+        suspend(h, SUSP_BODY);
+    return MHD_YES;
+}
+
+/* Starts the handler of a body = "stream" route on the headers. */
+static void start_streamed(hreq *h)
+{
+    httpd *srv = h->srv;
+    h->streamed = 1;
+    h->source =
+        body_source_create(&h->r, h->r.streams, h, h->has_body ? h->clen : 0, h->r.body_limit);
+    if (!h->has_body)
+        body_source_end(h->source);
+    h->r.deadline_period_us = (uint64_t)srv->cfg->request_timeout_ms * 1000u;
+    h->route = h->r.match.pattern;
+    h->ran = 1;
+    if (lhost_run(h->gen, &h->r) == LHOST_YIELDED)
+        loop_timer_start(srv->lp, &h->deadline, srv->cfg->request_timeout_ms);
 }
 
 /* request.h callbacks: iterate MHD's header and query values */
@@ -508,6 +830,44 @@ static void each_query(request *r, request_pair_fn fn, void *arg)
     MHD_get_connection_values(h->conn, MHD_GET_ARGUMENT_KIND, pair_cb, &it);
 }
 
+/* The X-Forwarded-For lines of a request, in order; n counts past the
+ * array so that too many lines are seen as such. */
+typedef struct xff_lines {
+    const char *v[NETADDR_FORWARD_HEADERS + 1];
+    size_t n;
+} xff_lines;
+
+static enum MHD_Result xff_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                              const char *value)
+{
+    xff_lines *l = cls;
+    (void)kind;
+    if (strcasecmp(key, "X-Forwarded-For") != 0)
+        return MHD_YES;
+    if (l->n < sizeof l->v / sizeof l->v[0])
+        l->v[l->n] = value ? value : "";
+    l->n++;
+    return MHD_YES;
+}
+
+/* From a trusted proxy, the client is the address X-Forwarded-For names
+ * (netaddr_forwarded); the peer's own text moves to h->peer for the access
+ * log. Anything unreadable leaves the peer as the client. */
+static void forwarded_client(hreq *h, const struct sockaddr *peer)
+{
+    if (!trusted_peer(h->srv, peer))
+        return;
+    xff_lines lines = {.n = 0};
+    MHD_get_connection_values(h->conn, MHD_HEADER_KIND, xff_cb, &lines);
+    const size_t cap = sizeof lines.v / sizeof lines.v[0];
+    netaddr client;
+    if (netaddr_forwarded(&h->srv->cfg->trusted_proxies, lines.v, lines.n < cap ? lines.n : cap,
+                          &client) != 1)
+        return;
+    memcpy(h->peer, h->r.client, sizeof h->peer);
+    netaddr_format(&client, h->r.client, sizeof h->r.client);
+}
+
 static hreq *hreq_create(httpd *srv, struct MHD_Connection *conn, const char *url,
                          const char *method)
 {
@@ -518,6 +878,7 @@ static hreq *hreq_create(httpd *srv, struct MHD_Connection *conn, const char *ur
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     h->cs = ci ? ci->socket_context : NULL;
     h->r.started_us = loop_clock_us();
+    h->rate_seen_ms = h->r.started_us / 1000;
     h->r.deadline_us = h->r.started_us + (uint64_t)srv->cfg->request_timeout_ms * 1000u;
     snprintf(h->r.method, sizeof h->r.method, "%s", method);
     h->r.path = xstrdup(url);
@@ -527,9 +888,12 @@ static hreq *hreq_create(httpd *srv, struct MHD_Connection *conn, const char *ur
     h->r.each_header = each_header;
     h->r.each_query = each_query;
     h->r.on_complete = on_complete;
+    h->r.streams = &transport;
+    loop_timer_init(&h->reap, on_reap, h);
     const union MHD_ConnectionInfo *ai =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     client_text(ai ? ai->client_addr : NULL, h->r.client, sizeof h->r.client);
+    forwarded_client(h, ai ? ai->client_addr : NULL);
     loop_timer_init(&h->deadline, on_deadline, h);
     h->gen = srv->gen;
     lhost_gen_ref(h->gen);
@@ -542,14 +906,52 @@ static void hreq_destroy(hreq *h)
 {
     if (h->resp)
         MHD_destroy_response(h->resp);
+    if (h->sink_resp)
+        MHD_destroy_response(h->sink_resp);
     loop_timer_stop(h->srv->lp, &h->deadline);
+    loop_timer_stop(h->srv->lp, &h->reap);
     unwatch_hangup(h);
     lhost_release(&h->r);
+    if (h->in_ready) {
+        hreq **pp = &h->srv->ready;
+        while (*pp != h)
+            pp = &(*pp)->ready_next;
+        *pp = h->ready_next;
+    }
+    body_source_free(h->source);
+    body_sink_free(h->sink);
     free(h->r.path);
     strbuf_dispose(&h->r.body);
     strbuf_dispose(&h->r.err_body);
+    strbuf_dispose(&h->r.resp_headers);
     lhost_gen_unref(h->gen);
     free(h);
+}
+
+/* Takes h off the worker's list of requests in flight, logs it and frees it. */
+static void hreq_finish(hreq *h)
+{
+    httpd *srv = h->srv;
+    record(h);
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        srv->reqs = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    atomic_fetch_sub_explicit(&srv->in_flight, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&metrics.in_flight, 1, memory_order_relaxed);
+    hreq_destroy(h);
+}
+
+static void on_reap(loop *lp, loop_timer *t)
+{
+    hreq *h = t->data;
+    (void)lp;
+    if (h->r.running) /* not done after all (cannot happen): wait for it */
+        return;
+    h->status = h->final_status;
+    hreq_finish(h);
 }
 
 /* ---- libmicrohttpd callbacks -------------------------------------------------- */
@@ -585,13 +987,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             }
             return queue(h);
         }
+        if (h->r.body_stream && !h->err_status) {
+            start_streamed(h);
+            /* answered on the headers alone, before any of its body: like a
+             * limit, answer now (libmicrohttpd then skips the body, sends no
+             * 100 Continue, and closes) rather than drain the body first */
+            if (h->has_body && handler_done(h) && (h->resp || h->sink_resp))
+                return h->resp ? queue(h) : queue_sink(h);
+        }
         /* otherwise queue on a later call: keep-alive survives (DESIGN.md 2) */
         return MHD_YES;
     }
-    if (h->resp)
-        return queue(h);
+    if (h->cut)
+        return MHD_NO;
     if (h->suspended)
         return MHD_YES;
+    if (*upload_size && h->streamed)
+        return stream_body(h, upload, upload_size);
+    if (h->resp)
+        return queue(h);
 
     if (*upload_size) {
         h->bytes_in += *upload_size;
@@ -610,6 +1024,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     h->body_done = 1;
 
+    if (h->streamed) {
+        body_source_end(h->source);
+        if (h->sink_resp)
+            return queue_sink(h);
+        if (h->sink_queued || handler_done(h))
+            return MHD_YES; /* cannot happen: queued, or on_complete set resp */
+        suspend(h, SUSP_FINAL);
+        return MHD_YES;
+    }
     if (h->err_status) {
         make_error_response(h, h->err_status, h->err_code, h->err_msg, NULL);
         return queue(h);
@@ -619,13 +1042,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     h->ran = 1;
     if (lhost_run(h->gen, &h->r) == LHOST_DONE) {
         h->route = h->r.route_status == ROUTER_FOUND ? h->r.match.pattern : NULL;
+        if (h->sink_resp)
+            return queue_sink(h);
         return queue(h);
     }
     h->route = h->r.route_status == ROUTER_FOUND ? h->r.match.pattern : NULL;
-    h->suspended = 1;
-    MHD_suspend_connection(conn);
-    watch_hangup(h);
     loop_timer_start(srv->lp, &h->deadline, srv->cfg->request_timeout_ms);
+    if (h->sink_resp)
+        return queue_sink(h); /* a streamed response, started before the first yield */
+    suspend(h, SUSP_FINAL);
     return MHD_YES;
 }
 
@@ -638,25 +1063,38 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (!h)
         return;
     *req_cls = NULL;
-    if (h->r.running)
-        lhost_abort(&h->r, 499, "client_closed", "the connection closed first");
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && h->status < 400)
         h->status = 499; /* the client did not get the whole response */
-    record(h);
     if (h->cs) {
         h->cs->in_request = 0;
         h->cs->phase_ms = loop_clock_ms();
         h->cs->allow_ms = (uint64_t)srv->cfg->idle_timeout_ms + srv->cfg->header_timeout_ms;
     }
-    if (h->prev)
-        h->prev->next = h->next;
-    else
-        srv->reqs = h->next;
-    if (h->next)
-        h->next->prev = h->prev;
-    atomic_fetch_sub_explicit(&srv->in_flight, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&metrics.in_flight, 1, memory_order_relaxed);
-    hreq_destroy(h);
+    if (h->streamed || h->sink) {
+        const char *err = toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED   ? BODY_ERR_TIMEOUT
+                          : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? BODY_ERR_ABORTED
+                                                                          : BODY_ERR_CLOSED;
+        if (h->cut == 2)
+            err = BODY_ERR_TIMEOUT; /* cut for the minimum rate */
+        if (h->source)
+            body_source_fail(h->source, err); /* a no-op once it ended */
+        if (h->sink && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            body_sink_set_error(h->sink, err);
+        if (h->r.running) {
+            /* the handler sees the failure and runs on to its end */
+            h->detached = 1;
+            h->final_status = h->status;
+            h->conn = NULL;
+            h->cs = NULL;
+            h->suspended = 0;
+            unwatch_hangup(h);
+            kick(h);
+            return;
+        }
+    }
+    if (h->r.running)
+        lhost_abort(&h->r, 499, "client_closed", "the connection closed first");
+    hreq_finish(h);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -671,9 +1109,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         cs->fd = ci ? ci->connect_fd : -1;
         ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        cs->ip_slot = ci ? ip_slot(ci->client_addr) : 0;
+        cs->ip_slot = ci ? conn_slot(srv, ci->client_addr) : 0;
         cs->srv = srv;
-        atomic_fetch_add(&ip_conns[cs->ip_slot], 1);
+        if (cs->ip_slot != IP_SLOT_EXEMPT)
+            atomic_fetch_add(&ip_conns[cs->ip_slot], 1);
         cs->phase_ms = loop_clock_ms();
         cs->allow_ms = srv->cfg->header_timeout_ms;
         cs->next = srv->conns;
@@ -685,7 +1124,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         conn_state *cs = *socket_context;
         if (!cs)
             return;
-        atomic_fetch_sub(&ip_conns[cs->ip_slot], 1);
+        if (cs->ip_slot != IP_SLOT_EXEMPT)
+            atomic_fetch_sub(&ip_conns[cs->ip_slot], 1);
         if (cs->prev)
             cs->prev->next = cs->next;
         else
@@ -703,7 +1143,11 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     (void)addrlen;
     if (srv->draining)
         return MHD_NO;
-    if (atomic_load(&ip_conns[ip_slot(addr)]) >= srv->cfg->max_conns_per_ip) {
+    /* Decided before any header arrives: a trusted proxy carries many
+     * clients on its connections, so it is not limited per address (its
+     * own limits apply per client; README, trusted proxies). */
+    if (!trusted_peer(srv, addr) &&
+        atomic_load(&ip_conns[ip_slot(addr)]) >= srv->cfg->max_conns_per_ip) {
         atomic_fetch_add_explicit(&metrics.connections_rejected, 1, memory_order_relaxed);
         return MHD_NO;
     }
@@ -758,11 +1202,27 @@ static void cut_slow_body(hreq *h, uint64_t elapsed_ms)
     httpd *srv = h->srv;
     int fd = h->cs->fd;
     char msg[160];
-    snprintf(msg, sizeof msg,
-             "the request body arrived slower than %zu bytes/s (%llu bytes in %llu ms)",
-             srv->cfg->min_rate, (unsigned long long)h->bytes_in, (unsigned long long)elapsed_ms);
+    /* a streamed response already started: no answer can be written */
+    int answer = !h->sink_queued && !h->resp;
+    uint64_t moved = answer ? h->bytes_in : h->bytes_in + h->bytes_out;
+    snprintf(msg, sizeof msg, "the %s slower than %zu bytes/s (%llu bytes in %llu ms)",
+             answer ? "request body arrived" : "response body was taken", srv->cfg->min_rate,
+             (unsigned long long)moved, (unsigned long long)elapsed_ms);
     h->status = 408;
-    if (!srv->tls) {
+    if (h->streamed || h->sink) {
+        h->cut = 2;
+        if (h->source)
+            body_source_fail(h->source, BODY_ERR_TIMEOUT);
+        if (h->sink)
+            body_sink_set_error(h->sink, BODY_ERR_TIMEOUT);
+        resume(h);
+    }
+    if (!answer) {
+        /* drop what the client has not taken: the close resets */
+        struct linger lg = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    if (!srv->tls && answer) {
         strbuf body, out;
         strbuf_init(&body);
         strbuf_init(&out);
@@ -786,6 +1246,34 @@ static void cut_slow_body(hreq *h, uint64_t elapsed_ms)
     log_msg(LOG_WARN, NULL, "request %s from %s cut: %s", h->r.request_id, h->r.client, msg);
 }
 
+/* A streamed transfer: the same rule, counted over the time the server
+ * waits on the client (bytes to read or to send, the connection not
+ * suspended), sampled at each sweep; a client cut here fails the streams
+ * with "timeout". */
+static void check_stream_rate(hreq *h, uint64_t now_ms)
+{
+    const config *cfg = h->srv->cfg;
+    if (h->detached || h->cut || !h->cs || h->cs->fd < 0)
+        return;
+    int receiving =
+        h->has_body && !h->body_done && !handler_done(h) && !body_source_done(h->source);
+    int sending = h->sink_queued && body_sink_state(h->sink) == 0;
+    if (!h->suspended && (receiving || sending))
+        h->rate_active_ms += now_ms - h->rate_seen_ms;
+    h->rate_seen_ms = now_ms;
+    uint64_t active = h->rate_active_ms;
+    if (active <= cfg->min_rate_grace_ms)
+        return;
+    /* what the client took: the kernel's send queue can hold megabytes
+     * the client never acknowledged */
+    uint64_t moved = h->bytes_in + h->bytes_out;
+    int unsent = 0;
+    if (sending && ioctl(h->cs->fd, SIOCOUTQ, &unsent) == 0 && unsent > 0)
+        moved -= (uint64_t)unsent < moved ? (uint64_t)unsent : moved;
+    if (moved < (uint64_t)cfg->min_rate * (active - cfg->min_rate_grace_ms) / 1000)
+        cut_slow_body(h, active);
+}
+
 /* A body must keep arriving at GLASGOW_MIN_RATE_BYTES_PER_S once the grace
  * period after its headers is over: by then at least rate x (elapsed - grace)
  * bytes must be in. A client trickling a byte a second, or one that stops
@@ -798,6 +1286,10 @@ static void check_body_rates(httpd *srv)
         return;
     uint64_t now_us = loop_clock_us();
     for (hreq *h = srv->reqs; h; h = h->next) {
+        if (h->streamed || h->sink) {
+            check_stream_rate(h, now_us / 1000);
+            continue;
+        }
         if (!h->has_body || h->body_done || h->status || !h->cs || h->cs->fd < 0)
             continue;
         uint64_t ms = (now_us - h->r.started_us) / 1000;
@@ -910,6 +1402,7 @@ void httpd_run(httpd *srv)
 {
     srv->need_run = 0;
     MHD_run(srv->daemon);
+    process_ready(srv);
 }
 
 void httpd_quiesce(httpd *srv)
@@ -926,11 +1419,18 @@ void httpd_shutdown(httpd *srv)
      * refuses to stop with suspended connections), give the answers a
      * moment to go out, then stop. */
     for (hreq *h = srv->reqs; h; h = h->next)
-        if (h->suspended)
+        if (h->suspended || h->r.running)
             lhost_abort(&h->r, 503, "shutting_down", "the server is shutting down");
+    process_ready(srv);
+    for (hreq *h = srv->reqs; h; h = h->next)
+        if (h->suspended) { /* a stream with nothing left to give */
+            h->cut = 1;
+            resume(h);
+        }
     uint64_t flush_until = loop_clock_ms() + 200;
     while (loop_clock_ms() < flush_until) {
         MHD_run(srv->daemon);
+        process_ready(srv);
         int any = 0;
         for (hreq *h = srv->reqs; h; h = h->next)
             any |= h->suspended;
@@ -941,6 +1441,16 @@ void httpd_shutdown(httpd *srv)
     flush_log(srv);
     MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
+    /* detached requests whose reap did not come yet */
+    hreq *next;
+    for (hreq *h = srv->reqs; h; h = next) {
+        next = h->next;
+        if (h->r.running)
+            lhost_abort(&h->r, 503, "shutting_down", "the server is shutting down");
+        if (h->detached)
+            h->status = h->final_status;
+        hreq_finish(h);
+    }
 }
 
 void httpd_flush_log(httpd *srv)

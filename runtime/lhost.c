@@ -22,6 +22,7 @@
 #include "lua_json.h"
 #include "lua_range.h"
 #include "lua_sigv4.h"
+#include "lua_stream.h"
 #include "lwait.h"
 #include "metrics.h"
 #include "router.h"
@@ -32,6 +33,7 @@
 typedef struct route_info {
     size_t max_body;
     int wants_json;
+    int stream;
 } route_info;
 
 #define CO_CACHE 64
@@ -707,6 +709,9 @@ static int build_router(lhost_gen *g, int app, char *err, size_t errlen)
         lua_getfield(L, -3, "where");
         lua_getfield(L, -4, "max_body");
         lua_getfield(L, -5, "json");
+        lua_getfield(L, -6, "stream");
+        g->routes[i - 1].stream = lua_toboolean(L, -1);
+        lua_pop(L, 1);
         const char *method = lua_tostring(L, -5);
         const char *path = lua_tostring(L, -4);
         const char *where = lua_tostring(L, -3);
@@ -862,10 +867,12 @@ void lhost_match(lhost_gen *g, request *r)
         router_lookup(g->router, r->method, r->path, &r->match, r->allow, sizeof r->allow);
     r->body_limit = 0;
     r->wants_json = 0;
+    r->body_stream = 0;
     if (r->route_status == ROUTER_FOUND) {
         const route_info *ri = &g->routes[r->match.id - 1];
         r->body_limit = ri->max_body;
         r->wants_json = ri->wants_json;
+        r->body_stream = ri->stream;
     }
 }
 
@@ -969,6 +976,8 @@ static void push_request_table(lua_State *co, request *r)
         lua_pushlstring(co, r->body.buf ? r->body.buf : "", r->body.len);
         lua_setfield(co, -2, "body");
     }
+    if (r->streams)
+        lua_stream_decorate(co, r);
 }
 
 /* Checks the runner's results (status, body, headers) on the coroutine stack. */
@@ -1121,6 +1130,7 @@ void lhost_abort(request *r, unsigned status, const char *code, const char *mess
 void lhost_result(request *r, lhost_response *out)
 {
     out->route = r->route_status == ROUTER_FOUND ? r->match.pattern : NULL;
+    out->streamed = 0;
     if (r->err_status || !r->co) {
         out->status = r->err_status ? r->err_status : 500;
         out->body = r->err_body.buf ? r->err_body.buf : "";
@@ -1130,6 +1140,7 @@ void lhost_result(request *r, lhost_response *out)
     lua_State *co = r->co;
     out->status = (unsigned)lua_tointeger(co, 1);
     out->body = lua_tolstring(co, 2, &out->body_len);
+    out->streamed = lua_gettop(co) >= 4 && lua_toboolean(co, 4);
 }
 
 void lhost_result_headers(request *r, request_pair_fn fn, void *arg)

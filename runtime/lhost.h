@@ -99,6 +99,7 @@ typedef struct lhost_response {
     const char *body;
     size_t body_len;
     const char *route; /* template for logs and metrics, NULL when unmatched */
+    int streamed;      /* the handler returned after starting a streamed response */
 } lhost_response;
 
 void lhost_result(request *r, lhost_response *out);

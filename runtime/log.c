@@ -110,5 +110,7 @@ void log_access_format(strbuf *sb, const log_access_rec *rec)
     add_number(sb, "bytes_in", rec->bytes_in);
     add_number(sb, "bytes_out", rec->bytes_out);
     add_field(sb, "client", rec->client);
+    if (rec->peer)
+        add_field(sb, "peer", rec->peer);
     strbuf_adds(sb, "}\n");
 }

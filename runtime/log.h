@@ -43,6 +43,7 @@ typedef struct log_access_rec {
     uint64_t bytes_in;
     uint64_t bytes_out;
     const char *client;
+    const char *peer; /* the TCP peer when client came from X-Forwarded-For, else NULL */
 } log_access_rec;
 
 /* Appends the access line for rec (with its newline) to sb. */

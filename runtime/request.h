@@ -17,6 +17,7 @@
 
 typedef struct request request;
 typedef struct request_cleanup request_cleanup;
+struct body_transport;
 
 /* Calls fn for each (name, value) pair of one kind (headers or query). */
 typedef void (*request_pair_fn)(void *arg, const char *name, const char *value);
@@ -36,13 +37,19 @@ struct request {
      * lhost_result() is valid only during this call. */
     void (*on_complete)(request *r);
     void *owner; /* httpd's connection state */
+    /* streamed bodies (bodystream.h); NULL where the host has none (glasgow run) */
+    const struct body_transport *streams;
+    uint64_t deadline_period_us; /* a streamed byte pushes deadline_us to now + this */
+    strbuf resp_headers;         /* request_add_header pairs, "name\0value\0" */
+    int responded;               /* request_body_sink was called */
 
     /* set by lhost_match */
     int route_status; /* ROUTER_FOUND, ROUTER_NOT_FOUND, ROUTER_METHOD_NOT_ALLOWED */
     router_match match;
     char allow[96];
     size_t body_limit;
-    int wants_json; /* route declares a JSON body */
+    int wants_json;  /* route declares a JSON body */
+    int body_stream; /* route declares body = "stream": the handler reads it */
 
     /* coroutine state, owned by lhost */
     void *gen; /* lhost_gen the request runs on (referenced) */

@@ -313,3 +313,24 @@ size_t util_percent_decode(char *s, int *bad)
     *out = '\0';
     return (size_t)(out - s);
 }
+
+void util_quote(const char *s, size_t n, char *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && i < 40; i++) {
+        unsigned char b = (unsigned char)s[i];
+        if (b < 0x20 || b >= 0x7f || b == '"' || b == '\\') {
+            out[k++] = '\\';
+            out[k++] = 'x';
+            out[k++] = "0123456789abcdef"[b >> 4];
+            out[k++] = "0123456789abcdef"[b & 15];
+        } else {
+            out[k++] = (char)b;
+        }
+    }
+    if (n > 40) {
+        memcpy(out + k, "...", 3);
+        k += 3;
+    }
+    out[k] = '\0';
+}

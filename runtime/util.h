@@ -64,4 +64,13 @@ const char *util_http_date(void);
  */
 size_t util_percent_decode(char *s, int *bad);
 
+/*
+ * Copies the first 40 of the n bytes at s into out (UTIL_QUOTE_MAX bytes)
+ * for a one-line message: printable ASCII as is, any other byte and '"'
+ * and '\\' as \xNN, and "..." when s was longer. Whatever s holds (an
+ * environment value, a header), out is one printable line.
+ */
+#define UTIL_QUOTE_MAX (4 * 40 + 4)
+void util_quote(const char *s, size_t n, char *out);
+
 #endif

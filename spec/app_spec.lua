@@ -36,6 +36,11 @@ describe("glasgow.app declare", function()
         { "param without schema", { { method = "GET", path = "/a/:id", handler = ok_handler,
                                       params = { type = "object", properties = {} } } },
           "has no schema" },
+        { "a streamed body on GET", { { method = "GET", path = "/a", handler = ok_handler,
+                                        body = "stream" } }, "takes a body" },
+        { "a body string other than stream", { { method = "PUT", path = "/a",
+                                                 handler = ok_handler, body = "raw" } },
+          'schema or "stream"' },
     }
     for _, case in ipairs(bad) do
         it("rejects " .. case[1] .. " with file:line", function()
@@ -46,6 +51,24 @@ describe("glasgow.app declare", function()
             assert.truthy(err:find(case[3], 1, true), err)
         end)
     end
+
+    it("declares a streamed body: stream flag, limit, no JSON, binary in OpenAPI", function()
+        local app = fresh_app()
+        app.declare("a.lua", { { method = "PUT", path = "/f", handler = ok_handler,
+                                 body = "stream", max_body = 1000 },
+                               { method = "POST", path = "/g", handler = ok_handler,
+                                 body = "stream" } })
+        local out = app.finalize()
+        assert.is_true(out[1].stream)
+        assert.is_false(out[1].json)
+        assert.are.equal(1000, out[1].max_body)
+        assert.is_true(out[2].max_body > 0)
+        local _, text = app.routes()[3].decl.handler() -- GET /openapi.json
+        local doc = require("glasgow.json").decode(text)
+        local content = doc.paths["/f"].put.requestBody.content
+        assert.are.same({ type = "string", format = "binary" },
+                        content["application/octet-stream"].schema)
+    end)
 
     it("reports conflicting routes with both places", function()
         local app = fresh_app()
@@ -86,6 +109,27 @@ describe("glasgow.app handle", function()
         assert.are.equal(200, status)
         assert.are.same({ ok = true }, json.decode(body))
         assert.are.equal("application/json", headers["Content-Type"])
+    end)
+
+    it("ignores what a handler returns after a streamed response, but not an error", function()
+        local app = setup({
+            { method = "GET", path = "/s", handler = function(r)
+                r.responded = true -- what req:respond sets
+                return "anything"
+            end },
+            { method = "GET", path = "/e", handler = function(r)
+                r.responded = true
+                error("midway")
+            end },
+        })
+        local status, body, headers, streamed = app.handle(1, req({ path = "/s" }))
+        assert.are.equal(200, status)
+        assert.are.equal("", body)
+        assert.are.same({}, headers)
+        assert.is_true(streamed)
+        local s2, _, _, streamed2 = app.handle(2, req({ path = "/e" }))
+        assert.are.equal(500, s2)
+        assert.is_nil(streamed2)
     end)
 
     it("answers 404 and 405 in the error shape", function()

@@ -273,6 +273,11 @@ local function run(id, req)
     end
 
     local status, body, headers = decl.handler(req)
+    if req.responded then
+        -- req:respond() started a streamed response: what the handler
+        -- returns is ignored, and the fourth value tells the host so
+        return 200, "", NO_HEADERS, true
+    end
     if type(status) ~= "number" or status < 100 or status > 599 or status % 1 ~= 0 then
         error(format("%s: handler returned status %s", r.where, tostring(status)), 0)
     end
@@ -318,11 +323,12 @@ local function on_error(err)
     return { unexpected = true, message = traceback(tostring(err), 2) }
 end
 
--- Entry point from C; never raises.
+-- Entry point from C; never raises. A fourth result, true, says that the
+-- handler returned normally after starting a streamed response.
 function _M.handle(id, req)
-    local ok, status, body, headers = xpcall(run, on_error, id, req)
+    local ok, status, body, headers, streamed = xpcall(run, on_error, id, req)
     if ok then
-        return status, body, headers
+        return status, body, headers, streamed
     end
     local e = status
     if not e.unexpected and e.status == 500 then

@@ -10,6 +10,7 @@ RADOS Gateway that tests/run-all starts with .ci/rgw, named by:
     GLASGOW_TEST_S3_SECRET_ACCESS_KEY[_FILE]
     GLASGOW_TEST_S3_BUCKET              the store bucket (created by .ci/rgw)
     GLASGOW_TEST_S3_DIR                 the cluster's directory (for .ci/rgw stop/start)
+    GLASGOW_TEST_S3_CA_FILE             the CA of an https endpoint (RGW_TLS_PORT, .ci/rgw)
 
 To run one file by hand:
 
@@ -36,6 +37,7 @@ import hashlib
 import hmac
 import http.client
 import os
+import ssl
 import sys
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -58,6 +60,12 @@ def uri_encode(s, keep_slash):
 
 def _hmac(key, msg):
     return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+
+
+def signing_key(secret_key, day, region, service="s3"):
+    """The SigV4 signing key for a day (YYYYMMDD), region and service."""
+    return _hmac(_hmac(_hmac(_hmac(("AWS4" + secret_key).encode(), day), region), service),
+                 "aws4_request")
 
 
 def sign(method, path, query, headers, payload_hash, region, access_key, secret_key,
@@ -84,9 +92,8 @@ def sign(method, path, query, headers, payload_hash, region, access_key, secret_
     scope = "%s/%s/%s/aws4_request" % (day, region, service)
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
                          hashlib.sha256(canonical.encode()).hexdigest()])
-    key = _hmac(_hmac(_hmac(_hmac(("AWS4" + secret_key).encode(), day), region), service),
-                "aws4_request")
-    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    signature = hmac.new(signing_key(secret_key, day, region, service), to_sign.encode(),
+                         hashlib.sha256).hexdigest()
     return {
         "Authorization": "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s"
                          % (access_key, scope, ";".join(names), signature),
@@ -137,7 +144,7 @@ class Store:
     """One S3 endpoint with one set of credentials."""
 
     def __init__(self, endpoint, region, access_key, secret_key, bucket, directory="",
-                 access_key_file="", secret_key_file=""):
+                 access_key_file="", secret_key_file="", ca_file=""):
         u = urllib.parse.urlsplit(endpoint)
         self.endpoint = endpoint
         self.host = u.hostname
@@ -150,6 +157,7 @@ class Store:
         self.dir = directory
         self.access_key_file = access_key_file
         self.secret_key_file = secret_key_file
+        self.ca_file = ca_file
 
     @classmethod
     def from_env(cls, env=None):
@@ -162,7 +170,8 @@ class Store:
                    _read_secret(env, p + "ACCESS_KEY_ID"),
                    _read_secret(env, p + "SECRET_ACCESS_KEY"),
                    env.get(p + "BUCKET", "glasgow"), env.get(p + "DIR", ""),
-                   env.get(p + "ACCESS_KEY_ID_FILE", ""), env.get(p + "SECRET_ACCESS_KEY_FILE", ""))
+                   env.get(p + "ACCESS_KEY_ID_FILE", ""), env.get(p + "SECRET_ACCESS_KEY_FILE", ""),
+                   env.get(p + "CA_FILE", ""))
 
     def runtime_env(self, bucket=None):
         """The S3_* variables a glasgow server reads to use this store (keys by file when
@@ -175,6 +184,8 @@ class Store:
         else:
             env["S3_ACCESS_KEY_ID"] = self.access_key
             env["S3_SECRET_ACCESS_KEY"] = self.secret_key
+        if self.ca_file:
+            env["S3_CA_FILE"] = self.ca_file
         return env
 
     def host_header(self):
@@ -210,8 +221,11 @@ class Store:
         if query:
             target += "?" + "&".join(uri_encode(k, False) + ("=" + uri_encode(v, False) if v != "" else "")
                                      for k, v in query)
-        cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-        conn = cls(self.host, self.port, timeout=timeout)
+        if self.https:
+            ctx = ssl.create_default_context(cafile=self.ca_file or None)
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=ctx)
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
             for k, v in hdrs.items():
@@ -263,13 +277,22 @@ class Store:
             if not token:
                 return out
 
-    def list_uploads(self, bucket=None):
-        """The multipart uploads in progress: a list of (key, upload id)."""
-        r = self.request("GET", bucket=bucket, query=[("uploads", "")])
-        if r.status != 200:
-            raise RuntimeError("ListMultipartUploads failed: %r" % (r,))
-        return [(u.findtext(S3_NS + "Key"), u.findtext(S3_NS + "UploadId"))
-                for u in r.xml().findall(S3_NS + "Upload")]
+    def list_uploads(self, bucket=None, page=1000):
+        """The multipart uploads in progress: a list of (key, upload id), every page."""
+        out, marker = [], None
+        while True:
+            q = [("uploads", ""), ("max-uploads", str(page))]
+            if marker:
+                q += [("key-marker", marker[0]), ("upload-id-marker", marker[1])]
+            r = self.request("GET", bucket=bucket, query=q)
+            if r.status != 200:
+                raise RuntimeError("ListMultipartUploads failed: %r" % (r,))
+            root = r.xml()
+            out += [(u.findtext(S3_NS + "Key"), u.findtext(S3_NS + "UploadId"))
+                    for u in root.findall(S3_NS + "Upload")]
+            if root.findtext(S3_NS + "IsTruncated") != "true":
+                return out
+            marker = (root.findtext(S3_NS + "NextKeyMarker"), root.findtext(S3_NS + "NextUploadIdMarker"))
 
     def empty(self, bucket=None):
         """Deletes every object and aborts every multipart upload in the bucket."""

@@ -14,11 +14,14 @@ differently from AWS S3; README.md, "The local S3 server (Ceph RGW)", lists
 them and what the client does about each. If one of them fails after an
 upgrade, RGW changed: update the README.
 """
+import base64
 import hashlib
 import hmac
+import http.client
 import os
 import secrets
 import sys
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import case, diag, is_, main, ok  # noqa: E402
@@ -220,8 +223,6 @@ def chunked_put(st, k, data, chunk, corrupt_chunk=None, trailer=False):
     """A PUT with an aws-chunked body signed chunk by chunk (as the S3 documentation's example);
     corrupt_chunk=N flips one byte of chunk N after signing; trailer=True sends an unsigned
     payload with an x-amz-checksum-crc32 trailer instead (STREAMING-UNSIGNED-PAYLOAD-TRAILER)."""
-    import zlib
-    import base64
     chunks = [data[i:i + chunk] for i in range(0, len(data), chunk)] + [b""]
     path = "/" + s3h.uri_encode(st.bucket, True) + "/" + s3h.uri_encode(k, True)
     if trailer:
@@ -235,14 +236,11 @@ def chunked_put(st, k, data, chunk, corrupt_chunk=None, trailer=False):
             "x-amz-content-sha256": mode, "x-amz-decoded-content-length": str(len(data))}
     if trailer:
         hdrs["x-amz-trailer"] = "x-amz-checksum-crc32"
-    signed = {k2: v for k2, v in hdrs.items()}
-    auth = s3h.sign("PUT", path, [], signed, mode, st.region, st.access_key, st.secret_key)
+    auth = s3h.sign("PUT", path, [], dict(hdrs), mode, st.region, st.access_key, st.secret_key)
     if not trailer:
         amz_date = auth["X-Amz-Date"]
         scope = "%s/%s/s3/aws4_request" % (amz_date[:8], st.region)
-        skey = st.secret_key
-        kd = s3h._hmac(s3h._hmac(s3h._hmac(s3h._hmac(("AWS4" + skey).encode(), amz_date[:8]),
-                                           st.region), "s3"), "aws4_request")
+        kd = s3h.signing_key(st.secret_key, amz_date[:8], st.region)
         prev = auth["Authorization"].rsplit("Signature=", 1)[1]
         body = b""
         for i, c in enumerate(chunks):
@@ -253,7 +251,6 @@ def chunked_put(st, k, data, chunk, corrupt_chunk=None, trailer=False):
                 c = bytes([c[0] ^ 1]) + c[1:]
             body += b"%x;chunk-signature=%s\r\n%s\r\n" % (len(c), prev.encode(), c)
     hdrs.update(auth)
-    import http.client
     conn = http.client.HTTPConnection(st.host, st.port, timeout=30)
     try:
         conn.putrequest("PUT", path, skip_host=True, skip_accept_encoding=True)
@@ -292,7 +289,6 @@ def aws_chunked_uploads(st):
 @case
 def checksum_headers_on_a_plain_put(st):
     k = key("checksum")
-    import base64
     wrong = base64.b64encode(hashlib.sha256(b"something else").digest()).decode()
     r = st.put(k, b"payload", headers={"x-amz-checksum-sha256": wrong})
     diag("PUT with a wrong x-amz-checksum-sha256: %d %s" % (r.status, r.error_code()))
@@ -315,6 +311,25 @@ def conditional_put(st):
         "PUT with If-None-Match: * of a new key: 200")
     st.delete(k2)
     st.delete(k)
+
+
+@case
+def harness_empties_a_bucket(st):
+    bucket = "glasgow-test-" + secrets.token_hex(4)
+    is_(st.create_bucket(bucket).status, 200, "create a bucket of the case's own")
+    for i in range(5):
+        st.put("k%d" % i, b"x", bucket=bucket)
+    ups = sorted(("pending/%d" % i, st.create_upload("pending/%d" % i, bucket=bucket))
+                 for i in range(3))
+    st.upload_part("pending/0", ups[0][1], 1, b"y", bucket=bucket)
+    is_((len(st.list_keys(bucket, page=2)), sorted(st.list_uploads(bucket, page=2))), (5, ups),
+        "5 objects and 3 uploads in progress, listed in pages of 2")
+    st.empty(bucket)
+    is_((st.list_keys(bucket), st.list_uploads(bucket)), ([], []),
+        "s3harness's empty() leaves neither objects nor uploads")
+    is_(st.request("DELETE", bucket=bucket).status, 204, "... so the bucket can be deleted")
+    r = st.request("HEAD", bucket=bucket)
+    is_(r.status, 404, "... and is gone")
 
 
 def with_store():

@@ -158,6 +158,9 @@ static void test_bad_values(void)
         {"GLASGOW_MIN_RATE_BYTES_PER_S", "fast"},
         {"GLASGOW_MIN_RATE_GRACE_MS", "0"},
         {"GLASGOW_MIN_RATE_GRACE_MS", "10s"},
+        {"GLASGOW_TRUSTED_PROXIES", "10.0.0.0/33"},
+        {"GLASGOW_TRUSTED_PROXIES", "10.42.0.0/16;10.43.0.0/16"},
+        {"GLASGOW_TRUSTED_PROXIES", "traefik.kube-system"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         config c;
@@ -301,8 +304,29 @@ static void test_secret(void)
     unlink(path);
 }
 
+static void test_trusted_proxies(void)
+{
+    config c;
+    char err[256];
+    static const char *const none[] = {NULL};
+    is_int(load(&c, none, err), 0, "empty environment loads");
+    is_int(c.trusted_proxies.n, 0, "no trusted proxies by default");
+    static const char *const two[] = {"GLASGOW_TRUSTED_PROXIES", "10.42.0.0/16, fd00:42::/56",
+                                      NULL};
+    is_int(load(&c, two, err), 0, "two CIDRs load");
+    is_int(c.trusted_proxies.n, 2, "... both kept");
+    static const char *const typo[] = {"GLASGOW_TRUSTED_PROXIES", "10.42.0.1/16", NULL};
+    is_int(load(&c, typo, err), -1, "host bits set is an error");
+    is_str(err,
+           "GLASGOW_TRUSTED_PROXIES: \"10.42.0.1/16\": bits are set past the /16 prefix "
+           "(did you mean 10.42.0.0/16?) (expected CIDRs such as 10.42.0.0/16, fd00::/8, "
+           "separated by commas)",
+           "... naming the variable, the entry and the likely meaning");
+}
+
 int main(void)
 {
+    test_trusted_proxies();
     test_defaults();
     test_values();
     test_runaway_limits();
