@@ -1037,8 +1037,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         make_error_response(h, h->err_status, h->err_code, h->err_msg, NULL);
         return queue(h);
     }
-    if (h->ran)
+    if (h->ran) {
+        /* a handler that waited, then started a streamed response: its
+         * sink resumed the connection to be queued here */
+        if (h->sink_resp)
+            return queue_sink(h);
         return MHD_YES;
+    }
     h->ran = 1;
     if (lhost_run(h->gen, &h->r) == LHOST_DONE) {
         h->route = h->r.route_status == ROUTER_FOUND ? h->r.match.pattern : NULL;
