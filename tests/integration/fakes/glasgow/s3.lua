@@ -1,11 +1,11 @@
 -- A FAKE of the glasgow.s3 binding, for tests only: objects are files in
 -- the directory GLASGOW_FAKE_S3_DIR. It follows the binding's Lua contract
 -- (lua/glasgow/s3.lua: put / get / head / delete / list / list_uploads /
--- abort_upload, errors as {kind, code, status, message, retryable}) but
--- cannot stream: get's object carries its bytes as obj.body, which the
--- route answers with when pipe has not answered. It lets the routes and
--- `glasgow gc` can be tested against the real PostgreSQL before the real
--- binding lands. It is not an S3 server and tests nothing about S3.
+-- abort_upload, errors as {kind, code, status, message, retryable}),
+-- reading and writing bodies through req.body_stream and req:respond, so
+-- that the file routes and `glasgow gc` can be tested against the real
+-- PostgreSQL and the real streamed bodies before the binding lands. It is
+-- not an S3 server and tests nothing about S3.
 --
 -- Faults: a file GLASGOW_FAKE_S3_DIR/.fail holding operation names
 -- ("put", "get", "delete", "list") makes those fail as a store outage;
@@ -57,7 +57,30 @@ function _M.put(key, req, opts)
     if not ok then
         return nil, err
     end
-    local body = type(req) == "table" and (req.body or "") or req
+    local body
+    if type(req) == "string" then
+        body = req
+    elseif req.body_stream then
+        -- the request's streamed body, read as the binding's C sink would
+        local parts, n = {}, 0
+        while true do
+            local chunk, rerr = req.body_stream:read(65536)
+            if not chunk then
+                if rerr then
+                    return nil, { kind = "client", code = rerr, status = 400 }
+                end
+                break
+            end
+            n = n + #chunk
+            if opts.max_bytes and n > opts.max_bytes then
+                return nil, { kind = "client", code = "too_large", status = 413 }
+            end
+            parts[#parts + 1] = chunk
+        end
+        body = table.concat(parts)
+    else
+        body = req.body or ""
+    end
     if opts.max_bytes and #body > opts.max_bytes then
         return nil, { kind = "client", code = "too_large", status = 413 }
     end
@@ -97,11 +120,16 @@ function _M.get(key, opts)
         first, last = opts.range[1], opts.range[2]
     end
     local part = s:sub(first + 1, last + 1)
-    -- without the streaming runtime nothing can be piped: the route
-    -- answers with obj.body, the bytes in memory
     return {
-        status = opts and opts.range and 206 or 200, size = #s, length = #part, body = part,
-        pipe = function()
+        status = opts and opts.range and 206 or 200, size = #s, length = #part,
+        -- answers the request with the bytes, as the binding does
+        pipe = function(_, req, status, headers)
+            local w = req:respond(status, headers, #part)
+            local written, werr = w:write(part)
+            if not written then
+                return nil, { kind = "client", code = werr }
+            end
+            w:close()
             return #part
         end,
     }
