@@ -5,7 +5,9 @@ binding that lands separately. What this proves is the metadata side of
 the consistency pattern through the real SQL: commits, overwrites that
 retire the old row and object, concurrent uploads of one name (one row
 committed, every other object removed), deletes, failures that leave no
-committed row without its object, and gc removing what failures leave.
+committed row without its object (a store outage, a client hanging up
+mid-upload, PostgreSQL stopped while the object is written), and gc
+removing what failures leave.
 The same scenarios run against the real store (RGW) once the binding is
 in; nothing here says anything about S3 itself.
 """
@@ -15,6 +17,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -202,6 +205,62 @@ def concurrent_uploads_of_one_name(fx):
         is_(consistent(fx, "after the If-None-Match race"), [], "  the losers' objects removed")
     finally:
         set_delay(0)
+
+
+@case
+def client_hangs_up_mid_upload(fx):
+    set_fault()
+    u = new_user(fx.admin)
+    b = new_bucket(u)
+    import socket
+    sock = socket.create_connection((harness.HOST, fx.server.port), timeout=5)
+    head = ("PUT /v1/buckets/%s/files/cut.bin HTTP/1.1\r\nHost: x\r\n"
+            "Authorization: Bearer %s\r\nContent-Type: application/octet-stream\r\n"
+            "Content-Length: 1048576\r\n\r\n" % (b["name"], u["token"])).encode()
+    sock.sendall(head + b"x" * 300000)
+    time.sleep(0.3)
+    sock.close()
+    ok(harness.wait_until(lambda: not fx.db.sql(
+        "SELECT 1 FROM files WHERE bucket_id = '%s' AND status = 'pending'" % b["id"]), 5),
+       "the upload's pending row goes when the client hangs up")
+    is_(rows(fx, b["id"]), [], "no row is left")
+    is_(consistent(fx, "after the hang-up"), [], "no object is left")
+    r = u["api"].get("/v1/buckets/%s/files/cut.bin" % b["name"])
+    is_(r.status, 404, "the file does not exist")
+
+
+@case(timeout=120)
+def database_stops_after_the_object_is_written(fx):
+    set_fault()
+    u = new_user(fx.admin)
+    b = new_bucket(u)
+    set_delay(1500)  # the put waits, then writes the object
+    result = []
+    t = threading.Thread(target=lambda: result.append(
+        put(u["api"], b, "pgdown.bin", b"payload")), daemon=True)
+    try:
+        t.start()
+        ok(harness.wait_until(lambda: fx.db.sql(
+            "SELECT 1 FROM files WHERE bucket_id = '%s' AND status = 'pending'" % b["id"]), 5),
+           "the upload inserted its pending row")
+        p = dbh.pg_ctl("stop")
+        ok(p.returncode == 0, "PostgreSQL stopped while the object is written", p.stderr)
+        t.join(15)
+    finally:
+        set_delay(0)
+        p = dbh.pg_ctl("start")
+    ok(p.returncode == 0, "PostgreSQL started again", p.stderr)
+    r = result[0] if result else None
+    is_(r.status if r else None, 503, "the upload answers 503 (its commit could not run)",
+        r.body[:200] if r else "")
+    ok(harness.wait_until(dbh.pg_reachable, 15), "the database answers again")
+    ok(not fx.db.sql("SELECT 1 FROM files WHERE bucket_id = '%s' AND status = 'committed'"
+                     % b["id"]), "no committed row")
+    is_(consistent(fx, "after the outage"), [], "and the object was removed")
+    g = gc(fx, "--min-age", "0")
+    is_(g.returncode, 0, "gc runs", g.stderr)
+    is_(rows(fx, b["id"]), [], "after gc no row is left either")
+    is_(consistent(fx, "after gc"), [], "nor an object")
 
 
 @case
