@@ -6,8 +6,8 @@ the consistency pattern through the real SQL: commits, overwrites that
 retire the old row and object, concurrent uploads of one name (one row
 committed, every other object removed), deletes, failures that leave no
 committed row without its object (a store outage, a client hanging up
-mid-upload, PostgreSQL stopped while the object is written), and gc
-removing what failures leave.
+mid-upload, PostgreSQL stopped while the object is written, glasgow
+killed mid-upload), and gc removing what failures leave.
 The same scenarios run against the real store (RGW) once the binding is
 in; nothing here says anything about S3 itself.
 """
@@ -261,6 +261,35 @@ def database_stops_after_the_object_is_written(fx):
     is_(g.returncode, 0, "gc runs", g.stderr)
     is_(rows(fx, b["id"]), [], "after gc no row is left either")
     is_(consistent(fx, "after gc"), [], "nor an object")
+
+
+@case(timeout=90)
+def killed_mid_upload(fx):
+    set_fault()
+    u = new_user(fx.admin)
+    b = new_bucket(u)
+    set_delay(3000)
+    try:
+        with dbh.DbServer(fx.db, env=ENV) as s2:
+            api2 = dbh.Api(s2, u["token"])
+            t = threading.Thread(target=lambda: put(api2, b, "killed.bin", b"never"),
+                                 daemon=True)
+            t.start()
+            ok(harness.wait_until(lambda: fx.db.sql(
+                "SELECT 1 FROM files WHERE bucket_id = '%s' AND status = 'pending'"
+                % b["id"]), 5), "the upload inserted its pending row")
+            s2.proc.kill()  # SIGKILL: no cleanup runs
+            s2.proc.wait(timeout=5)
+            t.join(10)
+    finally:
+        set_delay(0)
+    is_([st for st, _ in rows(fx, b["id"])], ["pending"], "a SIGKILL leaves the pending row")
+    r = u["api"].get("/v1/buckets/%s/files/killed.bin" % b["name"])
+    is_(r.status, 404, "which no client sees (the serving glasgow answers 404)")
+    g = gc(fx, "--min-age", "0")
+    is_(g.returncode, 0, "gc runs", g.stderr)
+    is_(rows(fx, b["id"]), [], "gc removes the pending row")
+    is_(consistent(fx, "after gc"), [], "and leaves no object")
 
 
 @case
