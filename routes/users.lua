@@ -283,7 +283,14 @@ local function delete(req)
     local caller = auth.authenticate(req)
     req.params.id = user_id(req)
     auth.check_access(caller, req.params.id)
-    local _, affected = db.call("DELETE FROM users WHERE id = $1", req.params.id)
+    local rows, affected = db.query("DELETE FROM users WHERE id = $1", req.params.id)
+    if not rows then
+        if affected.sqlstate == "23503" then
+            -- files keep their bucket (and so its owner) until they are deleted
+            fail(409, "user_has_files", "the user still has files; delete them first")
+        end
+        error(affected, 0)
+    end
     if affected == 0 then
         fail(404, "not_found", "no such user")
     end

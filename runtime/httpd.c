@@ -283,6 +283,14 @@ static void record(hreq *h)
 
 /* ---- responses ---------------------------------------------------------------- */
 
+/* Sets *arg when a response header is Content-Length. */
+static void find_length(void *arg, const char *name, const char *value)
+{
+    (void)value;
+    if (!strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        *(int *)arg = 1;
+}
+
 static void add_header(void *arg, const char *name, const char *value)
 {
     MHD_add_response_header(arg, name, value);
@@ -433,6 +441,15 @@ buffered:
         MHD_create_response_from_buffer(res.body_len, (void *)res.body, MHD_RESPMEM_MUST_COPY);
     if (!resp)
         die("out of memory creating a response");
+    if (res.body_len == 0 && !strcmp(r->method, "HEAD")) {
+        /* a HEAD answer that states its length (a file's size, known
+         * without fetching the file) keeps it: libmicrohttpd would
+         * otherwise send the empty buffer's 0 */
+        int has_length = 0;
+        lhost_result_headers(r, find_length, &has_length);
+        if (has_length)
+            MHD_set_response_options(resp, MHD_RF_HEAD_ONLY_RESPONSE, MHD_RO_END);
+    }
     lhost_result_headers(r, add_header, resp);
     finish_response(h, resp, res.status, res.body_len);
     /* the last call queues it; an unread body is drained first */
@@ -1020,8 +1037,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         make_error_response(h, h->err_status, h->err_code, h->err_msg, NULL);
         return queue(h);
     }
-    if (h->ran)
-        return h->sink_resp ? queue_sink(h) : MHD_YES;
+    if (h->ran) {
+        /* a handler that waited, then started a streamed response: its
+         * sink resumed the connection to be queued here */
+        if (h->sink_resp)
+            return queue_sink(h);
+        return MHD_YES;
+    }
     h->ran = 1;
     if (lhost_run(h->gen, &h->r) == LHOST_DONE) {
         h->route = h->r.route_status == ROUTER_FOUND ? h->r.match.pattern : NULL;

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "lua_crypto.h"
 #include "lua_json.h"
+#include "lua_range.h"
 #include "lua_sigv4.h"
 #include "lua_stream.h"
 #include "lwait.h"
@@ -582,6 +583,8 @@ static lua_State *new_state(const lhost_opts *o, memcap *m)
     lua_setfield(L, -2, "glasgow.sigv4");
     lua_pushcfunction(L, luaopen_glasgow_jsonc);
     lua_setfield(L, -2, "glasgow.jsonc");
+    lua_pushcfunction(L, luaopen_glasgow_range);
+    lua_setfield(L, -2, "glasgow.range");
     for (size_t i = 0; i < services_count(); i++) {
         const service *s = services_get(i);
         if (s->lua_name) {

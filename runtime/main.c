@@ -34,6 +34,8 @@ static const char usage[] =
     "       glasgow check DIR        load a routes bundle as a reload would; exit 1 on error\n"
     "       glasgow run FILE [ARGS]  run a Lua script with the same library and bindings\n"
     "       glasgow migrate [DIR]    apply pending migrations (default ./migrations)\n"
+    "       glasgow gc [--min-age S] [--dry-run]\n"
+    "                                remove stale uploads, orphan objects, old tokens\n"
     "       glasgow version\n";
 
 static const char *env(const char *name)
@@ -175,6 +177,22 @@ static int cmd_migrate(int argc, char **argv)
     lhost_opts o = opts_of(&cfg, lp);
     return lhost_run_script(&o, "=glasgow migrate", "return require('glasgow.migrate').main(...)",
                             argc, argv);
+}
+
+/* glasgow gc [--min-age SECONDS] [--dry-run]: removes what uploads,
+ * deletions and logins leave behind (see lua/glasgow/gc.lua); safe while
+ * the server runs. */
+static int cmd_gc(int argc, char **argv)
+{
+    config cfg;
+    char lp[PATH_MAX * 2 + 200];
+    load_config(&cfg);
+    if (!services_enabled("database"))
+        die("DATABASE_URL: not set (gc needs a database)");
+    lua_path(&cfg, lp, sizeof lp);
+    lhost_opts o = opts_of(&cfg, lp);
+    return lhost_run_script(&o, "=glasgow gc", "return require('glasgow.gc').main(...)", argc,
+                            argv);
 }
 
 /* Set when a thread is stuck where no hook reaches: the process drains
@@ -334,6 +352,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 2, argv + 2);
     if (!strcmp(argv[1], "migrate"))
         return cmd_migrate(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "gc"))
+        return cmd_gc(argc - 2, argv + 2);
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
         printf("glasgow %s\n", GLASGOW_VERSION);
         return 0;

@@ -243,7 +243,10 @@ static int route_matches(const route *rt, const char *const *starts, const size_
         return 0;
     for (size_t i = 0; i < rt->nseg; i++) {
         const segment *s = &rt->seg[i];
-        if (lens[i] == 0)
+        /* a wildcard takes any non-empty rest, even one that starts with
+         * '/' (the route then judges the value: "//a" is a name to refuse
+         * with a reason, not a missing route) */
+        if (lens[i] == 0 && (s->kind != SEG_WILDCARD || starts[i][0] == '\0'))
             return 0;
         if (s->kind == SEG_LITERAL) {
             if (s->len != lens[i] || memcmp(s->text, starts[i], s->len) != 0)

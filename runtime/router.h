@@ -3,8 +3,10 @@
  *
  * Patterns are absolute paths whose segments are literals, ":name"
  * parameters (one non-empty segment) or, last only, "*name" (the non-empty
- * rest of the path, slashes included). When several routes match, the most
- * specific wins, segment by segment: literal over parameter over wildcard.
+ * rest of the path, slashes included, even a leading one: a wildcard after
+ * "/f" takes "/a" from the path "/f//a", and nothing from "/f/"). When
+ * several routes match, the most specific wins, segment by segment:
+ * literal over parameter over wildcard.
  * A GET route also answers HEAD. The router is immutable once built and may
  * be read from several threads.
  */

@@ -8,11 +8,13 @@
 
 #include "lua_db.h"
 #include "lua_s3.h"
+#include "lua_urlsign.h"
 
 /* Every service, in the order they are configured, started and described. */
 static const service *const table[] = {
     &lua_db_service,
     &lua_s3_service,
+    &lua_urlsign_service,
 };
 
 #define NSERVICES (sizeof table / sizeof table[0])

@@ -246,7 +246,7 @@ local function responses(route, label)
                 misuse("%s: must be a table", rlabel)
             end
             for f in pairs(r) do
-                if f ~= "description" and f ~= "schema" then
+                if f ~= "description" and f ~= "schema" and f ~= "binary" then
                     misuse("%s: unknown field %s", rlabel, tostring(f))
                 end
             end
@@ -259,6 +259,10 @@ local function responses(route, label)
             if r.schema ~= nil then
                 schema.check(r.schema, rlabel)
                 resp.content = json_content(copy(r.schema))
+            elseif r.binary then
+                -- raw bytes (a file download), as a streamed request body is
+                resp.content = { ["application/octet-stream"] = { schema = { type = "string",
+                                                                             format = "binary" } } }
             end
             out[key] = resp
         end

@@ -126,7 +126,7 @@ static int model_match(const model_route *r, const char *path, router_param *par
             e = s + strlen(s);
         size_t len = (size_t)(e - s);
         const seg *g = &r->segs[i];
-        if (len == 0)
+        if (len == 0 && (g->kind != WILD || *s == '\0'))
             return 0;
         if (g->kind == LIT && (len != g->len || memcmp(s, g->text, len)))
             return 0;

@@ -56,6 +56,15 @@ static void test_basic(void)
     ok(m.params[1].value_len == 9 && !memcmp(m.params[1].value, "a/b/c.txt", 9),
        "wildcard takes the rest");
     is_int(lookup(r, "GET", "/files/b1", &m, allow), ROUTER_NOT_FOUND, "wildcard needs a rest");
+    is_int(lookup(r, "GET", "/files/b1/", &m, allow), ROUTER_NOT_FOUND, "an empty rest is no rest");
+    is_int(lookup(r, "GET", "/files/b1//a", &m, allow), ROUTER_FOUND,
+           "a rest starting with '/' matches");
+    ok(m.params[1].value_len == 2 && !memcmp(m.params[1].value, "/a", 2),
+       "  and the wildcard holds it, leading '/' included");
+    is_int(lookup(r, "GET", "/files/b1///", &m, allow), ROUTER_FOUND, "so does a rest of slashes");
+    ok(m.params[1].value_len == 2 && !memcmp(m.params[1].value, "//", 2), "  \"//\"");
+    is_int(lookup(r, "GET", "/files//a/b", &m, allow), ROUTER_NOT_FOUND,
+           "an empty segment before the wildcard still fails");
     is_int(lookup(r, "GET", "", &m, allow), ROUTER_NOT_FOUND, "empty path");
     is_int(lookup(r, "GET", "hello", &m, allow), ROUTER_NOT_FOUND, "relative path");
     router_destroy(r);
