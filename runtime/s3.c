@@ -1255,8 +1255,15 @@ static void on_event(loop *lp, loop_timer *t)
                 curl_easy_pause(call->easy, call->send_paused ? CURLPAUSE_SEND : CURLPAUSE_CONT);
             }
             if (call->easy && call->send_paused) {
+                s3_client *c = op->c;
                 call->send_paused = 0;
                 curl_easy_pause(call->easy, call->recv_paused ? CURLPAUSE_RECV : CURLPAUSE_CONT);
+                /* drive the upload now rather than on curl's next timer: a
+                 * streamed body resumes once per source buffer (op may be
+                 * gone after this) */
+                int running;
+                curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+                check_done(c);
             }
             return;
         }
