@@ -4,9 +4,10 @@
  *
  * A generation is immutable once built: its routes, router and OpenAPI
  * document never change. It may be built on one thread and then handed to
- * a worker, which alone uses it afterwards. Bindings that wait (sleep, and
- * later database and S3 calls) arm an operation on the worker's loop and
- * yield; the loop resumes the coroutine when the operation completes.
+ * a worker, which alone uses it afterwards. Bindings that wait (sleep,
+ * database statements, password hashing, streamed bodies) arm an operation
+ * on the worker's loop and yield; the loop resumes the coroutine when the
+ * operation completes.
  */
 #ifndef GLASGOW_LHOST_H
 #define GLASGOW_LHOST_H
@@ -66,8 +67,14 @@ void lhost_watchdog_start(int (*on_stuck)(const char *thread, const char *what,
 lhost_gen *lhost_gen_create(const bundle *b, const lhost_opts *o, uint64_t number, char *err,
                             size_t errlen);
 
-/* Reference counting; single-threaded (the owning worker's). Dropping the
- * last reference closes the state. */
+/* Reference counting, not atomic: at any moment one thread holds all of a
+ * generation's references. The thread that built it (the reloader, or
+ * check/run on the main thread) owns it until it is published; while it
+ * waits in a worker's pending slot, whoever takes it out drops it there (a
+ * newer publish, on the reloader thread, or worker_join after the worker
+ * thread ended); once the worker adopts it, only that worker's thread takes
+ * and drops references (one per request running on it). Dropping the last
+ * reference closes the state. */
 void lhost_gen_ref(lhost_gen *g);
 void lhost_gen_unref(lhost_gen *g);
 

@@ -3,10 +3,23 @@
  * coroutines and the worker's pgpool. Lua code uses it through
  * lua/glasgow/db.lua, which adds error objects and transactions.
  *
- *   conn | nil, kind, sqlstate, message = pg.acquire()       (may wait)
+ *   conn | nil, kind, sqlstate, message = pg.acquire()                (may wait)
  *   result | nil, kind, sqlstate, message = pg.exec(conn, sql, ...)  (waits)
- *   rows, affected = pg.rows(result)
- *   pg.release(conn)
+ *   result | nil, kind, sqlstate, message = pg.exec_script(conn, sql) (waits;
+ *                  several statements, no parameters, no deadline: migrations)
+ *   rows, affected, tag = pg.rows(result)  (converts and frees the result;
+ *                  affected: PQcmdTuples as a number, 0 when it has none;
+ *                  tag: the command tag, e.g. "INSERT 0 1")
+ *   pg.release(conn)                        (also the connection's __gc)
+ *   { size, in_use, waiting, up } | nothing = pg.stats()  (nothing: no pool)
+ *   configured = pg.configured()            (a pool exists on this thread)
+ *
+ * kind is pgpool_kind_name()'s: "sql", "connection", "timeout",
+ * "pool_timeout", "pool_full" or "invalid"; sqlstate may be "" (pool
+ * errors); message is the server's or the pool's. Misuse raises instead:
+ * no database configured, a released or busy connection, another request's
+ * connection, too many parameters (any, for exec_script), a second pg.rows
+ * on one result, and a call outside a request's coroutine.
  *
  * A request's connections are also released when the request ends, however
  * it ends (deadline, client gone, error), by a request cleanup, so none can

@@ -1,5 +1,7 @@
 /*
- * glasgow: one binary, several subcommands (serve, check, run).
+ * glasgow: one binary, several subcommands: serve, check DIR, run FILE
+ * [ARGS], migrate [DIR], version (and help); `usage` below says what each
+ * does.
  */
 #include <errno.h>
 #include <limits.h>

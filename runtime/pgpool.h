@@ -77,7 +77,10 @@ struct pgpool_waiter {
  * it) or err. */
 typedef void (*pgpool_query_cb)(void *arg, PGresult *res, const pg_error *err);
 
-/* Creates a pool on lp; connects lazily. Aborts on allocation failure. */
+/* Creates a pool on lp and, from the loop's next turn, opens one connection
+ * at once (a warm connection, and the first readiness answer); further ones
+ * are opened when acquires wait, up to max_size. Aborts on allocation
+ * failure. */
 pgpool *pgpool_create(loop *lp, const pgpool_config *cfg);
 
 /* Closes every connection (in-flight queries are abandoned) and frees p.

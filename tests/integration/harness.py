@@ -37,6 +37,25 @@ REPO_ROUTES = os.path.join(REPO, "routes")
 _BIN_EXISTED = os.path.exists(GLASGOW_BIN)
 HOST = "127.0.0.1"
 
+# Sanitizer builds (make test SAN=1: tests/run-all exports GLASGOW_TEST_SAN=1
+# for a BUILD named *san*) run several times slower, and CI runs on 2 shared
+# cores. Tests that configure short limits for speed scale them with ms(),
+# and bounds on elapsed time with slow(), so that the behaviours a test tells
+# apart (stopped at the limit / not stopped) stay separated by a wide margin.
+SAN = os.environ.get("GLASGOW_TEST_SAN") == "1" or \
+    os.path.basename(os.path.dirname(GLASGOW_BIN)).endswith("san")
+SLOW = float(os.environ.get("GLASGOW_TEST_SLOW") or (4 if SAN else 1))
+
+
+def slow(seconds):
+    """A bound in seconds, scaled for slow builds (GLASGOW_TEST_SLOW, 4 under SAN)."""
+    return seconds * SLOW
+
+
+def ms(n):
+    """n milliseconds scaled like slow(), as the string a GLASGOW_*_MS variable takes."""
+    return str(int(n * SLOW))
+
 # ---- TAP ---------------------------------------------------------------------------
 
 _lock = threading.Lock()

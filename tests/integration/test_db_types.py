@@ -371,16 +371,19 @@ def metrics(fx):
     is_(metric(m1, "glasgow_db_pool_waiting"), 0.0, "nobody waits at rest")
     is_(metric(m1, "glasgow_db_pool_wait_timeouts_total"), 0.0, "no wait timed out")
 
-    holder = threading.Thread(target=lambda: fx.anon.get("/t/sleep?s=1", timeout=10),
-                              daemon=True)
+    # the query outlasts the wait for the gauge (which normally sees it in
+    # milliseconds) and stays under the 5 s default statement timeout
+    look, hold = 3.0, 4.0
+    holder = threading.Thread(target=lambda: fx.anon.get("/t/sleep?s=%.1f" % hold,
+                                                         timeout=hold + 10), daemon=True)
     holder.start()
     seen = dbh.harness.wait_until(
         lambda: (metric(series(dbh.metrics_text(fx.server)), "glasgow_db_pool_in_use") or 0) >= 1,
-        3)
+        look)
     ok(seen, "glasgow_db_pool_in_use shows a connection held by a running query")
-    holder.join(10)
+    holder.join(hold + 10)
     ok(dbh.harness.wait_until(lambda: metric(series(dbh.metrics_text(fx.server)),
-                                             "glasgow_db_pool_in_use") == 0, 3),
+                                             "glasgow_db_pool_in_use") == 0, look),
        "... and it returns to 0 afterwards")
 
 

@@ -330,8 +330,12 @@ def upper_case_uuid(fx):
     a = fx.admin.get(up)
     u = me["api"].get(up)
     diag("admin GET upper-case id: %s; owner: %s" % (a.status, u.status))
-    is_(u.status, a.status, "a user reading its own record by the upper-case spelling of its id "
-        "is answered like an admin (the same resource)", u.body, a.body)
+    is_(a.status, 200, "an admin reads a record by the upper-case spelling of its id", a.body)
+    is_(u.status, 200, "a user reading its own record by the upper-case spelling of its id "
+        "is answered like an admin (the same resource)", u.body)
+    is_(((a.json_or_none() or {}).get("id"), (u.json_or_none() or {}).get("id")),
+        (me["id"], me["id"]), "... both answers are that user, its id in the stored "
+        "lower-case spelling")
 
 
 @case

@@ -11,7 +11,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Server, case, diag, is_, is_error_shape, main, ok  # noqa: E402
+from harness import Server, case, diag, is_, is_error_shape, main, ok, slow  # noqa: E402
 
 H = b"Host: localhost\r\n"
 JSON_CT = b"Content-Type: application/json\r\n"
@@ -36,7 +36,7 @@ def still_serving(s, name):
     status = None
     if alive:
         try:
-            status = s.get("/hello", timeout=3).status
+            status = s.get("/hello", timeout=slow(3)).status
         except OSError as e:
             status = repr(e)
     ok(alive and status == 200, "%s: server still answers /hello afterwards" % name,
@@ -44,8 +44,9 @@ def still_serving(s, name):
 
 
 def expect(s, name, data, want, code=None, field=None, timeout=5.0, **kw):
-    """Sends data raw; asserts status `want` (and error code/field when given)."""
-    res = s.raw(data, timeout=timeout, **kw)
+    """Sends data raw; asserts status `want` (and error code/field when given).
+    timeout is scaled by SLOW."""
+    res = s.raw(data, timeout=slow(timeout), **kw)
     is_(res.status, want, "%s: status %d" % (name, want), "outcome %s, raw %r" %
         (res.outcome, res.raw[:300]))
     ok(res.status != 500, "%s: not a 500" % name)
@@ -304,14 +305,14 @@ def garbage(s):
            400)
     expect(s, "encoded NUL in the path", b"GET /hello%00 HTTP/1.1\r\n" + H + b"\r\n", 400)
     for junk in (b"junk\r\n\r\n", b"\x00\x01\x02junk\r\n\r\n"):
-        res = s.raw(junk, timeout=4)
+        res = s.raw(junk, timeout=2.0 + slow(2.0))
         ok(res.status in (400, None) and res.outcome != "timeout",
            "junk request line %r is answered 400 or closed by the header timeout (2 s here)"
            % junk[:8],
            "outcome %s status %s after %.2f s" % (res.outcome, res.status, res.elapsed))
         still_serving(s, "junk %r" % junk[:8])
     res = s.raw(b"PUT /v1/greetings/bob HTTP/1.1\r\n" + H + JSON_CT +
-                b"Transfer-Encoding: gzip\r\n\r\n", timeout=3)
+                b"Transfer-Encoding: gzip\r\n\r\n", timeout=slow(3))
     ok(res.status in (400, 501), "Transfer-Encoding without chunked last is answered 400 or 501 "
        "(RFC 9112 6.3) rather than waiting for the body",
        "outcome %s status %s after %.2f s" % (res.outcome, res.status, res.elapsed))

@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (GLASGOW_BIN, HOST, REPO_ROUTES, Server, case, free_port, is_,  # noqa: E402
-                     is_error_shape, main, ok, raw, spawn, wait_until)
+                     is_error_shape, main, ok, raw, slow, spawn, wait_until)
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -184,8 +184,11 @@ def access_log(s):
     is_(n, 1, "exactly one access line for the request")
 
 
-def start_bad(env, timeout=5.0):
-    """Starts `glasgow serve` with env; returns (exit code or None if still running, stderr)."""
+def start_bad(env, timeout=None):
+    """Starts `glasgow serve` with env; returns (exit code or None if still running after
+    timeout, 5 s scaled by SLOW, stderr)."""
+    if timeout is None:
+        timeout = slow(5.0)
     e = {k: v for k, v in os.environ.items() if not k.startswith("GLASGOW_")}
     e.update({"GLASGOW_LISTEN": "%s:%d" % (HOST, free_port()),
               "GLASGOW_ADMIN_LISTEN": "%s:%d" % (HOST, free_port()),

@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (HOST, Server, case, diag, is_, is_error_shape, join_all, main,  # noqa: E402
-                     mkdtemp, ok, start_threads, wait_until, write_files)
+                     mkdtemp, ok, slow, start_threads, wait_until, write_files)
 
 MiB = 1 << 20
 
@@ -196,7 +196,7 @@ def file_sha(path):
 
 def result(d, tag, timeout=5):
     path = os.path.join(d, tag + ".result")
-    wait_until(lambda: os.path.exists(path) and os.path.getsize(path) > 0, timeout)
+    wait_until(lambda: os.path.exists(path) and os.path.getsize(path) > 0, slow(timeout))
     try:
         with open(path) as f:
             return f.read()
@@ -235,7 +235,7 @@ def log_for(s, path, timeout=5, where=None):
                     (where is None or where(ln)):
                 return ln
         return None
-    return wait_until(find, timeout)
+    return wait_until(find, slow(timeout))
 
 
 def put(port, path, body, headers=None, chunked=False, timeout=60):
@@ -338,10 +338,12 @@ def head_and_empty(fx):
 def limits(fx):
     s, d = fx.server, fx.dir
     t0 = time.monotonic()
-    r = s.raw(b"PUT /small HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n\r\n", timeout=5)
+    r = s.raw(b"PUT /small HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n\r\n",
+              timeout=slow(5))
     is_(r.status, 413, "Content-Length over the route's limit: 413 before any byte is read")
     ok(is_error_shape(r.body, "body_too_large"), "with our JSON error", r.body[:200])
-    ok(time.monotonic() - t0 < 2, "at once")
+    ok(time.monotonic() - t0 < slow(2), "at once (the client would wait %.0f s for a body)" %
+       slow(5))
     st, data, _ = put(s.port, "/small?tag=lim", b"y" * 5000, chunked=True)
     is_(st, 413, "a chunked body that grows past the limit: the handler answers 413")
     is_(result(d, "lim"), "too_large", "after read() returned nil, \"too_large\"")
@@ -458,7 +460,7 @@ def hangup_mid_upload(fx):
     is_(result(d, "hu"), "closed", "client gone mid-upload: the handler's read returns \"closed\"")
     ln = log_for(s, "/up/hang")
     ok(ln and ln["status"] == 499, "logged 499", ln)
-    ok(wait_until(lambda: s.metric("http_requests_in_flight") == 0, 5),
+    ok(wait_until(lambda: s.metric("http_requests_in_flight") == 0, slow(5)),
        "nothing left in flight")
 
 
@@ -478,7 +480,7 @@ def hangup_mid_download(fx):
     ln = log_for(s, "/gen", where=lambda ln: ln["bytes_out"] >= 2 * MiB)
     ok(ln and ln["status"] == 499, "logged 499", ln)
     ok(ln and 0 < ln["bytes_out"] < 1073741824, "with the bytes that went out", ln)
-    ok(wait_until(lambda: s.metric("http_requests_in_flight") == 0, 5),
+    ok(wait_until(lambda: s.metric("http_requests_in_flight") == 0, slow(5)),
        "nothing left in flight")
     # the server is fine afterwards
     st, data, _ = get(s.port, "/gen?n=1000000")
@@ -596,7 +598,7 @@ def min_rate_and_deadline(_fx):
         c.close()
         ln = log_for(s, "/stall")
         ok(ln and ln["status"] == 504, "logged 504", ln)
-        ok(wait_until(lambda: s.metric("http_requests_in_flight") == 0, 5),
+        ok(wait_until(lambda: s.metric("http_requests_in_flight") == 0, slow(5)),
            "nothing left in flight")
 
 
@@ -695,7 +697,7 @@ def reload_during_transfers(_fx):
         time.sleep(0.4)
         write_files(os.path.join(s.tmp, "routes"), {
             "stream.lua": ROUTES.replace('"/hello"', '"/hello2"')})
-        reloaded = wait_until(lambda: s.get("/hello2").status == 200, 10)
+        reloaded = wait_until(lambda: s.get("/hello2").status == 200, slow(10))
         ok(reloaded, "the routes reloaded while the transfers ran")
         ok(any(t.is_alive() for t in ts), "with transfers still in flight")
         ok(join_all(ts, 60), "all 8 transfers end")

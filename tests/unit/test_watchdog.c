@@ -35,6 +35,16 @@ static void spin_ms(unsigned ms)
     }
 }
 
+/* Spins (busy, as Lua would be) until *v reaches want or max_ms pass: the
+ * watchdog thread may be scheduled late on a loaded machine, so the cases
+ * wait for its signal or report instead of assuming it within a fixed spin. */
+static void spin_until(atomic_int *v, int want, unsigned max_ms)
+{
+    uint64_t until = watchdog_now_us() + (uint64_t)max_ms * 1000u;
+    while (atomic_load(v) < want && watchdog_now_us() < until) {
+    }
+}
+
 static void sleep_ms(unsigned ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -49,16 +59,22 @@ static void *other_main(void *arg)
     tl_is_other = 1;
     wd_slot *s = watchdog_slot("other");
     watchdog_begin(s, watchdog_now_us() + 30000, "other work");
-    spin_ms(120);
+    spin_ms(40);
+    spin_until(&interrupts_other, 1, 3000);
     ok(watchdog_expired(s), "the other thread sees its own deadline passed");
     watchdog_end(s);
     ok(!watchdog_expired(s), "and not once it left");
     return NULL;
 }
 
+/* The stuck grace: far longer than any scheduling delay between a deadline's
+ * signal and the end of the work it interrupts, so that only the case that
+ * spins on past it is reported stuck. */
+#define GRACE_MS 1000
+
 int main(void)
 {
-    watchdog_start(on_interrupt, on_stuck, 200, 5);
+    watchdog_start(on_interrupt, on_stuck, GRACE_MS, 5);
     wd_slot *s = watchdog_slot("main");
     ok(s != NULL, "the main thread gets a slot");
     ok(watchdog_slot("again") == s, "a thread keeps its slot");
@@ -69,8 +85,8 @@ int main(void)
     watchdog_end(s);
     is_int(atomic_load(&interrupts_main), 0, "work without a deadline is never interrupted");
 
-    /* a deadline in the future that is met */
-    watchdog_begin(s, watchdog_now_us() + 200000, "quick");
+    /* a deadline in the future that is met (by far: 20 ms of work, 2 s allowed) */
+    watchdog_begin(s, watchdog_now_us() + 2000000, "quick");
     spin_ms(20);
     ok(!watchdog_expired(s), "before its deadline the work is not expired");
     watchdog_end(s);
@@ -79,7 +95,8 @@ int main(void)
 
     /* a deadline that passes: interrupted in this thread, re-armed while it runs */
     watchdog_begin(s, watchdog_now_us() + 20000, "slow");
-    spin_ms(150);
+    spin_ms(30);
+    spin_until(&interrupts_main, 1, 3000);
     ok(watchdog_expired(s), "past its deadline the work is expired");
     watchdog_end(s);
     int n = atomic_load(&interrupts_main);
@@ -98,7 +115,8 @@ int main(void)
 
     /* stuck: still busy past deadline + grace */
     watchdog_begin(s, watchdog_now_us() + 10000, "request 42 GET /c");
-    spin_ms(400);
+    spin_ms(10 + GRACE_MS);
+    spin_until(&stuck_calls, 1, 5000);
     is_int(atomic_load(&stuck_calls), 1, "a thread busy past its deadline and grace is stuck");
     is_str(stuck_what, "main: request 42 GET /c", "the report names the thread and the work");
     ok(watchdog_is_stuck(s), "watchdog_is_stuck says so");
@@ -114,7 +132,8 @@ int main(void)
     before_main = atomic_load(&interrupts_main);
     watchdog_set_shutdown_deadline(watchdog_now_us() + 20000);
     watchdog_begin(s, 0, "long");
-    spin_ms(100);
+    spin_ms(30);
+    spin_until(&interrupts_main, before_main + 1, 3000);
     ok(watchdog_expired(s), "past the shutdown deadline, work without one is expired");
     watchdog_end(s);
     ok(atomic_load(&interrupts_main) > before_main, "and was signalled");
