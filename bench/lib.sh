@@ -97,6 +97,27 @@ stop() {
     unset "PID[$name]"
 }
 
+show_log() {
+    log "last lines of ${LOG[$1]}:"
+    tail -n 20 "${LOG[$1]}" >&2 || true
+}
+
+# wait_ready NAME URL: until URL answers 2xx, at most STARTUP_TIMEOUT seconds;
+# dies with the server's log if it exits or stays silent.
+wait_ready() {
+    local name=$1 url=$2 deadline=$((SECONDS + STARTUP_TIMEOUT))
+    while ((SECONDS < deadline)); do
+        if ! proc_alive "${PID[$name]}"; then
+            show_log "$name"
+            die "$name exited during start-up"
+        fi
+        curl -fsS --max-time 1 -o /dev/null "$url" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    show_log "$name"
+    die "$name did not answer $url within ${STARTUP_TIMEOUT}s"
+}
+
 # ---------------------------------------------------------------- CPU accounting
 CLK_TCK=$(getconf CLK_TCK)
 

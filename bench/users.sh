@@ -271,25 +271,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-show_log() {
-    log "last lines of ${LOG[$1]}:"
-    tail -n 20 "${LOG[$1]}" >&2 || true
-}
-
-wait_ready() {
-    local name=$1 url=$2 deadline=$((SECONDS + STARTUP_TIMEOUT))
-    while ((SECONDS < deadline)); do
-        if ! proc_alive "${PID[$name]}"; then
-            show_log "$name"
-            die "$name exited during start-up"
-        fi
-        curl -fsS --max-time 1 -o /dev/null "$url" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    show_log "$name"
-    die "$name did not answer $url within ${STARTUP_TIMEOUT}s"
-}
-
 # ---------------------------------------------------------------- database
 sql() { timeout 120 psql "$DATABASE_URL" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
 

@@ -88,6 +88,7 @@ struct body_source {
     const char *err;
     void (*ready)(void *arg);
     void *ready_arg;
+    size_t ready_min; /* bytes buffered before ready is called */
 };
 
 static void source_poke(body_source *s)
@@ -149,8 +150,14 @@ const char *body_source_error(const body_source *s)
 
 void body_source_notify(body_source *s, void (*ready)(void *arg), void *arg)
 {
+    body_source_notify_min(s, ready, arg, 1);
+}
+
+void body_source_notify_min(body_source *s, void (*ready)(void *arg), void *arg, size_t min)
+{
     s->ready = ready;
     s->ready_arg = arg;
+    s->ready_min = min < 1 ? 1 : min > BODY_BUF_BYTES ? BODY_BUF_BYTES : min;
     if (ready)
         source_poke(s);
 }
@@ -219,7 +226,8 @@ int body_source_waiting(const body_source *s)
 
 void body_source_fire(body_source *s)
 {
-    if (s->ready && (s->q.len > 0 || s->ended || s->err)) {
+    int all_in = s->length >= 0 && s->received >= (uint64_t)s->length;
+    if (s->ready && (s->q.len >= s->ready_min || (s->q.len > 0 && all_in) || s->ended || s->err)) {
         void (*cb)(void *) = s->ready;
         s->ready = NULL;
         progress(s->r); /* the wait on the client was not the handler's time */

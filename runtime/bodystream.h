@@ -91,6 +91,13 @@ const char *body_source_error(const body_source *s);
  * second call replaces the first; ready NULL cancels. */
 void body_source_notify(body_source *s, void (*ready)(void *arg), void *arg);
 
+/* body_source_notify, but ready waits until min bytes (at most
+ * BODY_BUF_BYTES) are buffered, or the whole of a known-length body has
+ * arrived, or the body ended or failed: a consumer that forwards the body
+ * in larger pieces than the connection delivers (the S3 client) wakes once
+ * per piece. */
+void body_source_notify_min(body_source *s, void (*ready)(void *arg), void *arg, size_t min);
+
 /* Total bytes of the body read so far (for logs and limits). */
 uint64_t body_source_consumed(const body_source *s);
 

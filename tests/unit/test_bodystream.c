@@ -120,6 +120,62 @@ static void test_source_limits(void)
     body_source_free(s);
 }
 
+/* notify_min: the S3 client waits for pieces of 32 KiB, not each one the
+ * connection delivers, but never past what the body can still bring. */
+static void test_source_notify_min(void)
+{
+    static char in[100000];
+    char b[64];
+    fill(in, sizeof in, 5);
+    body_source *s = body_source_create(&req, &tp, NULL, (int64_t)sizeof in, sizeof in);
+    fired = 0;
+    body_source_notify_min(s, on_ready, NULL, 32768);
+    body_source_push(s, in, 8000);
+    body_source_fire(s);
+    is_int(fired, 0, "notify_min: 8000 of 32768 bytes do not fire it");
+    body_source_push(s, in + 8000, 24000);
+    body_source_fire(s);
+    is_int(fired, 0, "nor 32000");
+    body_source_push(s, in + 32000, 800);
+    body_source_fire(s);
+    is_int(fired, 1, "32800 do, once");
+    size_t got = 0;
+    while (got < 32800) {
+        ssize_t n =
+            body_source_read(s, in + got, sizeof in - got < 20000 ? sizeof in - got : 20000);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    fired = 0;
+    body_source_notify_min(s, on_ready, NULL, 1u << 30);
+    body_source_push(s, in + got, BODY_BUF_BYTES);
+    body_source_fire(s);
+    is_int(fired, 1, "a minimum above the buffer is the buffer's size: a full buffer fires");
+    while (body_source_read(s, b, sizeof b) > 0)
+        ;
+    got += BODY_BUF_BYTES;
+    fired = 0;
+    body_source_notify_min(s, on_ready, NULL, 32768);
+    body_source_push(s, in + got, sizeof in - got); /* the last 1664 bytes */
+    body_source_fire(s);
+    is_int(fired, 1, "the rest of a known length fires it, short of the minimum");
+    while (body_source_read(s, b, sizeof b) > 0)
+        ;
+    body_source_free(s);
+
+    s = body_source_create(&req, &tp, NULL, -1, sizeof in);
+    fired = 0;
+    body_source_notify_min(s, on_ready, NULL, 32768);
+    body_source_push(s, in, 100);
+    body_source_fire(s);
+    is_int(fired, 0, "chunked: 100 bytes do not fire it");
+    body_source_end(s);
+    body_source_fire(s);
+    is_int(fired, 1, "the end does");
+    body_source_free(s);
+}
+
 static void test_sink(void)
 {
     char b[BODY_BUF_BYTES];
@@ -222,6 +278,7 @@ int main(void)
 {
     test_source();
     test_source_limits();
+    test_source_notify_min();
     test_sink();
     test_deadline_progress();
     return done_testing();
