@@ -244,6 +244,12 @@ uint64_t s3_part_size_for(uint64_t length, uint64_t part_size)
         return 0;
     if (part_size < S3_MIN_PART)
         part_size = S3_MIN_PART;
+    /* each part costs a round trip during which nothing moves: at most
+     * S3_TARGET_PARTS of them, in whole MiB, no larger than S3 allows */
+    uint64_t fewer = (length + S3_TARGET_PARTS - 1) / S3_TARGET_PARTS;
+    fewer = (fewer + mib - 1) / mib * mib;
+    if (fewer > part_size)
+        part_size = fewer < S3_MAX_PART ? fewer : S3_MAX_PART;
     if ((length + part_size - 1) / part_size > S3_MAX_PARTS) {
         part_size = (length + S3_MAX_PARTS - 1) / S3_MAX_PARTS;
         part_size = (part_size + mib - 1) / mib * mib;
@@ -396,6 +402,8 @@ typedef struct s3_call s3_call;
 enum { BODY_NONE, BODY_MEM, BODY_STREAM };
 /* curl's receive buffer for downloads: the most one write callback gets */
 #define S3_RECV_BUFFER 65536
+/* memory bodies up to this are bounded by request_timeout_ms, larger ones by the low-speed limit */
+#define S3_TIMED_BODY_MAX (8u * 1024 * 1024)
 #define MAX_QUERY 6
 
 struct s3_call {
@@ -986,7 +994,10 @@ static void call_start(s3_call *call)
     }
     if (call->stream_response) /* downloads: fewer, larger writes (the size of a sink's buffer) */
         curl_easy_setopt(e2, CURLOPT_BUFFERSIZE, (long)S3_RECV_BUFFER);
-    int streamed = call->body == BODY_STREAM || call->stream_response;
+    /* a body too large to bound the whole exchange by (one PUT of a large
+     * string) is bounded by its pace, like a streamed one */
+    int streamed = call->body == BODY_STREAM || call->stream_response ||
+                   (call->body == BODY_MEM && call->mem_len > S3_TIMED_BODY_MAX);
     if (streamed) {
         curl_easy_setopt(e2, CURLOPT_LOW_SPEED_LIMIT, (long)cfg->low_speed_bytes);
         curl_easy_setopt(e2, CURLOPT_LOW_SPEED_TIME, (long)cfg->low_speed_time_s);
@@ -1717,8 +1728,7 @@ s3_op *s3_upload_part(s3_client *c, const char *key, const char *upload_id, unsi
 {
     if (check_key(key, err) < 0 || check_upload_id(upload_id, err) < 0)
         return NULL;
-    if (part_number < 1 || part_number > S3_MAX_PARTS || (!data && !read) ||
-        length > 5ULL * 1024 * 1024 * 1024) {
+    if (part_number < 1 || part_number > S3_MAX_PARTS || (!data && !read) || length > S3_MAX_PART) {
         set_err(err, S3E_INVALID, "invalid", "bad part number, body or length");
         return NULL;
     }

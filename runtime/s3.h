@@ -44,7 +44,9 @@ enum {
     S3_MAX_XML_BODY = 8 * 1024 * 1024, /* list answers (1000 keys of 1 KiB, with markup) */
     S3_MIN_PART = 5 * 1024 * 1024,     /* multipart parts but the last */
     S3_MAX_PARTS = 10000,
+    S3_TARGET_PARTS = 64, /* known lengths: parts grow so a body takes at most this many */
 };
+#define S3_MAX_PART (5ULL * 1024 * 1024 * 1024) /* a part, and a single PUT */
 
 /* Operations, for metrics labels (s3_op_name). */
 enum {
@@ -203,8 +205,10 @@ int s3_retryable_status(unsigned status, const char *code);
 unsigned s3_backoff_ms(unsigned attempt, unsigned base_ms, unsigned max_ms, uint32_t rnd);
 
 /* The size of every part but the last for a body of length bytes: the
- * configured part size, grown (in whole MiB) so that the body fits in
- * S3_MAX_PARTS parts. Returns 0 when length exceeds S3's 5 TiB object. */
+ * configured part size (at least S3_MIN_PART), grown in whole MiB so that
+ * the body takes at most S3_TARGET_PARTS parts, but no larger than
+ * S3_MAX_PART (then it fits in S3_MAX_PARTS parts). Returns 0 when length
+ * exceeds S3's 5 TiB object. */
 uint64_t s3_part_size_for(uint64_t length, uint64_t part_size);
 
 /* Parses a Content-Range "bytes first-last/size". Returns 0 or -1. */

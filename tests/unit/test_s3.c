@@ -194,6 +194,12 @@ static void test_policy(void)
     ok((big + ps - 1) / ps <= S3_MAX_PARTS && ps % mib == 0,
        "1 TiB fits in 10000 parts of whole MiB (%llu)", (unsigned long long)ps);
     is_int(s3_part_size_for(5ULL * 1024 * 1024 * mib + 1, 8 * mib), 0, "over 5 TiB: no part size");
+    is_int(s3_part_size_for(512 * mib, 8 * mib), 8 * mib, "64 parts: as configured");
+    is_int(s3_part_size_for(512 * mib + 1, 8 * mib), 9 * mib,
+           "more than 64 parts: grown to the next whole MiB");
+    is_int(s3_part_size_for(6ULL * 1024 * mib, 8 * mib), 96 * mib, "6 GiB: 64 parts of 96 MiB");
+    is_int(s3_part_size_for(5ULL * 1024 * 1024 * mib, 8 * mib), S3_MAX_PART,
+           "5 TiB: parts of 5 GiB, the most S3 allows");
 
     uint64_t f, l, s;
     is_int(s3_parse_content_range("bytes 0-9/100", &f, &l, &s), 0, "Content-Range parsed");
