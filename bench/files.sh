@@ -11,8 +11,10 @@
 #   fastapi  FastAPI + uvicorn + boto3 (bench/files_fastapi.py): upload_fileobj
 #            from the request stream, get_object streamed back
 #
-# glasgow-1put is glasgow with its multipart threshold above SIZE_MIB (one
-# PUT, like direct), for uploads, to show what the multipart upload costs.
+# glasgow-parts is glasgow with its multipart threshold at 0, so that every
+# upload goes in parts (8 MiB for SIZE_MIB up to 512: the old default), for
+# uploads, to show what the multipart upload costs against glasgow's default
+# (one PUT up to 5 GiB, like direct).
 # Every contender downloads the same object (put directly once, at the start),
 # and uploads to a key of its own. Each round takes turns: every contender's
 # upload, then every contender's download. Per transfer it prints MB/s
@@ -51,10 +53,9 @@ RGWDIR=$CACHE/files-rgw
 PY=/usr/bin/python3
 WORKERS=2
 CONTENDERS=(glasgow direct fastapi)
-# glasgow-1put: a second glasgow whose multipart threshold is above SIZE_MIB,
-# so the whole body goes as one PUT, as the direct upload does (uploads only:
-# its downloads are glasgow's).
-UP_CONTENDERS=(glasgow glasgow-1put direct fastapi)
+# glasgow-parts: a second glasgow whose multipart threshold is 0, so the body
+# goes in parts (uploads only: its downloads are glasgow's).
+UP_CONTENDERS=(glasgow glasgow-parts direct fastapi)
 
 # Targets printed beside the figures.
 TARGET_RATIO=0.9         # glasgow MB/s over direct MB/s, each way
@@ -331,9 +332,9 @@ SMALL_SUM=$(sha256sum "$RUN/small")
 SMALL_SUM=${SMALL_SUM%% *}
 
 pick_ports 6
-declare -A PORT=([glasgow]=${PORTS[1]} [fastapi]=${PORTS[3]} [glasgow-1put]=${PORTS[4]})
-declare -A ADMIN_PORT=([glasgow]=${PORTS[2]} [glasgow-1put]=${PORTS[5]})
-for c in glasgow glasgow-1put fastapi; do URL[$c]=http://127.0.0.1:${PORT[$c]}; done
+declare -A PORT=([glasgow]=${PORTS[1]} [fastapi]=${PORTS[3]} [glasgow-parts]=${PORTS[4]})
+declare -A ADMIN_PORT=([glasgow]=${PORTS[2]} [glasgow-parts]=${PORTS[5]})
+for c in glasgow glasgow-parts fastapi; do URL[$c]=http://127.0.0.1:${PORT[$c]}; done
 start_store "${PORTS[0]}"
 
 log "putting the $SIZE_MIB MiB source object into the store directly"
@@ -344,13 +345,13 @@ res=$(s3 PUT bench/source -T "$DATA" -o "$RUN/source.out" -w '%{http_code}') || 
 mkdir -p "$RUN/routes"
 cp routes/*.lua "$RUN/routes/"
 cp "$BENCH_DIR/files_glasgow.lua" "$RUN/routes/bench_files.lua"
-for c in glasgow glasgow-1put; do
-    threshold=64m # the default
-    [[ $c == glasgow-1put ]] && threshold=$((SIZE_MIB + 1))m
-    start "$c" env GLASGOW_LISTEN="127.0.0.1:${PORT[$c]}" \
+for c in glasgow glasgow-parts; do
+    knobs=() # the defaults
+    [[ $c == glasgow-parts ]] && knobs=(GLASGOW_S3_MULTIPART_THRESHOLD=0 GLASGOW_S3_PART_SIZE=8m)
+    start "$c" env "${knobs[@]}" GLASGOW_LISTEN="127.0.0.1:${PORT[$c]}" \
         GLASGOW_ADMIN_LISTEN="127.0.0.1:${ADMIN_PORT[$c]}" GLASGOW_WORKERS=$WORKERS \
         GLASGOW_ROUTES_DIR="$RUN/routes" GLASGOW_ACCESS_LOG=false \
-        GLASGOW_S3_MULTIPART_THRESHOLD="$threshold" "$GLASGOW_BIN" serve
+        "$GLASGOW_BIN" serve
     wait_ready "$c" "${URL[$c]}/hello"
 done
 
@@ -383,8 +384,8 @@ echo "store: Ceph RGW $(radosgw --version 2>/dev/null | awk '{print $3; exit}') 
 echo "MB/s = 10^6 bytes/s over curl's total time; peak = sum of VmHWM over the server's processes"
 echo "  (reset before each transfer), growth = peak minus the RSS before; cpu = CPU seconds per GiB moved,"
 echo "  of the server's processes and of the store's three daemons"
-echo "glasgow: $WORKERS workers, multipart above 64 MiB in 8 MiB parts, one part at a time (the defaults);"
-echo "  glasgow-1put: the same with the threshold above $SIZE_MIB MiB (one PUT, like direct); fastapi: $WORKERS"
+echo "glasgow: $WORKERS workers, the S3 defaults (a known length up to 5 GiB goes as one PUT, like direct);"
+echo "  glasgow-parts: the same with the multipart threshold at 0 (parts of 8 MiB or len/64, one at a time); fastapi: $WORKERS"
 echo "  uvicorn workers, boto3 multipart above 64 MiB in 8 MiB parts, 2 in flight; direct: one PUT, UNSIGNED-PAYLOAD"
 
 declare -A MED=()
@@ -393,7 +394,7 @@ for dir in up down; do
     if [[ $dir == up ]]; then
         echo "== upload ($SIZE_MIB MiB PUT)"
         list=("${UP_CONTENDERS[@]}")
-        pairs=(glasgow/direct direct/glasgow glasgow-1put/direct glasgow/fastapi)
+        pairs=(glasgow/direct direct/glasgow glasgow-parts/direct glasgow/glasgow-parts glasgow/fastapi)
     else
         echo "== download ($SIZE_MIB MiB GET)"
         list=("${CONTENDERS[@]}")
