@@ -403,7 +403,7 @@ enum { BODY_NONE, BODY_MEM, BODY_STREAM };
 /* curl's receive buffer for downloads: the most one write callback gets */
 #define S3_RECV_BUFFER 65536
 /* memory bodies up to this are bounded by request_timeout_ms, larger ones by the low-speed limit */
-#define S3_TIMED_BODY_MAX (8u * 1024 * 1024)
+#define S3_TIMED_BODY_MAX ((size_t)8 * 1024 * 1024)
 #define MAX_QUERY 6
 
 struct s3_call {

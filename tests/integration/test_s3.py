@@ -369,21 +369,26 @@ def streamed_round_trips():
 
 @case(timeout=240)
 def default_sizes():
-    # the defaults: a known length up to 5 GiB is one streamed PUT (72 MiB is
-    # past the old 64 MiB threshold), an unknown one goes in 8 MiB buffers
+    # the defaults: a known length up to 5 GiB is one PUT (72 MiB is past the
+    # old 64 MiB threshold), streamed or from a string; an unknown length goes
+    # in 8 MiB buffers
     e = store_env()
     del e["GLASGOW_S3_MULTIPART_THRESHOLD"], e["GLASGOW_S3_PART_SIZE"]
     with harness.Server(files={"t_s3.lua": ROUTES}, env=e, start_timeout=15) as s:
         p = prefix()
         st = s3harness.Store.from_env()
-        for size, chunked, puts, parts, what in (
-                (72 * MIB, False, 1, 0, "72 MiB of known length: one PUT, no parts"),
-                (17 * MIB + 1, True, 0, 3, "17 MiB + 1 chunked: three parts of up to 8 MiB")):
-            key = p + "d-%d" % size
+        for size, how, puts, parts, what in (
+                (72 * MIB, "length", 1, 0, "72 MiB of known length: one PUT, no parts"),
+                (72 * MIB, "string", 1, 0, "72 MiB from a string: one PUT, no parts"),
+                (17 * MIB + 1, "chunked", 0, 3, "17 MiB + 1 chunked: three parts of up to 8 MiB")):
+            key = p + "d-%d-%s" % (size, how)
             puts0 = s.metric("glasgow_s3_requests_total", op="put_object", status="200")
             parts0 = s.metric("glasgow_s3_requests_total", op="upload_part", status="200")
             data = os.urandom(size)
-            r = sput(s, key, data, chunked=chunked)
+            if how == "string":
+                r = put(s, key, data)
+            else:
+                r = sput(s, key, data, chunked=how == "chunked")
             body = r.json_or_none() or {}
             ok(r.status == 200 and body.get("size") == size
                and body.get("sha256") == hashlib.sha256(data).hexdigest(),
