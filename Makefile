@@ -93,12 +93,13 @@ run: deps $(BUILD)/glasgow
 	@echo "S3 (Ceph RGW) on http://127.0.0.1:$(DEV_S3_PORT), bucket glasgow, files in $$(bash .ci/rgw where .data/rgw)"
 	$(Q)umask 077; bash .ci/pg url .data/pg $(DEV_PG_PORT) > .data/database-url
 	$(Q)[ -s .data/admin-password ] || (umask 077; head -c 12 /dev/urandom | base64 | tr '+/' '-_' > .data/admin-password)
+	$(Q)[ -s .data/url-signing-key ] || (umask 077; head -c 32 /dev/urandom | base64 > .data/url-signing-key)
 	$(Q)DATABASE_URL_FILE=.data/database-url GLASGOW_BOOTSTRAP_ADMIN_EMAIL=$(DEV_ADMIN) \
 	    GLASGOW_BOOTSTRAP_ADMIN_PASSWORD_FILE=.data/admin-password ./$(BUILD)/glasgow migrate
 	@echo "dev admin: $(DEV_ADMIN), password in .data/admin-password"
 	$(Q)env $$(bash .ci/rgw env .data/rgw $(DEV_S3_PORT)) \
-	    DATABASE_URL_FILE=.data/database-url GLASGOW_ROUTES_DIR=$${GLASGOW_ROUTES_DIR:-routes} \
-	    ./$(BUILD)/glasgow serve
+	    DATABASE_URL_FILE=.data/database-url GLASGOW_URL_SIGNING_KEY_FILE=.data/url-signing-key \
+	    GLASGOW_ROUTES_DIR=$${GLASGOW_ROUTES_DIR:-routes} ./$(BUILD)/glasgow serve
 
 # Stops the local PostgreSQL and S3 store that `make run` started (their data stays).
 stop-db: stop-s3
@@ -107,7 +108,7 @@ stop-db: stop-s3
 # Stops them and deletes their data wherever it lives, and the dev secrets.
 clean-db: clean-s3
 	$(Q)bash .ci/pg destroy .data/pg
-	$(Q)rm -f .data/database-url .data/admin-password
+	$(Q)rm -f .data/database-url .data/admin-password .data/url-signing-key
 
 # The S3 store alone: stop it (objects stay), or delete it with its keys.
 stop-s3:
