@@ -61,6 +61,7 @@
 #define LOG_FLUSH_MS 200
 #define LOG_FLUSH_BYTES 32768
 #define DRAIN_MAX (8u << 20)
+#define EARLY_MAX 4096 /* largest answer send_early writes by hand */
 
 /* Connections per client address, shared by every worker; hashed slots
  * (a collision only makes the limit stricter for the two addresses). */
@@ -142,6 +143,9 @@ struct hreq {
     int detached;          /* the connection ended while the handler ran */
     unsigned final_status; /* what the log says for a detached request */
     uint64_t drained;      /* body bytes discarded after the handler ended */
+    int early_ready;       /* early holds the body of the buffered answer to a streamed
+                            * request given before its body ended (send_early) */
+    strbuf early;
     uint64_t rate_active_ms, rate_seen_ms; /* time spent waiting on the client */
     int in_ready;
     hreq *ready_next;
@@ -452,6 +456,10 @@ buffered:
     }
     lhost_result_headers(r, add_header, resp);
     finish_response(h, resp, res.status, res.body_len);
+    if (h->streamed && !h->body_done && !h->srv->tls && res.body_len <= EARLY_MAX) {
+        strbuf_add(&h->early, res.body, res.body_len);
+        h->early_ready = 1;
+    }
     /* the last call queues it; an unread body is drained first */
     resume(h);
 }
@@ -764,6 +772,38 @@ static void process_ready(httpd *srv)
     }
 }
 
+static enum MHD_Result add_early_header(void *cls, enum MHD_ValueKind kind, const char *name,
+                                        const char *value)
+{
+    (void)kind;
+    if (strcasecmp(name, MHD_HTTP_HEADER_CONNECTION) &&
+        strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        strbuf_addf(cls, "%s: %s\r\n", name, value);
+    return MHD_YES;
+}
+
+/* libmicrohttpd sends an answer only before the body or after all of it.
+ * When a streamed handler answered mid-body (the store failed, say) and
+ * the rest is too large to drain, the connection is closed: write the
+ * answer by hand first (a small buffered one, over plain HTTP), with
+ * Connection: close, so that the client learns why. Best effort, like the
+ * 408 of the minimum rate: the send buffer is empty. */
+static void send_early(hreq *h)
+{
+    if (!h->early_ready || !h->resp || !h->cs || h->cs->fd < 0)
+        return;
+    const char *reason = MHD_get_reason_phrase_for(h->status);
+    strbuf out;
+    strbuf_init(&out);
+    strbuf_addf(&out, "HTTP/1.1 %u %s\r\n", h->status, reason ? reason : "");
+    MHD_get_response_headers(h->resp, add_early_header, &out);
+    strbuf_addf(&out, "Connection: close\r\nContent-Length: %zu\r\n\r\n", h->early.len);
+    strbuf_add(&out, h->early.buf, h->early.len);
+    if (send(h->cs->fd, out.buf, out.len, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)out.len)
+        shutdown(h->cs->fd, SHUT_WR);
+    strbuf_dispose(&out);
+}
+
 /* A body call of a streamed route: into the source while it has room,
  * else leave the rest to libmicrohttpd and suspend until someone reads. */
 static enum MHD_Result stream_body(hreq *h, const char *upload, size_t *upload_size)
@@ -771,11 +811,19 @@ static enum MHD_Result stream_body(hreq *h, const char *upload, size_t *upload_s
     size_t n = *upload_size;
     if (handler_done(h) || body_source_done(h->source)) {
         /* nobody will read the rest: drain it so that the answer can go
-         * out on this connection, up to a point */
+         * out on this connection, up to a point; past it (or when the
+         * declared rest is larger), answer by hand and close */
         h->bytes_in += n;
         h->drained += n;
         *upload_size = 0;
-        return h->drained > DRAIN_MAX ? MHD_NO : MHD_YES;
+        int done = handler_done(h);
+        if (h->drained > DRAIN_MAX ||
+            (done && h->clen >= 0 && (uint64_t)h->clen > h->bytes_in + DRAIN_MAX)) {
+            if (done)
+                send_early(h);
+            return MHD_NO;
+        }
+        return MHD_YES;
     }
     size_t k = body_source_push(h->source, upload, n);
     h->bytes_in += k;
@@ -924,6 +972,7 @@ static void hreq_destroy(hreq *h)
     strbuf_dispose(&h->r.body);
     strbuf_dispose(&h->r.err_body);
     strbuf_dispose(&h->r.resp_headers);
+    strbuf_dispose(&h->early);
     lhost_gen_unref(h->gen);
     free(h);
 }
