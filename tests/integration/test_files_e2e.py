@@ -40,10 +40,15 @@ ENV = dict(STORE.runtime_env(bucket=BUCKET))
 ENV["GLASGOW_URL_SIGNING_KEY"] = secrets.token_hex(32)
 ENV["GLASGOW_REQUEST_TIMEOUT_MS"] = harness.ms(300000)
 ENV["GLASGOW_WORKERS"] = "4"
+# a transfer to the store that stalls is ended after 5 s (30 s by default): a client that
+# hangs up mid-upload is sometimes noticed only then (see client_hangs_up)
+ENV["GLASGOW_S3_LOW_SPEED_TIME_S"] = "5"
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 BLOCK = MIB
-RSS_LIMIT = 64 * MIB
+# ASan's shadow memory and its quarantine of freed blocks (256 MiB) fill a sanitizer
+# build's RSS: there the bound only shows that no file is ever held whole
+RSS_LIMIT = 512 * MIB if harness.SAN else 64 * MIB
 
 # a route whose answer says which version of the routes is loaded
 VERSION_ROUTE = """return {{ {{ method = "GET", path = "/v1/e2e-version",
@@ -292,8 +297,8 @@ def one_gib_round_trips_in_bounded_memory(fx):
     diag("glasgow peak VmRSS over both round trips: %.1f MiB (%d samples, %.0f s)"
          % (peak / MIB, rss.samples, time.monotonic() - t0))
     ok(rss.samples > 20 and 0 < peak < RSS_LIMIT,
-       "glasgow's RSS stayed under 64 MiB during the 1 GiB transfers (peak %.1f MiB)"
-       % (peak / MIB))
+       "glasgow's RSS stayed under %d MiB during the 1 GiB transfers (peak %.1f MiB)"
+       % (RSS_LIMIT // MIB, peak / MIB))
     committed_have_objects(fx, "1 GiB")
     for name in ("big-length", "big-chunked"):
         is_(u["api"].delete(fpath(b, name)).status, 204, "DELETE " + name)
@@ -303,13 +308,19 @@ def one_gib_round_trips_in_bounded_memory(fx):
 @case(timeout=int(slow(180)))
 def client_hangs_up(fx):
     u, b = user_and_bucket(fx)
-    # over the multipart threshold (64m), so a multipart upload is under way when it goes
+    # over the multipart threshold (64m), so a multipart upload is under way when it goes.
+    # Known gap: the hang-up is sometimes noticed only when the store transfer, starved of
+    # body, hits the low-speed limit (5 s here, GLASGOW_S3_LOW_SPEED_TIME_S): the time is
+    # printed, the bound allows for it. A chunked upload hung up on is sometimes not noticed
+    # at all (it waits for the request deadline), so it is not tested here yet.
     up = Upload(fx.server.port, u["token"], fpath(b, "gone"), 200 * MIB, hang_up_at=40 * MIB)
     up.thread.join(slow(60))
     ok(not up.thread.is_alive(), "the client hung up after 40 MiB of 200")
-    ok(wait_until(lambda: not rows(fx, "bucket_id = '%s'" % b["id"]), slow(30)),
+    t = time.monotonic()
+    ok(wait_until(lambda: not rows(fx, "bucket_id = '%s'" % b["id"]), slow(20)),
        "the upload's pending row is removed by the route", rows(fx))
-    ok(wait_until(lambda: not STORE.list_keys(BUCKET, prefix=b["id"] + "/"), slow(30)),
+    diag("removed %.1f s after the hang-up" % (time.monotonic() - t))
+    ok(wait_until(lambda: not STORE.list_keys(BUCKET, prefix=b["id"] + "/"), slow(10)),
        "  and nothing of it is in the store")
     committed_have_objects(fx, "upload hang-up")
     gc_leaves_nothing(fx, "upload hang-up")
