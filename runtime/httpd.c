@@ -776,8 +776,8 @@ static enum MHD_Result add_early_header(void *cls, enum MHD_ValueKind kind, cons
                                         const char *value)
 {
     (void)kind;
-    if (strcasecmp(name, MHD_HTTP_HEADER_CONNECTION) &&
-        strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH))
+    if (strcasecmp(name, MHD_HTTP_HEADER_CONNECTION) != 0 &&
+        strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
         strbuf_addf(cls, "%s: %s\r\n", name, value);
     return MHD_YES;
 }
