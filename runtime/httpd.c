@@ -1328,6 +1328,27 @@ static void check_stream_rate(hreq *h, uint64_t now_ms)
         cut_slow_body(h, active);
 }
 
+/* A client that left mid-body, when libmicrohttpd had read its last bytes
+ * and the end in one go and the last piece fitted in the stream (so nothing
+ * was suspended, and no hang-up watched), leaves no event behind:
+ * libmicrohttpd waits for data that cannot come, the handler for the rest
+ * of the body. The socket says so, at its end and empty: cut the request
+ * (the streams fail with "closed"). Returns whether it did. */
+static int stream_client_gone(hreq *h)
+{
+    char c;
+    if (h->detached || h->cut || !h->cs || h->cs->fd < 0 || h->suspended || !h->has_body ||
+        h->body_done || handler_done(h) || body_source_done(h->source) ||
+        recv(h->cs->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 0)
+        return 0;
+    h->cut = 1;
+    body_source_fail(h->source, BODY_ERR_CLOSED);
+    shutdown(h->cs->fd, SHUT_RDWR); /* libmicrohttpd closes it on its next run */
+    h->cs->fd = -1;
+    h->srv->need_run = 1;
+    return 1;
+}
+
 /* A body must keep arriving at GLASGOW_MIN_RATE_BYTES_PER_S once the grace
  * period after its headers is over: by then at least rate x (elapsed - grace)
  * bytes must be in. A client trickling a byte a second, or one that stops
@@ -1336,15 +1357,14 @@ static void check_stream_rate(hreq *h, uint64_t now_ms)
 static void check_body_rates(httpd *srv)
 {
     const config *cfg = srv->cfg;
-    if (!cfg->min_rate)
-        return;
     uint64_t now_us = loop_clock_us();
     for (hreq *h = srv->reqs; h; h = h->next) {
         if (h->streamed || h->sink) {
-            check_stream_rate(h, now_us / 1000);
+            if (!stream_client_gone(h) && cfg->min_rate)
+                check_stream_rate(h, now_us / 1000);
             continue;
         }
-        if (!h->has_body || h->body_done || h->status || !h->cs || h->cs->fd < 0)
+        if (!cfg->min_rate || !h->has_body || h->body_done || h->status || !h->cs || h->cs->fd < 0)
             continue;
         uint64_t ms = (now_us - h->r.started_us) / 1000;
         if (ms <= cfg->min_rate_grace_ms)
