@@ -61,6 +61,7 @@
 #define LOG_FLUSH_MS 200
 #define LOG_FLUSH_BYTES 32768
 #define DRAIN_MAX (8u << 20)
+#define EARLY_MAX 4096 /* largest answer send_early writes by hand */
 
 /* Connections per client address, shared by every worker; hashed slots
  * (a collision only makes the limit stricter for the two addresses). */
@@ -142,6 +143,9 @@ struct hreq {
     int detached;          /* the connection ended while the handler ran */
     unsigned final_status; /* what the log says for a detached request */
     uint64_t drained;      /* body bytes discarded after the handler ended */
+    int early_ready;       /* early holds the body of the buffered answer to a streamed
+                            * request given before its body ended (send_early) */
+    strbuf early;
     uint64_t rate_active_ms, rate_seen_ms; /* time spent waiting on the client */
     int in_ready;
     hreq *ready_next;
@@ -452,6 +456,10 @@ buffered:
     }
     lhost_result_headers(r, add_header, resp);
     finish_response(h, resp, res.status, res.body_len);
+    if (h->streamed && !h->body_done && !h->srv->tls && res.body_len <= EARLY_MAX) {
+        strbuf_add(&h->early, res.body, res.body_len);
+        h->early_ready = 1;
+    }
     /* the last call queues it; an unread body is drained first */
     resume(h);
 }
@@ -764,6 +772,38 @@ static void process_ready(httpd *srv)
     }
 }
 
+static enum MHD_Result add_early_header(void *cls, enum MHD_ValueKind kind, const char *name,
+                                        const char *value)
+{
+    (void)kind;
+    if (strcasecmp(name, MHD_HTTP_HEADER_CONNECTION) != 0 &&
+        strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+        strbuf_addf(cls, "%s: %s\r\n", name, value);
+    return MHD_YES;
+}
+
+/* libmicrohttpd sends an answer only before the body or after all of it.
+ * When a streamed handler answered mid-body (the store failed, say) and
+ * the rest is too large to drain, the connection is closed: write the
+ * answer by hand first (a small buffered one, over plain HTTP), with
+ * Connection: close, so that the client learns why. Best effort, like the
+ * 408 of the minimum rate: the send buffer is empty. */
+static void send_early(hreq *h)
+{
+    if (!h->early_ready || !h->resp || !h->cs || h->cs->fd < 0)
+        return;
+    const char *reason = MHD_get_reason_phrase_for(h->status);
+    strbuf out;
+    strbuf_init(&out);
+    strbuf_addf(&out, "HTTP/1.1 %u %s\r\n", h->status, reason ? reason : "");
+    MHD_get_response_headers(h->resp, add_early_header, &out);
+    strbuf_addf(&out, "Connection: close\r\nContent-Length: %zu\r\n\r\n", h->early.len);
+    strbuf_add(&out, h->early.buf, h->early.len);
+    if (send(h->cs->fd, out.buf, out.len, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)out.len)
+        shutdown(h->cs->fd, SHUT_WR);
+    strbuf_dispose(&out);
+}
+
 /* A body call of a streamed route: into the source while it has room,
  * else leave the rest to libmicrohttpd and suspend until someone reads. */
 static enum MHD_Result stream_body(hreq *h, const char *upload, size_t *upload_size)
@@ -771,11 +811,19 @@ static enum MHD_Result stream_body(hreq *h, const char *upload, size_t *upload_s
     size_t n = *upload_size;
     if (handler_done(h) || body_source_done(h->source)) {
         /* nobody will read the rest: drain it so that the answer can go
-         * out on this connection, up to a point */
+         * out on this connection, up to a point; past it (or when the
+         * declared rest is larger), answer by hand and close */
         h->bytes_in += n;
         h->drained += n;
         *upload_size = 0;
-        return h->drained > DRAIN_MAX ? MHD_NO : MHD_YES;
+        int done = handler_done(h);
+        if (h->drained > DRAIN_MAX ||
+            (done && h->clen >= 0 && (uint64_t)h->clen > h->bytes_in + DRAIN_MAX)) {
+            if (done)
+                send_early(h);
+            return MHD_NO;
+        }
+        return MHD_YES;
     }
     size_t k = body_source_push(h->source, upload, n);
     h->bytes_in += k;
@@ -924,6 +972,7 @@ static void hreq_destroy(hreq *h)
     strbuf_dispose(&h->r.body);
     strbuf_dispose(&h->r.err_body);
     strbuf_dispose(&h->r.resp_headers);
+    strbuf_dispose(&h->early);
     lhost_gen_unref(h->gen);
     free(h);
 }
@@ -1279,6 +1328,27 @@ static void check_stream_rate(hreq *h, uint64_t now_ms)
         cut_slow_body(h, active);
 }
 
+/* A client that left mid-body, when libmicrohttpd had read its last bytes
+ * and the end in one go and the last piece fitted in the stream (so nothing
+ * was suspended, and no hang-up watched), leaves no event behind:
+ * libmicrohttpd waits for data that cannot come, the handler for the rest
+ * of the body. The socket says so, at its end and empty: cut the request
+ * (the streams fail with "closed"). Returns whether it did. */
+static int stream_client_gone(hreq *h)
+{
+    char c;
+    if (h->detached || h->cut || !h->cs || h->cs->fd < 0 || h->suspended || !h->has_body ||
+        h->body_done || handler_done(h) || body_source_done(h->source) ||
+        recv(h->cs->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 0)
+        return 0;
+    h->cut = 1;
+    body_source_fail(h->source, BODY_ERR_CLOSED);
+    shutdown(h->cs->fd, SHUT_RDWR); /* libmicrohttpd closes it on its next run */
+    h->cs->fd = -1;
+    h->srv->need_run = 1;
+    return 1;
+}
+
 /* A body must keep arriving at GLASGOW_MIN_RATE_BYTES_PER_S once the grace
  * period after its headers is over: by then at least rate x (elapsed - grace)
  * bytes must be in. A client trickling a byte a second, or one that stops
@@ -1287,15 +1357,14 @@ static void check_stream_rate(hreq *h, uint64_t now_ms)
 static void check_body_rates(httpd *srv)
 {
     const config *cfg = srv->cfg;
-    if (!cfg->min_rate)
-        return;
     uint64_t now_us = loop_clock_us();
     for (hreq *h = srv->reqs; h; h = h->next) {
         if (h->streamed || h->sink) {
-            check_stream_rate(h, now_us / 1000);
+            if (!stream_client_gone(h) && cfg->min_rate)
+                check_stream_rate(h, now_us / 1000);
             continue;
         }
-        if (!h->has_body || h->body_done || h->status || !h->cs || h->cs->fd < 0)
+        if (!cfg->min_rate || !h->has_body || h->body_done || h->status || !h->cs || h->cs->fd < 0)
             continue;
         uint64_t ms = (now_us - h->r.started_us) / 1000;
         if (ms <= cfg->min_rate_grace_ms)

@@ -391,6 +391,42 @@ def _complete(res, buf, head_request):
     return False  # delimited by close
 
 
+def _read_into(res, s, deadline, head_request=False):
+    """Reads from socket s until a whole response (res.outcome "response"), the peer's close
+    or reset, or the deadline; fills res and returns the bytes read."""
+    buf = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            res.outcome = "timeout"
+            return buf
+        s.settimeout(left)
+        try:
+            got = s.recv(65536)
+        except socket.timeout:
+            res.outcome = "timeout"
+            return buf
+        except (ConnectionResetError, ssl.SSLError, OSError):
+            res.outcome = "reset"
+            return buf
+        if not got:
+            res.outcome = "closed"
+            return buf
+        buf += got
+        if _complete(res, buf, head_request):
+            res.outcome = "response"
+            return buf
+
+
+def read_response(s, timeout):
+    """Reads one response from an open socket s (a RawResult, as raw() returns)."""
+    res = RawResult()
+    t0 = time.monotonic()
+    res.raw = _read_into(res, s, t0 + timeout)
+    res.elapsed = time.monotonic() - t0
+    return res
+
+
 def raw(port, data, timeout=5.0, head_request=False, chunks=None, chunk_delay=0.0,
         tls=None, host=HOST):
     """Sends raw bytes on a fresh connection and reads one response.
@@ -421,27 +457,7 @@ def raw(port, data, timeout=5.0, head_request=False, chunks=None, chunk_delay=0.
                 s.sendall(c)
         except (BrokenPipeError, ConnectionResetError, socket.timeout, ssl.SSLError, OSError):
             pass  # the server may answer and close before reading everything: read what it sent
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                res.outcome = "timeout"
-                break
-            s.settimeout(left)
-            try:
-                got = s.recv(65536)
-            except socket.timeout:
-                res.outcome = "timeout"
-                break
-            except (ConnectionResetError, ssl.SSLError, OSError):
-                res.outcome = "reset"
-                break
-            if not got:
-                res.outcome = "closed"
-                break
-            buf += got
-            if _complete(res, buf, head_request):
-                res.outcome = "response"
-                break
+        buf = _read_into(res, s, deadline, head_request)
         if res.outcome != "response":
             _complete(res, buf, head_request)
             if res.outcome == "closed" and res.status is not None and \

@@ -336,6 +336,40 @@ class Store:
         return self.request("DELETE", key, bucket=bucket, query=[("uploadId", upload)])
 
 
+class BucketDbFixture:
+    """For main(fixture=...): dbharness.DbFixture (a fresh database, a server on it, an
+    admin) with the store bucket `bucket` created first and emptied and deleted last."""
+
+    def __init__(self, store, bucket, prefix, env=None, extra_routes=None):
+        import dbharness
+        self.store, self.bucket = store, bucket
+        self.inner = dbharness.DbFixture(prefix, env=env, extra_routes=extra_routes)
+
+    def __enter__(self):
+        r = self.store.create_bucket(self.bucket)
+        if r.status != 200:
+            raise RuntimeError("creating the store bucket: %r" % (r,))
+        return self.inner.__enter__()
+
+    def __exit__(self, *exc):
+        try:
+            return self.inner.__exit__(*exc)
+        finally:
+            self.store.delete_bucket(self.bucket)
+
+
+def skip_without_binding():
+    """Skips the whole file (a TAP plan of 0) when the binary has no glasgow.s3 binding."""
+    import subprocess
+    import harness
+    p = harness.spawn([harness.GLASGOW_BIN, "run", "/dev/stdin"], stdin=subprocess.PIPE,
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.communicate("return pcall(require, 'glasgow.s3') and 0 or 3\n", timeout=30)
+    if p.returncode != 0:
+        print("1..0 # SKIP the glasgow.s3 binding is not built in", flush=True)
+        sys.exit(0)
+
+
 def store_or_fail():
     """The test store; fails the file at once when none is configured."""
     s = Store.from_env()

@@ -26,16 +26,7 @@ from dbharness import new_user  # noqa: E402
 import s3harness as s3h  # noqa: E402
 
 
-def has_binding():
-    p = harness.spawn([harness.GLASGOW_BIN, "run", "/dev/stdin"], stdin=subprocess.PIPE,
-                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, _ = p.communicate("return pcall(require, 'glasgow.s3') and 0 or 3\n", timeout=30)
-    return p.returncode == 0
-
-
-if not has_binding():
-    print("1..0 # SKIP the glasgow.s3 binding is not built in", flush=True)
-    sys.exit(0)
+s3h.skip_without_binding()
 dbh.skip_without_pg()
 STORE = s3h.store_or_fail()
 # a store bucket of this file's own: gc judges every object in it
@@ -177,21 +168,5 @@ def gc_cleans_the_store(fx):
     fx.db.sql("DELETE FROM files WHERE bucket_id = '%s'" % bid)
 
 
-class Fixture(dbh.DbFixture):
-    """DbFixture with the store bucket created first and deleted (emptied) last."""
-
-    def __enter__(self):
-        r = STORE.create_bucket(BUCKET)
-        if r.status != 200:
-            raise RuntimeError("creating the store bucket: %r" % (r,))
-        return super().__enter__()
-
-    def __exit__(self, *exc):
-        try:
-            return super().__exit__(*exc)
-        finally:
-            STORE.delete_bucket(BUCKET)
-
-
 if __name__ == "__main__":
-    main(Fixture("store", env=ENV))
+    main(s3h.BucketDbFixture(STORE, BUCKET, "store", env=ENV))

@@ -379,6 +379,13 @@ def early_answers(fx):
     ok(c.sock is sock0 and sock0 is not None,
        "all on one connection: the unread rest of that body was drained")
     c.close()
+    # answered mid-body with more left than is worth draining: the answer still goes out,
+    # written before the connection closes (libmicrohttpd would hold it for the whole body)
+    r = s.raw(b"PUT /partial HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % (16 * MiB),
+              chunks=[b"p" * MiB] * 16, timeout=slow(10))
+    ok(r.status == 200 and b'"first":1000' in r.body,
+       "an answer given with 16 MiB of body still to come reaches the client", r)
+    is_(r.header("connection"), "close", "  with Connection: close")
     # raising after the response started: a truncated body, never a complete-looking one
     c = http.client.HTTPConnection(HOST, s.port, timeout=10)
     c.request("GET", "/boom")
