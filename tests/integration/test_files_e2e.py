@@ -305,8 +305,8 @@ def one_gib_round_trips_in_bounded_memory(fx):
 @case(timeout=int(slow(180)))
 def client_hangs_up(fx):
     u, b = user_and_bucket(fx)
-    # over the multipart threshold (64m), so a multipart upload is under way when it goes;
-    # glasgow must notice at once, not when the starved store transfer hits its low-speed
+    # a store transfer is under way when the client goes (one streamed PUT with a
+    # Content-Length, a multipart upload when chunked); glasgow must notice at once, not when the starved store transfer hits its low-speed
     # limit (30 s), or never (a chunked body)
     for chunked in (False, True):
         how = "chunked" if chunked else "with Content-Length"
@@ -429,7 +429,9 @@ def postgres_stopped_once_the_object_is_written(fx):
 @case(timeout=int(slow(240)))
 def sigkill_mid_upload(fx):
     u, b = user_and_bucket(fx)
-    env = dict(ENV)
+    # A known length goes as one PUT by default; a lower threshold makes this
+    # one a multipart upload, the case that leaves something for gc to abort.
+    env = dict(ENV, GLASGOW_S3_MULTIPART_THRESHOLD="16m")
     with dbh.DbServer(fx.db, env=env) as s:
         up = Upload(s.port, u["token"], fpath(b, "killed"), 200 * MIB, pause_at=80 * MIB)
         ok(up.paused.wait(slow(60)), "80 MiB of a 200 MiB upload are sent (multipart under way)")
