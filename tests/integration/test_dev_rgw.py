@@ -15,6 +15,7 @@
 Each store here is its own small cluster on free ports; boot times and the
 daemons' memory are printed as diagnostics.
 """
+import errno
 import os
 import signal
 import socket
@@ -161,14 +162,12 @@ def kept_store_survives_restarts():
         # and the monitor's port taken by another process
         conf = open(os.path.join(d, "ceph.conf")).read()
         mon_port = int(conf.split("mon host = [v2:127.0.0.1:", 1)[1].split("]", 1)[0])
-        squatter = socket.socket()
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", mon_port))
-        squatter.listen()
+        squatter = take_port(mon_port)
         try:
             p, took = start(d, port)
         finally:
-            squatter.close()
+            if squatter:
+                squatter.close()
         ok(p.returncode == 0, "start after SIGKILL, with stale pid files and the monitor's port "
            "taken", p.stderr)
         ok("moving the monitor" in p.stderr, "... the monitor moved to another port", p.stderr)
@@ -181,6 +180,29 @@ def kept_store_survives_restarts():
         diag("destroy took %.1f s" % (time.monotonic() - t0))
     ok(p.returncode == 0 and not os.path.exists(d) and not procs_of(d),
        "destroy leaves no directory and no daemon", p.stderr)
+
+
+def take_port(port):
+    """Listens on 127.0.0.1:port, for a test that needs the port taken. The
+    monitor's port is an ephemeral one, so another program may hold it already
+    (an outgoing connection, sockets of the killed daemons still closing): then
+    it is taken without us, which is what the test needs, and None is returned."""
+    deadline = time.monotonic() + 5
+    while True:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            s.listen()
+            return s
+        except OSError as e:
+            s.close()
+            if e.errno != errno.EADDRINUSE:
+                raise
+            if time.monotonic() > deadline:
+                diag("127.0.0.1:%d is held by another program already" % port)
+                return None
+            time.sleep(0.1)
 
 
 @case(timeout=120)
