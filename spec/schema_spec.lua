@@ -1,11 +1,12 @@
 -- Specs for lua/glasgow/schema.lua. Most cases are tables of
 -- { label, schema, input, expected field, expected reason }.
 
-local cjson = require "cjson"
+local json = require "glasgow.json"
 local schema = require "glasgow.schema"
 
-local null = cjson.null
-local decode = cjson.decode
+local null = json.null
+local decode = json.decode
+local array, object = json.array, json.object
 
 local USER = {
     type = "object",
@@ -49,7 +50,9 @@ describe("glasgow.schema", function()
             { "empty required", { type = "object", required = {} } },
             { "object example", { type = "object", properties = { n = { type = "integer" } },
                                   example = { n = 3 } } },
-            { "array example, empty", { type = "array", example = {} } },
+            { "array example, empty", { type = "array", example = array() } },
+            { "object example, empty", { type = "object", example = {} } },
+            { "array or object example, empty", { type = { "array", "object" }, default = {} } },
             { "null default", { type = { "string", "null" }, default = null } },
             { "all four formats",
               { type = "object", properties = {
@@ -116,6 +119,16 @@ describe("glasgow.schema", function()
                 default = { n = 0 } },
               "default does not match the schema: default.n must be at least 1" },
             { "example that is a function", { example = print }, "example must be a JSON value" },
+            -- glasgow.json.encode writes an unmarked {} as an object
+            { "empty array example not marked", { type = "array", example = {} },
+              "example does not match the schema: example must be an array" },
+            { "empty array default marked as an object", { type = "array", default = object() },
+              "default does not match the schema: default must be an array" },
+            { "empty object example marked as an array", { type = "object", example = array() },
+              "example does not match the schema: example must be an object" },
+            { "nested empty array default not marked",
+              { type = "object", properties = { tags = { type = "array" } }, default = { tags = {} } },
+              "default does not match the schema: default.tags must be an array" },
             { "nested bad keyword in items",
               { type = "array", items = { type = "object", properties = { x = { min = 1 } } } },
               'unknown keyword "min" at body.items.properties.x' },
@@ -229,9 +242,22 @@ describe("glasgow.schema", function()
             { "inf for number", { type = "number" }, -math.huge, "body", "must be a number" },
             { "object", { type = "object" }, { a = 1 } },
             { "empty table as object", { type = "object" }, {} },
+            { "empty object as object", { type = "object" }, object() },
+            { "empty array for object", { type = "object" }, array(), "body", "must be an object" },
             { "array for object", { type = "object" }, { 1, 2 }, "body", "must be an object" },
             { "array", { type = "array" }, { 1, 2 } },
-            { "empty table as array", { type = "array" }, {} },
+            { "marked array", { type = "array" }, array({ 1, 2 }) },
+            { "empty array as array", { type = "array" }, array() },
+            { "empty table for array", { type = "array" }, {}, "body", "must be an array" },
+            { "empty object for array", { type = "array" }, object(), "body", "must be an array" },
+            { "object marked as an array", { type = "array" }, array({ a = 1 }),
+              "body", "must be an array" },
+            { "array marked as an object", { type = "object" }, object({ 1 }),
+              "body", "must be an object" },
+            { "empty array for array or object", { type = { "array", "object" } }, array() },
+            { "empty object for array or object", { type = { "array", "object" } }, object() },
+            { "empty object for array or null", { type = { "array", "null" } }, object(),
+              "body", "must be an array or null" },
             { "object for array", { type = "array" }, { a = 1 }, "body", "must be an array" },
             { "sparse table for array", { type = "array" }, { [1] = 1, [3] = 3 },
               "body", "must be an array" },
@@ -302,7 +328,7 @@ describe("glasgow.schema", function()
               "body", "must be at most 1000000" },
 
             -- arrays
-            { "minItems", { type = "array", minItems = 1 }, {}, "body", "must have at least 1 item" },
+            { "minItems", { type = "array", minItems = 1 }, array(), "body", "must have at least 1 item" },
             { "maxItems", { type = "array", maxItems = 2 }, { 1, 2, 3 },
               "body", "must have at most 2 items" },
             { "items", { type = "array", items = { type = "integer" } }, { 1, 2, "x" },
@@ -310,8 +336,9 @@ describe("glasgow.schema", function()
             { "items in nested arrays",
               { type = "array", items = { type = "array", items = { type = "string" } } },
               { { "a" }, { "b", 3 } }, "body[1][1]", "must be a string" },
-            { "array keywords on empty table without type", { minItems = 1 }, {},
+            { "array keywords on empty array without type", { minItems = 1 }, array(),
               "body", "must have at least 1 item" },
+            { "array keywords do not apply to an empty object", { minItems = 1 }, object() },
             { "array keywords do not apply to objects", { minItems = 1 }, { a = 1 } },
             { "array keywords skipped for empty table typed object",
               { type = "object", minItems = 1 }, {} },
@@ -345,6 +372,7 @@ describe("glasgow.schema", function()
               { [""] = 1 }, 'body[""]', "must be a string" },
             { "object keywords apply to empty table without type", { required = { "a" } }, {},
               "body.a", "is required" },
+            { "object keywords do not apply to an empty array", { required = { "a" } }, array() },
             { "object keywords do not apply to arrays", { required = { "a" } }, { 1 } },
             { "nested objects",
               { type = "object", properties = { a = { type = "object",
@@ -365,7 +393,7 @@ describe("glasgow.schema", function()
             end)
         end
 
-        -- JSON documents through cjson.decode, as the runtime sees them.
+        -- JSON documents through glasgow.json.decode, as the runtime sees them.
         local json_cases = {
             { "a valid user", '{"email":"a@example.com","name":"Ann","age":30,' ..
               '"tags":["x","y"],"manager":null}' },
@@ -374,7 +402,7 @@ describe("glasgow.schema", function()
             { "missing email", '{"name":"Ann"}', "body.email", "is required" },
             { "missing name", '{"email":"a@example.com"}', "body.name", "is required" },
             { "empty object", "{}", "body.email", "is required" },
-            { "empty array", "[]", "body.email", "is required" },
+            { "empty array", "[]", "body", "must be an object" },
             { "array body", '["a"]', "body", "must be an object" },
             { "string body", '"x"', "body", "must be an object" },
             { "null body", "null", "body", "must be an object" },
@@ -396,11 +424,6 @@ describe("glasgow.schema", function()
               "body.age", "must be at least 0" },
             { "age huge", '{"email":"a@example.com","name":"Ann","age":99999999999999999999}',
               "body.age", "is out of range" },
-            { "age NaN", '{"email":"a@example.com","name":"Ann","age":NaN}',
-              "body.age", "must be an integer" },
-            { "age Infinity", '{"email":"a@example.com","name":"Ann","age":Infinity}',
-              "body.age", "must be an integer" },
-            { "age hex is a number cjson accepts", '{"email":"a@example.com","name":"Ann","age":0x10}' },
             { "role not in enum", '{"email":"a@example.com","name":"Ann","role":"root"}',
               "body.role", "must be one of: admin, member" },
             { "too many tags", '{"email":"a@example.com","name":"Ann","tags":["a","b","c","d"]}',
@@ -411,13 +434,13 @@ describe("glasgow.schema", function()
               "body.tags[2]", "must be a string" },
             { "tags as object", '{"email":"a@example.com","name":"Ann","tags":{"a":1}}',
               "body.tags", "must be an array" },
-            { "tags as empty object", '{"email":"a@example.com","name":"Ann","tags":{}}' },
+            { "tags as empty object", '{"email":"a@example.com","name":"Ann","tags":{}}',
+              "body.tags", "must be an array" },
+            { "tags as empty array", '{"email":"a@example.com","name":"Ann","tags":[]}' },
             { "bad manager uuid", '{"email":"a@example.com","name":"Ann","manager":"nope"}',
               "body.manager", "is not a valid uuid" },
             { "manager wrong type", '{"email":"a@example.com","name":"Ann","manager":1}',
               "body.manager", "must be a string or null" },
-            { "invalid utf-8 in name", '{"email":"a@example.com","name":"\255"}',
-              "body.name", "must be valid utf-8" },
             { "first violation in sorted order",
               '{"zzz":1,"age":"x","email":1,"name":2,"aaa":1}', "body.aaa", "unknown field" },
             { "sorted order among known fields",
@@ -443,6 +466,17 @@ describe("glasgow.schema", function()
                     assert.is_nil(err)
                     assert.equal(doc, value)
                 end
+            end)
+        end
+
+        -- What cjson let through to the validator, glasgow.json refuses first
+        -- (the route answers 400 invalid_json).
+        for _, text in ipairs({ '{"age":NaN}', '{"age":Infinity}', '{"age":0x10}',
+                                '{"name":"\255"}', '{"age":1e999}' }) do
+            it("never sees " .. text .. ": the decoder refuses it", function()
+                local v, err = decode(text)
+                assert.is_nil(v)
+                assert.truthy(err:find(" at byte %d+$"), err)
             end)
         end
 
@@ -514,10 +548,65 @@ describe("glasgow.schema", function()
 
         it("handles deeply nested values allowed by the decoder", function()
             local text = string.rep("[", 900) .. string.rep("]", 900)
-            local v = decode(text)
+            local v = require("glasgow.jsonc").decode(text, 1000)
             assert.equal(v, schema.validate({}, v))
             local _, err = schema.validate({ type = "array", items = { type = "string" } }, v, "b")
             assert.same({ field = "b[0]", reason = "must be a string" }, err)
+        end)
+    end)
+
+    describe("arrays and objects, as glasgow.json decodes them", function()
+        local S = {
+            type = "object", additionalProperties = false,
+            properties = {
+                tags = { type = "array", items = { type = "string" } },
+                meta = { type = "object", properties = {
+                    labels = { type = "array", items = { type = "object" } } } },
+                grid = { type = "array", items = { type = "array", items = { type = "integer" } } },
+                any = {},
+                maybe = { type = { "array", "null" } },
+            },
+        }
+        -- { JSON text, field, reason } (no field: valid)
+        local cases = {
+            { "{}" },
+            { "[]", "body", "must be an object" },
+            { '{"tags":[]}' },
+            { '{"tags":{}}', "body.tags", "must be an array" },
+            { '{"meta":{}}' },
+            { '{"meta":[]}', "body.meta", "must be an object" },
+            { '{"meta":{"labels":[{}]}}' },
+            { '{"meta":{"labels":[[]]}}', "body.meta.labels[0]", "must be an object" },
+            { '{"meta":{"labels":{}}}', "body.meta.labels", "must be an array" },
+            { '{"grid":[[],[1]]}' },
+            { '{"grid":[[],{}]}', "body.grid[1]", "must be an array" },
+            { '{"grid":{}}', "body.grid", "must be an array" },
+            { '{"any":{}}' },
+            { '{"any":[]}' },
+            { '{"maybe":null}' },
+            { '{"maybe":[]}' },
+            { '{"maybe":{}}', "body.maybe", "must be an array or null" },
+        }
+        for _, case in ipairs(cases) do
+            it((case[2] and "rejects " or "accepts ") .. case[1], function()
+                local doc = assert(decode(case[1]))
+                local value, err = schema.validate(S, doc, "body")
+                if case[2] then
+                    assert.is_nil(value)
+                    assert.same({ field = case[2], reason = case[3] }, err)
+                else
+                    assert.is_nil(err)
+                    -- what was accepted as an array goes back out as one
+                    assert.equal(case[1], json.encode(value))
+                end
+            end)
+        end
+
+        it("uses the marks of the glasgow.json in use", function()
+            assert.equal(json.array_mt, getmetatable(decode("[]")))
+            assert.equal(json.object_mt, getmetatable(decode("{}")))
+            assert.is_nil(schema.validate({ type = "array" }, decode("{}")))
+            assert.is_nil(schema.validate({ type = "object" }, decode("[]")))
         end)
     end)
 

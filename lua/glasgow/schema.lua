@@ -12,16 +12,23 @@ typo cannot silently disable a check. "nullable" is not supported: declare
 type = { "string", "null" } instead. "default" is documentation only; it is
 never injected into the value.
 
-Value model (what cjson.decode produces):
-  - JSON null is cjson.null;
-  - a table with no keys is both an empty object and an empty array;
-  - an array is a table whose keys are exactly 1..n;
-  - an object is a table whose keys are all strings;
+Value model (what glasgow.json decodes, and how glasgow.json.encode
+would write a value):
+  - JSON null is json.null;
+  - a table marked json.array_mt (every decoded array, json.array()) is an
+    array if its keys are exactly 1..n, and never an object, even empty;
+  - a table marked json.object_mt (every decoded object, json.object()) is
+    an object if its keys are all strings, and never an array, even empty;
+  - an unmarked table (one built in Lua, as examples and defaults are) is
+    an array if its keys are exactly 1..n, an object if they are all
+    strings; with no keys it is an object, as encode writes it ({}): an
+    empty array example or default is json.array();
   - an integer is a finite number with no fractional part and a magnitude
     below 2^53 (so every accepted integer is exact);
-  - a number is any finite number (cjson accepts NaN, Infinity and hex by
-    default; they never validate);
+  - a number is any finite number (NaN and infinities never validate);
   - every string must be valid UTF-8 and lengths count code points.
+So "[]" sent where an object is declared, or "{}" where an array is, is
+refused like any other type mismatch.
 
 Errors: a bad declaration raises "schema: <what> at <path>"; a value that
 does not match returns nil, { field = ..., reason = ... }. The field is the
@@ -34,14 +41,15 @@ The field is therefore always printable ASCII and safe to echo.
 Checked schemas are cached and must not be mutated afterwards.
 ]]
 
-local cjson = require "cjson"
+local json = require "glasgow.json"
 
 local _M = {}
 
-local null = cjson.null
+local null = json.null
+local ARRAY_MT, OBJECT_MT = json.array_mt, json.object_mt
 local type, pairs, ipairs = type, pairs, ipairs
 local tostring, tonumber, error, pcall = tostring, tonumber, error, pcall
-local setmetatable = setmetatable
+local setmetatable, getmetatable = setmetatable, getmetatable
 local floor, huge = math.floor, math.huge
 local byte, find, format, match, sub, gsub, rep =
     string.byte, string.find, string.format, string.match, string.sub,
@@ -91,8 +99,9 @@ local function is_finite(v)
 end
 
 --[[
-Returns is_array, is_object, count for a table: the key set is exactly 1..n
-(count = n), or every key is a string. An empty table is both.
+Returns is_array, is_object, count for a Lua table as a declaration list
+(type, enum, required): the key set is exactly 1..n (count = n), or every
+key is a string. An empty table is both.
 ]]
 local function table_shape(t)
     local n, max = 0, 0
@@ -115,6 +124,22 @@ local function table_shape(t)
     end
     if arr and max ~= n then
         arr = false
+    end
+    return arr, obj, n
+end
+
+--[[
+Returns is_array, is_object, count for a table as a JSON value (see the
+value model in the header): the metatable glasgow.json gives decoded
+tables decides the kind, the keys only whether the table is well formed.
+]]
+local function value_shape(t)
+    local arr, obj, n = table_shape(t)
+    local mt = getmetatable(t)
+    if mt == ARRAY_MT then
+        return arr, false, n
+    elseif mt == OBJECT_MT or n == 0 then
+        return false, obj, n
     end
     return arr, obj, n
 end
@@ -455,7 +480,7 @@ validate_node = function(s, v, field)
     local tv = type(v)
     local is_arr, is_obj, count = false, false, 0
     if tv == "table" then
-        is_arr, is_obj, count = table_shape(v)
+        is_arr, is_obj, count = value_shape(v)
     end
     local types = c.types
     if types then
@@ -561,7 +586,7 @@ local function is_json_value(v, stack)
     if type(v) ~= "table" or stack[v] then
         return false
     end
-    local arr, obj = table_shape(v)
+    local arr, obj = value_shape(v)
     if not arr and not obj then
         return false
     end

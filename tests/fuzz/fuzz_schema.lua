@@ -1,11 +1,12 @@
 -- Harness of fuzz_schema.c: returns the function run on each input, which
 -- returns nil when every invariant held, else a message.
 local json = ...
--- schema.lua takes only cjson.null from lua-cjson: the same light userdata
-package.preload.cjson = function() return { null = json.null } end
+local DEPTH = 64 -- GLASGOW_MAX_JSON_DEPTH's default
+-- schema.lua takes null and the array/object marks from glasgow.json, which
+-- reads its depth limit from glasgow.core (the C runtime's; not here)
+package.preload['glasgow.core'] = function() return { limits = { max_json_depth = DEPTH } } end
 local schema = require 'glasgow.schema'
 local decode, is_array = json.decode, json.is_array
-local DEPTH = 64 -- GLASGOW_MAX_JSON_DEPTH's default
 local USER = { type = 'object', additionalProperties = false,
     required = { 'email', 'name', 'password' },
     properties = {
