@@ -154,6 +154,41 @@ def bad_bodies(fx):
 
 
 @case
+def arrays_and_objects_kept_apart(fx):
+    """An empty JSON object is not an empty array, nor the reverse (glasgow.json marks them,
+    glasgow.schema reads the marks): each is refused where the other is declared."""
+    u = new_user(fx.admin)
+    name = bname("kinds")
+    before = count_buckets(fx)
+
+    def refused(r, field, reason, what):
+        is_(r.status, 400, what + " is 400", r.body)
+        is_(r.header("content-type"), "application/json", "  with a JSON body")
+        ok(is_error_shape(r.body, "validation_failed"), "  code validation_failed", r.body)
+        d = ((r.json_or_none() or {}).get("error") or {}).get("details") or {}
+        is_((d.get("field"), d.get("reason")), (field, reason), "  names %s: %s" % (field, reason))
+
+    body = '{"name":"%s","allowed_content_types":{}}' % name
+    refused(u["api"].post("/v1/buckets", body), "body.allowed_content_types",
+            "must be an array or null", "{} for the array allowed_content_types")
+    refused(u["api"].post("/v1/buckets", "[]"), "body", "must be an object", "[] as the body")
+    is_(count_buckets(fx), before, "nothing was stored")
+
+    r = u["api"].post("/v1/buckets", '{"name":"%s","allowed_content_types":[]}' % name)
+    is_(r.status, 201, "[] for allowed_content_types is accepted", r.body)
+    p = u["api"].patch("/v1/buckets/" + name, '{"allowed_content_types":["text/plain"]}')
+    is_(p.status, 200, "PATCH with a list is 200", p.body)
+    refused(u["api"].patch("/v1/buckets/" + name, '{"allowed_content_types":{}}'),
+            "body.allowed_content_types", "must be an array or null",
+            "PATCH with {} for allowed_content_types")
+    refused(u["api"].patch("/v1/buckets/" + name, "[]"), "body", "must be an object",
+            "PATCH with [] as the body")
+    g = u["api"].get("/v1/buckets/" + name)
+    is_((g.json_or_none() or {}).get("allowed_content_types"), ["text/plain"],
+        "the refused PATCHes changed nothing")
+
+
+@case
 def names_are_unique_across_owners(fx):
     a, b = new_user(fx.admin), new_user(fx.admin)
     name = bname("uniq")
