@@ -169,6 +169,35 @@ describe("glasgow.app handle", function()
         local s3 = app.handle(1, req({ path = "/x", query = { m = "1" } }))
         assert.are.equal(400, s3)
     end)
+
+    it("refuses {} for an array and [] for an object in a JSON body", function()
+        local app = setup({ {
+            method = "POST", path = "/x",
+            handler = function(r) return 200, r.body end,
+            body = { type = "object", additionalProperties = false,
+                     properties = { tags = { type = "array", items = { type = "string" } },
+                                    meta = { type = "object" } } },
+        } })
+        local function post(text)
+            return app.handle(1, req({ method = "POST", path = "/x", body = text,
+                                       headers = { ["content-type"] = "application/json" } }))
+        end
+        for _, case in ipairs({
+            { '{"tags":{}}', "body.tags", "must be an array" },
+            { '{"meta":[]}', "body.meta", "must be an object" },
+            { "[]", "body", "must be an object" },
+        }) do
+            local status, body, headers = post(case[1])
+            assert.are.equal(400, status, case[1])
+            assert.are.equal("application/json", headers["Content-Type"])
+            local e = json.decode(body).error
+            assert.are.equal("validation_failed", e.code)
+            assert.are.same({ field = case[2], reason = case[3] }, e.details)
+        end
+        local status, body = post('{"meta":{},"tags":[]}')
+        assert.are.equal(200, status)
+        assert.are.equal('{"meta":{},"tags":[]}', body)
+    end)
 end)
 
 describe("glasgow.json", function()
