@@ -145,10 +145,30 @@ local function check_formats(v)
     end
 end
 
+-- The kind the schema sees is the kind the codec decoded, at every level:
+-- an empty [] is never an object, an empty {} never an array.
+local ARRAY, OBJECT = { type = 'array' }, { type = 'object' }
+local function check_kinds(v)
+    if type(v) ~= 'table' then return nil end
+    local want_array = is_array(v)
+    if want_array == (getmetatable(v) == json.object_mt) then
+        return 'a decoded table is marked neither array nor object'
+    end
+    if (schema.validate(ARRAY, v) ~= nil) ~= want_array
+        or (schema.validate(OBJECT, v) ~= nil) == want_array then
+        return 'schema reads a decoded ' .. (want_array and 'array' or 'object')
+            .. ' of ' .. tostring(#v) .. ' items as the other kind'
+    end
+    for _, x in pairs(v) do
+        local m = check_kinds(x)
+        if m then return m end
+    end
+end
+
 return function(text)
     local v = decode(text, DEPTH)
     if v == nil then return nil end
-    local fm = check_formats(v)
+    local fm = check_formats(v) or check_kinds(v)
     if fm then return fm end
     for i = 1, #FIXED do
         local m = validate(FIXED[i], v, 'body')
