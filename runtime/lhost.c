@@ -337,17 +337,6 @@ static int core_log(lua_State *L)
     return 0;
 }
 
-static int core_random_bytes(lua_State *L)
-{
-    lua_Integer n = luaL_checkinteger(L, 1);
-    unsigned char buf[256];
-    if (n < 0 || n > (lua_Integer)sizeof buf)
-        return luaL_argerror(L, 1, "must be between 0 and 256");
-    util_random_bytes(buf, (size_t)n);
-    lua_pushlstring(L, (const char *)buf, (size_t)n);
-    return 1;
-}
-
 static int core_request_id(lua_State *L)
 {
     if (!tl_current)
@@ -517,7 +506,6 @@ static int core_open(lua_State *L)
         {"now", core_now},
         {"monotonic_ms", core_monotonic_ms},
         {"log", core_log},
-        {"random_bytes", core_random_bytes},
         {"request_id", core_request_id},
         {"listdir", core_listdir},
         {"scrypt", core_scrypt},

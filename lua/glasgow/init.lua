@@ -15,10 +15,15 @@ local _M = {
     sleep = core.sleep,
     now = core.now,
     monotonic_ms = core.monotonic_ms,
-    random_bytes = core.random_bytes,
     request_id = core.request_id,
     fail = errors.raise,
 }
+
+-- n random bytes (1..1024) from OpenSSL's generator, or nil, err: the one
+-- random-bytes binding is glasgow.crypto.random, loaded when first used.
+function _M.random_bytes(n)
+    return require("glasgow.crypto").random(n)
+end
 
 -- Logs msg at level with optional fields (a table encoded as JSON members).
 function _M.log(level, msg, fields)
