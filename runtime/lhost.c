@@ -861,9 +861,14 @@ void lhost_error_body(strbuf *sb, const char *code, const char *message, const c
     strbuf_add_json_escaped(sb, code, strlen(code));
     strbuf_adds(sb, "\",\"message\":\"");
     strbuf_add_json_escaped(sb, message, strlen(message));
-    strbuf_adds(sb, "\",\"details\":null,\"request_id\":\"");
-    strbuf_add_json_escaped(sb, request_id, strlen(request_id));
-    strbuf_adds(sb, "\"}}");
+    strbuf_adds(sb, "\",\"details\":null,\"request_id\":");
+    if (request_id) {
+        strbuf_adds(sb, "\"");
+        strbuf_add_json_escaped(sb, request_id, strlen(request_id));
+        strbuf_adds(sb, "\"}}");
+    } else {
+        strbuf_adds(sb, "null}}");
+    }
 }
 
 static void set_c_error(request *r, unsigned status, const char *code, const char *message)
