@@ -11,6 +11,7 @@ end
 -- A stand-in for the OpenSSL bindings, enough for glasgow.password: hex for
 -- base64url, a keyed checksum for scrypt whose answer a test can replace.
 local scrypt_fails -- nil: derive; else the error string scrypt returns
+local random_fails -- likewise for random
 package.preload["glasgow.crypto"] = function()
     local function hex(s)
         return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
@@ -35,7 +36,12 @@ package.preload["glasgow.crypto"] = function()
         base64url = hex,
         base64url_decode = unhex,
         sha256 = function(s) return digest(s, 32) end,
-        random = function(n) return string.rep("r", n) end,
+        random = function(n)
+            if random_fails then
+                return nil, random_fails
+            end
+            return string.rep("r", n)
+        end,
         equal = function(a, b) return a == b end,
         scrypt = function(password, salt, n, r, p, dklen)
             if scrypt_fails then
@@ -236,5 +242,27 @@ describe("glasgow.password", function()
         assert.has_error(function() password.verify(nil, "x") end)
         assert.has_error(function() password.hash({}) end)
         assert.has_error(function() password.dummy_verify(1) end)
+    end)
+end)
+
+describe("glasgow.random_bytes", function()
+    local glasgow = require "glasgow"
+
+    after_each(function()
+        random_fails = nil
+    end)
+
+    it("is glasgow.crypto.random", function()
+        assert.equal("rrrr", glasgow.random_bytes(4))
+    end)
+
+    it("answers nil, a crypto error when the generator fails", function()
+        random_fails = "random failed: entropy source failure"
+        local v, e = glasgow.random_bytes(4)
+        assert.is_nil(v)
+        assert_contract(e)
+        assert.equal("crypto", e.kind)
+        assert.equal(500, e.status)
+        assert.truthy(e.message:find("entropy", 1, true))
     end)
 end)

@@ -19,10 +19,17 @@ local _M = {
     fail = errors.raise,
 }
 
--- n random bytes (1..1024) from OpenSSL's generator, or nil, err: the one
--- random-bytes binding is glasgow.crypto.random, loaded when first used.
+-- n random bytes (1..1024) from OpenSSL's generator, or nil, err (an error
+-- object of kind "crypto", status 500) when it fails; raises for a bad n.
+-- The one random-bytes binding is glasgow.crypto.random, loaded when first
+-- used (the specs run without it).
 function _M.random_bytes(n)
-    return require("glasgow.crypto").random(n)
+    local bytes, why = require("glasgow.crypto").random(n)
+    if bytes == nil then
+        return nil, errors.make({ source = "crypto", kind = "crypto", status = 500,
+                                  code = "internal", message = tostring(why) })
+    end
+    return bytes
 end
 
 -- Logs msg at level with optional fields (a table encoded as JSON members).
