@@ -256,11 +256,14 @@ function _M.login(req, email, pw)
     else
         ok, err = password.dummy_verify(pw, owner) -- the same work, so timing tells nothing
     end
-    if err then
-        forget(at, account, address) -- not checked: not a failure
-        error(err, 0) -- 429 or 503, never "wrong password"
+    if ok == nil then
+        -- not checked (queue full, OpenSSL failed): not a failure of the
+        -- caller's, and never "wrong password": answer err's own status
+        -- (429 or 503 with Retry-After, 500)
+        forget(at, account, address)
+        error(err, 0)
     end
-    if not ok then
+    if ok ~= true then
         fail(401, "invalid_credentials", "the email or the password is wrong", nil, CHALLENGE)
     end
     forget(at, account, address)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "lhost.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -54,6 +55,19 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
     return ret;
 }
 
+/* Answers status with the standard error body (lhost_error_body); the
+ * admin listener has no request ids. */
+static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, const char *code,
+                                   const char *message)
+{
+    strbuf sb;
+    strbuf_init(&sb);
+    lhost_error_body(&sb, code, message, NULL);
+    enum MHD_Result ret = reply(c, status, "application/json", sb.buf, sb.len);
+    strbuf_dispose(&sb);
+    return ret;
+}
+
 static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char *url,
                                 const char *method, const char *version, const char *upload,
                                 size_t *upload_size, void **req_cls)
@@ -75,12 +89,8 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char 
         return MHD_YES;
     }
     static const char json[] = "application/json";
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        static const char b[] =
-            "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"use GET\","
-            "\"details\":null}}";
-        return reply(c, 405, json, b, sizeof b - 1);
-    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return reply_error(c, 405, "method_not_allowed", "use GET");
     if (!strcmp(url, "/livez")) {
         /* a thread stuck where the watchdog cannot stop it: restart us */
         if (watchdog_stuck_count() > 0) {
@@ -121,9 +131,7 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char 
         strbuf_dispose(&sb);
         return ret;
     }
-    static const char b[] = "{\"error\":{\"code\":\"not_found\",\"message\":\"admin endpoints are "
-                            "/livez, /readyz and /metrics\",\"details\":null}}";
-    return reply(c, 404, json, b, sizeof b - 1);
+    return reply_error(c, 404, "not_found", "admin endpoints are /livez, /readyz and /metrics");
 }
 
 static void on_admin_completed(void *cls, struct MHD_Connection *c, void **req_cls,

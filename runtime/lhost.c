@@ -10,7 +10,6 @@
 #include <lualib.h>
 #include <math.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 #include "lwait.h"
 #include "metrics.h"
 #include "router.h"
+#include "scrypt.h"
 #include "service.h"
 #include "util.h"
 #include "watchdog.h"
@@ -337,17 +337,6 @@ static int core_log(lua_State *L)
     return 0;
 }
 
-static int core_random_bytes(lua_State *L)
-{
-    lua_Integer n = luaL_checkinteger(L, 1);
-    unsigned char buf[256];
-    if (n < 0 || n > (lua_Integer)sizeof buf)
-        return luaL_argerror(L, 1, "must be between 0 and 256");
-    util_random_bytes(buf, (size_t)n);
-    lua_pushlstring(L, (const char *)buf, (size_t)n);
-    return 1;
-}
-
 static int core_request_id(lua_State *L)
 {
     if (!tl_current)
@@ -364,20 +353,19 @@ typedef struct scrypt_job {
     job *job;   /* the queued job, while r waits for it */
     char *password;
     size_t password_len;
-    unsigned char salt[64];
+    unsigned char salt[SCRYPT_MAX_SALT];
     size_t salt_len;
-    uint64_t n, rr, p;
-    size_t dklen;
-    unsigned char out[64];
+    scrypt_params params;
+    unsigned char out[SCRYPT_MAX_DKLEN];
+    char why[160]; /* OpenSSL's reason when it failed */
     int ok;
 } scrypt_job;
 
 static void scrypt_work(void *arg)
 {
     scrypt_job *j = arg;
-    uint64_t maxmem = 128 * j->n * j->rr * j->p + (1u << 20);
-    j->ok = EVP_PBE_scrypt(j->password, j->password_len, j->salt, j->salt_len, j->n, j->rr, j->p,
-                           maxmem, j->out, j->dklen) == 1;
+    j->ok = scrypt_derive(&j->params, j->password, j->password_len, j->salt, j->salt_len, j->out,
+                          j->why, sizeof j->why);
 }
 
 static void scrypt_job_free(scrypt_job *j)
@@ -397,11 +385,11 @@ static void scrypt_done(void *arg)
         r->cancel = NULL;
         r->op = NULL;
         if (j->ok) {
-            lua_pushlstring(co, (const char *)j->out, j->dklen);
+            lua_pushlstring(co, (const char *)j->out, j->params.dklen);
             resume_request(r, 1);
         } else {
             lua_pushnil(co);
-            lua_pushstring(co, "scrypt failed");
+            lua_pushstring(co, j->why);
             resume_request(r, 2);
         }
     }
@@ -423,49 +411,39 @@ static void scrypt_cancel(request *r)
 
 /*
  * glasgow.core.scrypt(password, salt, N, r, p, dklen [, owner]) -> key | nil, err.
- * Inside a request the derivation runs on a job thread and the coroutine
- * waits, so a 50-100 ms hash never stalls the worker; elsewhere (migrate,
- * glasgow run, load time) it runs inline. owner names who the hash is for
- * (a user or an account): when the queue already holds its share of jobs
- * for that owner the answer is nil, "busy"; when the queue is full, nil,
- * "overloaded". Both are immediate, and the caller answers 429 or 503.
+ * The arguments, their checks (raising "bad argument") and the derivation
+ * are glasgow.crypto.scrypt's (lua_crypto_scrypt_args, scrypt.h); only where
+ * it runs differs. Inside a request the derivation runs on a job thread and
+ * the coroutine waits, so a 50-100 ms hash never stalls the worker;
+ * elsewhere (migrate, glasgow run, load time) it runs inline. owner names
+ * who the hash is for (a user or an account): when the queue already holds
+ * its share of jobs for that owner the answer is nil, "busy"; when the
+ * queue is full, nil, "overloaded". Both are immediate, and the caller
+ * answers 429 or 503. When OpenSSL fails: nil, "scrypt failed: <reason>".
  */
 static int core_scrypt(lua_State *L)
 {
-    size_t plen, slen;
-    const char *pw = luaL_checklstring(L, 1, &plen);
-    const char *salt = luaL_checklstring(L, 2, &slen);
-    lua_Number n = luaL_checknumber(L, 3), rr = luaL_checknumber(L, 4), p = luaL_checknumber(L, 5);
-    lua_Integer dklen = luaL_checkinteger(L, 6);
-    if (!(n >= 2 && n <= 1048576) || ((uint64_t)n & ((uint64_t)n - 1)) != 0)
-        return luaL_argerror(L, 3, "N must be a power of two between 2 and 2^20");
-    if (!(rr >= 1 && rr <= 16) || !(p >= 1 && p <= 16))
-        return luaL_argerror(L, 4, "r and p must be between 1 and 16");
-    if (dklen < 16 || dklen > 64 || slen > 64 || plen > 4096)
-        return luaL_argerror(L, 6, "dklen 16..64, salt at most 64 bytes, password at most 4096");
+    lua_crypto_scrypt_in in;
+    lua_crypto_scrypt_args(L, &in);
     const char *owner = luaL_optstring(L, 7, NULL);
     scrypt_job *j = xcalloc(1, sizeof *j);
-    j->password = xstrndup(pw, plen);
-    j->password_len = plen;
-    memcpy(j->salt, salt, slen);
-    j->salt_len = slen;
-    j->n = (uint64_t)n;
-    j->rr = (uint64_t)rr;
-    j->p = (uint64_t)p;
-    j->dklen = (size_t)dklen;
+    j->password = xstrndup(in.pass, in.passlen);
+    j->password_len = in.passlen;
+    memcpy(j->salt, in.salt, in.saltlen);
+    j->salt_len = in.saltlen;
+    j->params = in.params;
     request *r = tl_current;
     if (!r || r->co != (void *)L || !tl_loop) {
         scrypt_work(j);
-        if (j->ok)
-            lua_pushlstring(L, (const char *)j->out, j->dklen);
-        else
-            lua_pushnil(L);
         int ok = j->ok;
-        scrypt_job_free(j);
         if (ok)
-            return 1;
-        lua_pushstring(L, "scrypt failed");
-        return 2;
+            lua_pushlstring(L, (const char *)j->out, j->params.dklen);
+        else {
+            lua_pushnil(L);
+            lua_pushstring(L, j->why);
+        }
+        scrypt_job_free(j);
+        return ok ? 1 : 2;
     }
     int why = 0;
     j->job = jobs_submit(tl_loop, owner, scrypt_work, scrypt_done, j, &why);
@@ -528,7 +506,6 @@ static int core_open(lua_State *L)
         {"now", core_now},
         {"monotonic_ms", core_monotonic_ms},
         {"log", core_log},
-        {"random_bytes", core_random_bytes},
         {"request_id", core_request_id},
         {"listdir", core_listdir},
         {"scrypt", core_scrypt},
@@ -884,9 +861,14 @@ void lhost_error_body(strbuf *sb, const char *code, const char *message, const c
     strbuf_add_json_escaped(sb, code, strlen(code));
     strbuf_adds(sb, "\",\"message\":\"");
     strbuf_add_json_escaped(sb, message, strlen(message));
-    strbuf_adds(sb, "\",\"details\":null,\"request_id\":\"");
-    strbuf_add_json_escaped(sb, request_id, strlen(request_id));
-    strbuf_adds(sb, "\"}}");
+    strbuf_adds(sb, "\",\"details\":null,\"request_id\":");
+    if (request_id) {
+        strbuf_adds(sb, "\"");
+        strbuf_add_json_escaped(sb, request_id, strlen(request_id));
+        strbuf_adds(sb, "\"}}");
+    } else {
+        strbuf_adds(sb, "null}}");
+    }
 }
 
 static void set_c_error(request *r, unsigned status, const char *code, const char *message)

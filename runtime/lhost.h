@@ -119,8 +119,11 @@ void lhost_result_headers(request *r, request_pair_fn fn, void *arg);
 void lhost_release(request *r);
 
 /*
- * Formats the standard JSON error body into sb:
- * {"error":{"code":..,"message":..,"details":null,"request_id":..}}
+ * Appends the standard JSON error body to sb, the one C builder of it:
+ * {"error":{"code":..,"message":..,"details":null,"request_id":..}}, members
+ * in this order, as glasgow.errors.body writes it on the Lua side (and
+ * .ci/patches/libmicrohttpd/0004 for the errors libmicrohttpd answers).
+ * request_id may be NULL (the admin listener has none): then it is null.
  */
 void lhost_error_body(strbuf *sb, const char *code, const char *message, const char *request_id);
 

@@ -7,6 +7,8 @@
  */
 #include "lua_crypto.h"
 
+#include "scrypt.h"
+
 #include <lauxlib.h>
 #include <limits.h>
 #include <openssl/crypto.h>
@@ -18,10 +20,6 @@
 #include <string.h>
 
 enum {
-    SCRYPT_MAX_N = 1 << 20,
-    SCRYPT_MAX_RP = 16,
-    SCRYPT_MIN_DKLEN = 16,
-    SCRYPT_MAX_DKLEN = 64,
     RANDOM_MAX = 1024,
     SHA256_LEN = 32,
     /* Output is produced through a stack buffer of this size; the input
@@ -31,11 +29,6 @@ enum {
     B64_ENCODE_CHUNK = OUT_CHUNK / 4 * 3,
     B64_DECODE_CHUNK = OUT_CHUNK,
 };
-
-/* The most memory scrypt may ask OpenSSL for, and the slack added to the
- * computed need so that maxmem never refuses a permitted call. */
-static const uint64_t scrypt_mem_cap = (uint64_t)256 << 20;
-static const uint64_t scrypt_mem_margin = (uint64_t)64 << 10;
 
 /* Returns argument arg as an integer in lo..hi, or raises "bad argument". */
 static lua_Integer check_int_range(lua_State *L, int arg, lua_Integer lo, lua_Integer hi)
@@ -60,34 +53,34 @@ static int push_ssl_error(lua_State *L, const char *what)
     return 2;
 }
 
+void lua_crypto_scrypt_args(lua_State *L, lua_crypto_scrypt_in *in)
+{
+    in->pass = luaL_checklstring(L, 1, &in->passlen);
+    in->salt = (const unsigned char *)luaL_checklstring(L, 2, &in->saltlen);
+    lua_Number n = luaL_checknumber(L, 3), r = luaL_checknumber(L, 4);
+    lua_Number p = luaL_checknumber(L, 5), dklen = luaL_checknumber(L, 6);
+    int arg = 0;
+    const char *why = scrypt_check(in->passlen, in->saltlen, n, r, p, dklen, &in->params, &arg);
+    if (why)
+        luaL_argerror(L, arg, why);
+}
+
 /* scrypt(password, salt, N, r, p, dklen) -> dklen bytes, or nil, err. */
 static int crypto_scrypt(lua_State *L)
 {
-    size_t passlen, saltlen;
-    const char *pass = luaL_checklstring(L, 1, &passlen);
-    const unsigned char *salt = (const unsigned char *)luaL_checklstring(L, 2, &saltlen);
-    uint64_t n = (uint64_t)check_int_range(L, 3, 2, SCRYPT_MAX_N);
-    uint64_t r = (uint64_t)check_int_range(L, 4, 1, SCRYPT_MAX_RP);
-    uint64_t p = (uint64_t)check_int_range(L, 5, 1, SCRYPT_MAX_RP);
-    size_t dklen = (size_t)check_int_range(L, 6, SCRYPT_MIN_DKLEN, SCRYPT_MAX_DKLEN);
-
-    if (n & (n - 1))
-        return luaL_argerror(L, 3, "power of two expected");
-    /* RFC 7914 section 2: N < 2^(128 * r / 8); only binds for r == 1. */
-    if (16 * r < 64 && n >= ((uint64_t)1 << (16 * r)))
-        return luaL_argerror(L, 3, "N must be below 2^(16*r)");
-    /* What OpenSSL allocates: B (128*r*p) and V plus scratch (128*r*(N+2)). */
-    uint64_t need = 128 * r * (n + 2 + p) + scrypt_mem_margin;
-    if (need > scrypt_mem_cap)
-        return luaL_argerror(L, 3, "128*r*(N+p) exceeds the 256 MiB memory cap");
-
+    lua_crypto_scrypt_in in;
+    lua_crypto_scrypt_args(L, &in);
     unsigned char out[SCRYPT_MAX_DKLEN];
-    ERR_clear_error();
-    int done = EVP_PBE_scrypt(pass, passlen, salt, saltlen, n, r, p, need, out, dklen) == 1;
-    if (done)
-        lua_pushlstring(L, (const char *)out, dklen);
+    char why[160];
+    if (!scrypt_derive(&in.params, in.pass, in.passlen, in.salt, in.saltlen, out, why,
+                       sizeof why)) {
+        lua_pushnil(L);
+        lua_pushstring(L, why);
+        return 2;
+    }
+    lua_pushlstring(L, (const char *)out, in.params.dklen);
     OPENSSL_cleanse(out, sizeof out);
-    return done ? 1 : push_ssl_error(L, "scrypt");
+    return 1;
 }
 
 /* sha256(data) -> 32 bytes, or nil, err. */

@@ -169,16 +169,7 @@ function _M.routes()
     return routes
 end
 
-local function error_body(code, message, details, request_id)
-    return json.encode({
-        error = {
-            code = code,
-            message = message,
-            details = details == nil and json.null or details,
-            request_id = request_id,
-        },
-    })
-end
+local error_body = errors.body
 
 local JSON_HEADERS = { ["Content-Type"] = "application/json" }
 local TEXT_HEADERS = { ["Content-Type"] = "text/plain; charset=utf-8" }
@@ -314,11 +305,10 @@ local function run(id, req)
 end
 
 local function on_error(err)
-    if errors.is(err) then
-        return err
-    end
     if type(err) == "table" and type(err.status) == "number" and err.code then
-        return err -- an operational error from a binding that maps to HTTP
+        -- an error object (glasgow.errors) that maps to HTTP, or a table
+        -- shaped like one
+        return err
     end
     return { unexpected = true, message = traceback(tostring(err), 2) }
 end

@@ -7,13 +7,15 @@
 --
 -- Parameters are always bound ($1, $2, ...), never interpolated. nil and
 -- db.null are SQL NULL; tables are sent as JSON (for json/jsonb columns).
--- An err is a table {kind, message, sqlstate, status, code, retryable}:
--- kind is "sql", "connection", "timeout", "pool_timeout", "pool_full" or
--- "invalid"; status is the HTTP status the error maps to.
+-- An err is a glasgow.errors object {kind, message, sqlstate, status, code,
+-- retryable, public_message}: kind is "sql", "connection", "timeout",
+-- "pool_timeout", "pool_full" or "invalid"; status is the HTTP status the
+-- error maps to.
 local pg = require "glasgow.pg"
 local json = require "glasgow.json"
+local errors = require "glasgow.errors"
 
-local error, type, select, setmetatable, pcall = error, type, select, setmetatable, pcall
+local error, type, select, pcall, tostring = error, type, select, pcall, tostring
 local sub = string.sub
 local unpack = unpack
 
@@ -22,15 +24,6 @@ local function pack(...)
 end
 
 local _M = { null = json.null }
-
-local err_mt = {}
-err_mt.__index = err_mt
-err_mt.__tostring = function(e)
-    if e.sqlstate and e.sqlstate ~= "" then
-        return e.kind .. " error " .. e.sqlstate .. ": " .. e.message
-    end
-    return e.kind .. " error: " .. e.message
-end
 
 -- SQLSTATEs that are the client's fault, and what they answer.
 local BY_STATE = {
@@ -52,7 +45,8 @@ local PUBLIC_MESSAGE = {
 
 -- Builds the error object for (kind, sqlstate, message) from glasgow.pg.
 local function make_error(kind, sqlstate, message)
-    local e = { kind = kind, sqlstate = sqlstate ~= "" and sqlstate or nil, message = message }
+    local e = { source = "db", kind = kind, sqlstate = sqlstate ~= "" and sqlstate or nil,
+                message = message ~= nil and tostring(message) or kind }
     if kind == "sql" then
         local m = BY_STATE[sqlstate]
         if m then
@@ -66,13 +60,12 @@ local function make_error(kind, sqlstate, message)
         e.status, e.code = 400, "invalid_input"
     else -- connection, timeout, pool_timeout, pool_full
         e.status, e.code, e.retryable = 503, "unavailable", true
-        e.headers = { ["Retry-After"] = "1" }
     end
     -- What the client reads is always ours: PostgreSQL's text names tables,
     -- columns, constraints and values, and is only logged. A route that can
     -- say more (which field, which rule) catches the error and fails itself.
     e.public_message = PUBLIC_MESSAGE[e.code]
-    return setmetatable(e, err_mt)
+    return errors.make(e)
 end
 _M.make_error = make_error
 

@@ -11,13 +11,18 @@
 -- PBKDF2-HMAC, trailing NUL bytes of a password up to 64 bytes long do not
 -- change the key (HMAC pads short keys with zeros).
 --
--- Failures are error objects (glasgow.errors, raised as is they answer
--- their status) with a kind:
---   too_long    400  the password is over MAX_BYTES bytes
+-- The error contract is glasgow.errors': a failure to hash or to check is
+-- returned as nil, err (raised as is, err answers its status), misuse (a
+-- password that is not a string) raises. err.source is "password" and
+-- err.kind one of:
+--   too_long    400  the password is over MAX_BYTES bytes (hash only)
 --   busy        429  this owner (user, account) already has its share of
---                    hashes queued: Retry-After
---   overloaded  503  the hashing queue is full: Retry-After
+--                    hashes queued: retryable, Retry-After
+--   overloaded  503  the hashing queue is full: retryable, Retry-After
 --   crypto      500  OpenSSL failed (the cause is logged, not shown)
+-- verify answers true or false only when it could compare: a caller must
+-- never take nil, err for a wrong password (a login answers err's status,
+-- not 401).
 local crypto = require "glasgow.crypto"
 local errors = require "glasgow.errors"
 
@@ -102,24 +107,19 @@ local function parse(stored)
     return ln, r, p, salt, key
 end
 
-local function failure(kind, status, code, message, retry_after)
-    local e = errors.new(status, code, message)
-    e.kind = kind
-    e.retryable = retry_after ~= nil
-    if retry_after then
-        e.headers = { ["Retry-After"] = tostring(retry_after) }
-    end
-    return e
+local function failure(kind, status, code, message, retryable)
+    return errors.make({ source = "password", kind = kind, status = status, code = code,
+                         message = message, retryable = retryable })
 end
 
--- The error object for a failed derivation (what core.scrypt returned).
+-- The error object for a failed derivation (what scrypt returned).
 local function scrypt_failure(err)
     if err == "busy" then
         return failure("busy", 429, "too_many_requests",
-                       "too many password checks for this account at once; retry shortly", 1)
+                       "too many password checks for this account at once; retry shortly", true)
     elseif err == "overloaded" then
         return failure("overloaded", 503, "unavailable",
-                       "the server is busy checking passwords; retry shortly", 1)
+                       "the server is busy checking passwords; retry shortly", true)
     end
     return failure("crypto", 500, "internal", "password hashing failed: " .. tostring(err))
 end
@@ -158,12 +158,12 @@ function _M.hash(password, owner)
     return format("scrypt$ln=%d,r=%d,p=%d$%s$%s", ln, r, p, b64(salt), b64(derived))
 end
 
--- Returns true when password matches stored, false otherwise: for a wrong
--- password, for a password over MAX_BYTES bytes, and for a stored value that is
+-- Returns true when password matches stored, false when it does not: a
+-- wrong password, a password over MAX_BYTES bytes, or a stored value that is
 -- not a well-formed hash within bounds (never raises for bad stored data).
--- Returns false, err (an error object) when the check could not be made:
--- the queue refused it (busy, overloaded; owner as for hash) or OpenSSL
--- failed; a caller must not take that for a wrong password. The key
+-- Returns nil, err (an error object) when the check could not be made: the
+-- queue refused it (busy, overloaded; owner as for hash) or OpenSSL failed;
+-- a caller must answer err, never take it for a wrong password. The key
 -- comparison is constant-time. Raises when password is not a string.
 function _M.verify(password, stored, owner)
     check_password(password, "verify")
@@ -176,7 +176,7 @@ function _M.verify(password, stored, owner)
     end
     local derived, err = scrypt(password, salt, 2 ^ ln, r, p, #stored_key, owner)
     if not derived then
-        return false, scrypt_failure(err)
+        return nil, scrypt_failure(err)
     end
     return equal(derived, stored_key)
 end
@@ -187,15 +187,18 @@ local DUMMY_KEY = b64(crypto.sha256("glasgow.password dummy key"))
 
 -- Returns false after the same work as verify against a hash made with
 -- _M.params, so that a login for an unknown account costs as much as one
--- with a wrong password and meets the same queue (false, err exactly when
+-- with a wrong password and meets the same queue (nil, err exactly when
 -- verify would give it). Raises when password is not a string.
 function _M.dummy_verify(password, owner)
     check_password(password, "dummy_verify")
     local params = _M.params
     local dummy = format("scrypt$ln=%s,r=%s,p=%s$%s$%s", params.ln, params.r, params.p,
         DUMMY_SALT, DUMMY_KEY)
-    local _, err = _M.verify(password, dummy, owner)
-    return false, err
+    local ok, err = _M.verify(password, dummy, owner)
+    if ok == nil then
+        return nil, err
+    end
+    return false
 end
 
 -- Returns true when stored should be replaced by a new hash (at the next

@@ -11,8 +11,8 @@
 --
 -- Keys are object keys in the one store bucket (S3_BUCKET). Every function
 -- waits (the handler's coroutine yields; the worker serves others) and
--- returns its result or nil, err. An err is a table {kind, code, status,
--- message, retryable, store_status}:
+-- returns its result or nil, err. An err is a glasgow.errors object {kind,
+-- code, status, message, retryable, store_status, public_message}:
 --   kind   "store" (the store refused: code is S3's Code, e.g. NoSuchKey),
 --          "unavailable" (unreachable, too slow, 5xx or throttling after
 --          the retries: retryable), "client" (the request's own body or
@@ -25,16 +25,11 @@
 -- client reads public_message.
 local core = require "glasgow.s3core"
 local json = require "glasgow.json"
+local errors = require "glasgow.errors"
 
 local error, type, setmetatable, tostring, ipairs = error, type, setmetatable, tostring, ipairs
 
 local _M = {}
-
-local err_mt = {}
-err_mt.__index = err_mt
-err_mt.__tostring = function(e)
-    return "s3 " .. e.kind .. " error " .. tostring(e.code) .. ": " .. tostring(e.message)
-end
 
 local PUBLIC = {
     [404] = "the object does not exist",
@@ -48,7 +43,9 @@ local NOT_FOUND = { NoSuchKey = true, NoSuchUpload = true, NoSuchBucket = true }
 
 -- Builds the error object for the values glasgow.s3core returns.
 local function make_error(kind, code, store_status, message, retryable)
-    local e = { kind = kind, code = code, message = message, retryable = retryable or nil,
+    local e = { source = "s3", kind = tostring(kind), code = code,
+                message = message ~= nil and tostring(message) or tostring(code),
+                retryable = retryable or nil,
                 store_status = store_status ~= 0 and store_status or nil }
     if kind == "store" then
         if NOT_FOUND[code] then
@@ -78,12 +75,11 @@ local function make_error(kind, code, store_status, message, retryable)
     end
     if e.status == 503 then
         e.retryable = true
-        e.headers = { ["Retry-After"] = "1" }
     end
     e.public_message = PUBLIC[e.status]
         or (kind == "digest_mismatch" and "the body does not match its digest")
         or (e.status == 400 and "the request cannot be stored") or "internal error"
-    return setmetatable(e, err_mt)
+    return errors.make(e)
 end
 _M.make_error = make_error
 

@@ -9,7 +9,6 @@ growing Retry-After, never reset by a success, capped, alike for unknown
 emails), including a burst of simultaneous guesses; and the bounded hashing
 queue (abandoned password changes do not delay a login).
 """
-import http.client
 import json
 import os
 import re
@@ -20,10 +19,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Response, _headers_of, case, diag, is_, is_error_shape, main, ok,  # noqa: E402
-                     slow)
+from harness import case, diag, is_, is_error_shape, main, ok, slow  # noqa: E402
 import dbharness as dbh  # noqa: E402
-from dbharness import ADMIN_EMAIL, ADMIN_PASSWORD, error_of, new_user  # noqa: E402
+from dbharness import ADMIN_EMAIL, ADMIN_PASSWORD, error_of, login_from, new_user  # noqa: E402
 
 dbh.skip_without_pg()
 
@@ -57,21 +55,6 @@ def delay_is(ra, want):
     """Retry-After ra is the delay want, less the little time gone since the failure that
     set it (under a second normally; a few on a loaded machine)."""
     return ra is not None and want - 10 < ra <= want
-
-
-def login_from(server, addr, email, password):
-    """POST /v1/auth/token from source address addr (any 127.x.y.z is this host)."""
-    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10,
-                                   source_address=(addr, 0))
-    try:
-        c.request("POST", "/v1/auth/token", json.dumps({"email": email, "password": password}),
-                  {"Content-Type": "application/json"})
-        r = c.getresponse()
-        resp = Response(r.status, _headers_of(r.getheaders()), r.read(), r.reason)
-    finally:
-        c.close()
-    dbh.check_response("POST", "/v1/auth/token", resp)
-    return resp
 
 
 def retry_after(r):

@@ -524,6 +524,78 @@ static void test_password(lua_State *L)
            "params out of bounds");
 }
 
+/* A derivation that fails (the hashing queue refused it, OpenSSL failed):
+ * verify and dummy_verify return nil, err, never false, and hash nil, err;
+ * err is a glasgow.errors object with the status a login must answer. A
+ * glasgow.core whose scrypt fails stands in for the runtime's. */
+static void test_password_failures(lua_State *L)
+{
+    if (run(L,
+            "errors = require 'glasgow.errors'\n"
+            "local saved_core = package.loaded['glasgow.core']\n"
+            "local saved_pw = package.loaded['glasgow.password']\n"
+            "package.loaded['glasgow.core'] = { scrypt = function() return nil, scrypt_answer end "
+            "}\n"
+            "package.loaded['glasgow.password'] = nil\n"
+            "failing = require 'glasgow.password'\n"
+            "failing.params = { ln = 10, r = 8, p = 1 }\n"
+            "package.loaded['glasgow.core'] = saved_core\n"
+            "package.loaded['glasgow.password'] = saved_pw\n",
+            0, 0)) {
+        ok(0, "load glasgow.password with a failing scrypt: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return;
+    }
+    static const struct {
+        const char *answer, *kind, *code;
+        int status, retryable;
+    } v[] = {
+        {"overloaded", "overloaded", "unavailable", 503, 1},
+        {"busy", "busy", "too_many_requests", 429, 1},
+        {"scrypt failed: memory limit exceeded", "crypto", "internal", 500, 0},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char code[2048];
+        snprintf(code, sizeof code,
+                 "scrypt_answer = '%s'\n"
+                 "local function shape(v, e)\n"
+                 "    if v ~= nil then return false, 'returned ' .. tostring(v) end\n"
+                 "    if not errors.is(e) then return false, 'err is not an error object' end\n"
+                 "    if e.kind ~= '%s' or e.status ~= %d or e.code ~= '%s'\n"
+                 "        or e.source ~= 'password' or type(e.message) ~= 'string' then\n"
+                 "        return false, tostring(e)\n"
+                 "    end\n"
+                 "    if %d == 1 then\n"
+                 "        if e.retryable ~= true or e.headers['Retry-After'] ~= '1' then\n"
+                 "            return false, 'not retryable with Retry-After'\n"
+                 "        end\n"
+                 "    elseif e.retryable ~= nil then return false, 'retryable' end\n"
+                 "    return true\n"
+                 "end\n"
+                 "local ok1, why1 = shape(failing.verify('correct horse battery staple', h, 'a'))\n"
+                 "if not ok1 then return false, 'verify (right password): ' .. why1 end\n"
+                 "local ok2, why2 = shape(failing.verify('wrong', h, 'a'))\n"
+                 "if not ok2 then return false, 'verify (wrong password): ' .. why2 end\n"
+                 "local ok3, why3 = shape(failing.dummy_verify('x', 'a'))\n"
+                 "if not ok3 then return false, 'dummy_verify: ' .. why3 end\n"
+                 "local ok4, why4 = shape(failing.hash('new password', 'a'))\n"
+                 "if not ok4 then return false, 'hash: ' .. why4 end\n"
+                 "return true",
+                 v[i].answer, v[i].kind, v[i].status, v[i].code, v[i].retryable);
+        char desc[256];
+        snprintf(desc, sizeof desc,
+                 "scrypt failing with \"%s\": verify, dummy_verify and hash return nil and a "
+                 "%s error (%d)",
+                 v[i].answer, v[i].kind, v[i].status);
+        check(L, code, desc);
+    }
+    check(L,
+          "scrypt_answer = nil\n"
+          "return failing.verify('wrong', 'not a hash') == false and\n"
+          "    failing.verify(string.rep('a', 4097), h) == false",
+          "verify without a derivation (malformed hash, over-long password) is still false");
+}
+
 /* One hash, verify and dummy_verify at the default parameters, timed. */
 static void test_password_defaults(lua_State *L)
 {
@@ -571,6 +643,7 @@ int main(void)
     test_base64url(L);
     test_misuse(L);
     test_password(L);
+    test_password_failures(L);
     test_password_defaults(L);
     is_int(lua_gettop(L), 0, "the Lua stack is balanced");
     lua_close(L);

@@ -1,7 +1,8 @@
 -- A FAKE of the glasgow.s3 binding, for tests only: objects are files in
 -- the directory GLASGOW_FAKE_S3_DIR. It follows the binding's Lua contract
 -- (lua/glasgow/s3.lua: put / get / head / delete / list / list_uploads /
--- abort_upload, errors as {kind, code, status, message, retryable}),
+-- abort_upload, errors as glasgow.errors objects {kind, code, status,
+-- message, retryable}),
 -- reading and writing bodies through req.body_stream and req:respond, so
 -- that the file routes and `glasgow gc` can be tested against the real
 -- PostgreSQL and the real streamed bodies before the binding lands. It is
@@ -12,6 +13,14 @@
 -- .delay_ms holds a delay every put waits (to widen race windows).
 local glasgow = require "glasgow"
 local crypto = require "glasgow.crypto"
+local errors = require "glasgow.errors"
+
+-- An err as glasgow.s3 makes it: the one error metatable (glasgow.errors).
+local function fault(fields)
+    fields.source = "s3"
+    fields.message = fields.message or fields.code or fields.kind
+    return errors.make(fields)
+end
 
 local _M = {}
 
@@ -34,14 +43,14 @@ end
 local function failing(op)
     local s = read(DIR .. "/.fail") or ""
     if s:find(op, 1, true) then
-        return nil, { kind = "unavailable", code = "network", status = 503,
-                      message = "fake store outage", retryable = true }
+        return nil, fault({ kind = "unavailable", code = "network", status = 503,
+                            message = "fake store outage", retryable = true })
     end
     return true
 end
 
 local function missing()
-    return nil, { kind = "store", code = "NoSuchKey", status = 404, message = "no such key" }
+    return nil, fault({ kind = "store", code = "NoSuchKey", status = 404, message = "no such key" })
 end
 
 function _M.configured()
@@ -67,13 +76,13 @@ function _M.put(key, req, opts)
             local chunk, rerr = req.body_stream:read(65536)
             if not chunk then
                 if rerr then
-                    return nil, { kind = "client", code = rerr, status = 400 }
+                    return nil, fault({ kind = "client", code = rerr, status = 400 })
                 end
                 break
             end
             n = n + #chunk
             if opts.max_bytes and n > opts.max_bytes then
-                return nil, { kind = "client", code = "too_large", status = 413 }
+                return nil, fault({ kind = "client", code = "too_large", status = 413 })
             end
             parts[#parts + 1] = chunk
         end
@@ -82,11 +91,11 @@ function _M.put(key, req, opts)
         body = req.body or ""
     end
     if opts.max_bytes and #body > opts.max_bytes then
-        return nil, { kind = "client", code = "too_large", status = 413 }
+        return nil, fault({ kind = "client", code = "too_large", status = 413 })
     end
     local sha = crypto.hex(crypto.sha256(body))
     if opts.sha256 and opts.sha256 ~= sha then
-        return nil, { kind = "digest_mismatch", status = 400 }
+        return nil, fault({ kind = "digest_mismatch", status = 400 })
     end
     local f = assert(io.open(path(key), "wb"))
     f:write(body)
@@ -127,7 +136,7 @@ function _M.get(key, opts)
             local w = req:respond(status, headers, #part)
             local written, werr = w:write(part)
             if not written then
-                return nil, { kind = "client", code = werr }
+                return nil, fault({ kind = "client", code = werr })
             end
             w:close()
             return #part
