@@ -128,8 +128,8 @@ local function serve_openapi()
     return 200, openapi_text, { ["Content-Type"] = "application/json" }
 end
 
--- Freezes the route set: adds GET /openapi.json and returns the routing
--- table the C side builds its router from.
+-- Freezes the route set: adds GET /openapi.json and GET /docs (glasgow.docs)
+-- and returns the routing table the C side builds its router from.
 function _M.finalize()
     local decls, seen = {}, {}
     for i, r in ipairs(routes) do
