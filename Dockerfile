@@ -25,22 +25,6 @@ COPY runtime/ runtime/
 RUN make -j"$(nproc)" CI=true all \
     && install -D -s -m 0755 build/glasgow /out/usr/bin/glasgow
 
-# Docs stage: the files of GET /docs (README, "API docs page"): npm's
-# swagger-ui-dist exactly as web/package-lock.json locks it (no install
-# scripts) and web/docs/, laid out by the same `make docs` as a checkout.
-FROM debian:bookworm-slim AS docs
-ARG DEBIAN_FRONTEND=noninteractive
-RUN apt-get update -qq \
-    && apt-get install -y -qq --no-install-recommends make nodejs npm ca-certificates >/dev/null \
-    && rm -rf /var/lib/apt/lists/*
-WORKDIR /src
-COPY web/package.json web/package-lock.json web/
-RUN cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
-COPY Makefile ./
-COPY tests/fuzz/fuzz.mk tests/fuzz/
-COPY web/docs/ web/docs/
-RUN make docs && mkdir -p /out && cp -r build/docs /out/docs
-
 # Run stage: the runtime libraries only, tini as PID 1 (it forwards SIGTERM
 # to glasgow and reaps), a fixed unprivileged user, no setuid or setgid
 # program (su, mount, passwd: nothing to gain privileges with even where
@@ -61,8 +45,11 @@ COPY --from=build /out/usr/bin/glasgow /usr/bin/glasgow
 # lua/ beside the binary's ../share/glasgow/lua, where glasgow looks for it
 COPY lua/ /usr/share/glasgow/lua/
 COPY migrations/ /usr/share/glasgow/migrations/
-# GET /docs finds its files beside lua/ (GLASGOW_DOCS_DIR overrides)
-COPY --from=docs /out/docs/ /usr/share/glasgow/docs/
+# GET /docs finds its files beside lua/ (GLASGOW_DOCS_DIR overrides). They
+# are built before the image, by `make docs` (make image runs it): npm's
+# registry is reached the way the host's npm is set up to reach it (proxy,
+# CA), which a build stage would not know.
+COPY build/docs/ /usr/share/glasgow/docs/
 # the default routes; a Kubernetes ConfigMap mounted here replaces them
 COPY routes/ /srv/glasgow/routes/
 ENV GLASGOW_ROUTES_DIR=/srv/glasgow/routes \

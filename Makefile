@@ -159,6 +159,7 @@ clean:
 export CONTAINERS_CONF ?= $(CURDIR)/.ci/containers.conf
 image:
 	$(Q)bash .ci/deps --image
+	$(Q)$(MAKE) --no-print-directory docs
 	$(Q)bash .ci/image
 
 e2e: image

@@ -48,6 +48,8 @@ describe("glasgow.app declare", function()
         { "param without schema", { { method = "GET", path = "/a/:id", handler = ok_handler,
                                       params = { type = "object", properties = {} } } },
           "has no schema" },
+        { "an unknown auth", { { method = "GET", path = "/a", handler = ok_handler,
+                                 auth = "admin" } }, 'auth must be "bearer"' },
         { "a streamed body on GET", { { method = "GET", path = "/a", handler = ok_handler,
                                         body = "stream" } }, "takes a body" },
         { "a body string other than stream", { { method = "PUT", path = "/a",

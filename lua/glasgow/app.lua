@@ -73,6 +73,10 @@ local function check_route(file, index, decl)
                                  or decl.max_body % 1 ~= 0) then
         fail("max_body must be a non-negative integer")
     end
+    if decl.auth ~= nil and decl.auth ~= "bearer" and decl.auth ~= "optional"
+        and decl.auth ~= "none" then
+        fail('auth must be "bearer", "optional" or "none"')
+    end
     if decl.body == "stream" then
         if decl.method == "GET" or decl.method == "HEAD" then
             fail('body = "stream" needs a method that takes a body')
