@@ -427,6 +427,16 @@ describe("glasgow.openapi", function()
                 assert.same({ description = "Created" }, op.responses["201"])
             end)
 
+        it("leaves out a derived error declared false", function()
+            local op = op_of({ method = "PUT", path = "/g/:name", body = { type = "object" },
+                               responses = { [200] = {}, [404] = false } }, "put", "/g/{name}")
+            assert.same({ "200", "400", "413", "415", "503", "default" }, statuses(op))
+            local ok, err = pcall(op_of, { method = "GET", path = "/g", responses = { [409] = false } },
+                                  "get", "/g")
+            assert.is_false(ok)
+            assert.truthy(tostring(err):find("409 is not one", 1, true), tostring(err))
+        end)
+
         it("keeps a declared error's own schema", function()
             local s = { type = "object", properties = { why = { type = "string" } } }
             local op = op_of({ method = "GET", path = "/x",

@@ -14,7 +14,8 @@ ignored. auth (default "none") gives the operation's security: the bearer
 scheme of components.securitySchemes, required or optional, or none.
 Every operation lists the error responses its declaration makes possible
 (see derived_errors) plus those it declares; an error status declared
-without a schema gets the shared Error envelope. Declarations are
+without a schema gets the shared Error envelope, and one declared false is
+left out. Declarations are
 misuse-checked: a bad route raises "openapi: <what>" (schema errors keep
 the "schema: ..." form of glasgow.schema.check). The document holds copies
 of the schemas, so it can be changed without touching the routes.
@@ -271,7 +272,8 @@ handler runs), 401 when it takes a token, 404 when its path names
 something, 413 when it takes a body, 415 when that body is JSON, 503
 always (a server shutting down; a database that cannot answer the token
 lookup). What only the handler knows (403, 409, 429, ...) the route
-declares in responses.
+declares in responses; one of these it cannot give it declares false
+([404] = false: a path parameter that names nothing to look up).
 ]]
 local function derived_errors(route, names, auth)
     local checked = {}
@@ -314,7 +316,7 @@ local function derived_errors(route, names, auth)
 end
 
 local function responses(route, label, derived)
-    local out = {}
+    local out, removed = {}, {}
     local declared = route.responses
     if declared == nil then
         out["200"] = { description = "OK" }
@@ -325,8 +327,16 @@ local function responses(route, label, derived)
         for k, r in pairs(declared) do
             local key, code = status_key(k, label)
             local rlabel = label .. " response " .. key
-            if out[key] then
+            if out[key] or removed[key] then
                 misuse("%s: declared twice", rlabel)
+            end
+            if r == false then
+                -- a derived error this route cannot give
+                if not (code and derived[code]) then
+                    misuse("%s: false removes a derived error, and %s is not one", rlabel, key)
+                end
+                removed[key] = true
+                goto continue
             end
             if type(r) ~= "table" then
                 misuse("%s: must be a table", rlabel)
@@ -356,11 +366,12 @@ local function responses(route, label, derived)
                 resp = { description = description }
             end
             out[key] = resp
+            ::continue::
         end
     end
     for code, text in pairs(derived) do
         local key = format("%d", code)
-        if out[key] == nil then
+        if out[key] == nil and not removed[key] then
             out[key] = error_response(code, text)
         end
     end
