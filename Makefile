@@ -173,7 +173,8 @@ e2e: image
 DOCS_OUT := build/docs
 DOCS_UI := web/node_modules/swagger-ui-dist
 DOCS_FILES := $(addprefix $(DOCS_OUT)/,index.html init.js swagger-ui.css swagger-ui-bundle.js \
-              swagger-ui-bundle.js.LICENSE.txt LICENSE NOTICE)
+              swagger-ui-bundle.js.LICENSE.txt LICENSE NOTICE swagger-ui.css.gz \
+              swagger-ui-bundle.js.gz)
 .PHONY: docs test-docs
 docs: $(DOCS_FILES)
 # the servers these start need the page (after deps, which installs web/node_modules)
@@ -188,3 +189,8 @@ $(DOCS_OUT)/%: web/docs/%
 
 $(DOCS_OUT)/%: $(DOCS_UI)/% web/package-lock.json
 	$(Q)install -D -m 0644 $< $@
+
+# the large files also gzipped, for clients that accept it (-n: no name or
+# time inside, so the bytes and their ETag depend on the content alone)
+$(DOCS_OUT)/%.gz: $(DOCS_OUT)/%
+	$(Q)gzip -9 -n -c $< > $@.tmp && mv $@.tmp $@

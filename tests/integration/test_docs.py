@@ -6,6 +6,7 @@ installed, and the default directory of a checkout (build/docs).
 
 Needs the docs build: make docs (make test does it).
 """
+import gzip
 import os
 import shutil
 
@@ -86,6 +87,44 @@ def conditional_requests():
         ok(other != etag, "different files have different ETags")
         is_(srv.get("/docs").header("etag"), srv.get("/docs").header("etag"),
             "the ETag is stable across requests (and workers)")
+
+
+@case
+def gzip_for_clients_that_accept_it():
+    with Server(env={"GLASGOW_DOCS_DIR": DOCS_DIR}) as srv:
+        for name in ["swagger-ui-bundle.js", "swagger-ui.css"]:
+            with open(os.path.join(DOCS_DIR, name), "rb") as f:
+                want = f.read()
+            plain = srv.get("/docs/" + name)
+            z = srv.get("/docs/" + name, headers={"Accept-Encoding": "br, gzip;q=0.8"})
+            is_(z.header("content-encoding"), "gzip", "%s: gzip when it is accepted" % name)
+            ok(gzip.decompress(z.body) == want, "%s: the gzipped bytes are the file's" % name)
+            ok(len(z.body) < len(want) // 2, "%s: gzipped is under half (%d of %d bytes)" %
+               (name, len(z.body), len(want)))
+            is_(z.header("vary"), "Accept-Encoding", "%s: Vary: Accept-Encoding" % name)
+            is_(plain.header("vary"), "Accept-Encoding", "%s: also on the plain answer" % name)
+            is_(plain.header("content-encoding"), None, "%s: plain without Accept-Encoding" % name)
+            ok(plain.body == want, "%s: plain bytes" % name)
+            ok(z.header("etag") != plain.header("etag"), "%s: each form has its own ETag" % name)
+            c = srv.get("/docs/" + name, headers={"Accept-Encoding": "gzip",
+                                                  "If-None-Match": z.header("etag")})
+            is_(c.status, 304, "%s: the gzipped form's ETag revalidates" % name)
+            for ae in ["gzip;q=0", "identity", "*;q=0", "br"]:
+                r = srv.get("/docs/" + name, headers={"Accept-Encoding": ae})
+                is_(r.header("content-encoding"), None, "%s: Accept-Encoding: %s gets it plain" %
+                    (name, ae))
+            r = srv.get("/docs/" + name, headers={"Accept-Encoding": "*"})
+            is_(r.header("content-encoding"), "gzip", "%s: Accept-Encoding: * gets gzip" % name)
+        r = srv.get("/docs/init.js", headers={"Accept-Encoding": "gzip"})
+        is_(r.header("content-encoding"), None, "a small file is sent as it is")
+        is_(srv.get("/docs/swagger-ui.css.gz").status, 404, "the .gz files are not names of their own")
+    nogz = harness.mkdtemp("glasgow-docs-nogz-")
+    shutil.copy(os.path.join(DOCS_DIR, "swagger-ui.css"), nogz)
+    shutil.copy(os.path.join(DOCS_DIR, "index.html"), nogz)
+    with Server(env={"GLASGOW_DOCS_DIR": nogz}) as srv:
+        r = srv.get("/docs/swagger-ui.css", headers={"Accept-Encoding": "gzip"})
+        ok(r.status == 200 and r.header("content-encoding") is None,
+           "without the .gz file the plain file is sent (%s)" % r.status)
 
 
 @case
