@@ -6,12 +6,15 @@ Policy violation and ask nothing of another origin; authorize with a real
 bearer token through its "Authorize" dialog; run GET /v1/users/{id} with
 "Try it out" -> "Execute" and show the 200 and the user it read; and, after a
 route file is added, list the new route on the next load (it follows reloads).
+A copy of the page with an inline script and style must show both blocked and
+reported, so that "no violation" is a check that can fail.
 
 Needs the test PostgreSQL (tests/run-all starts it: see dbharness.py), the
 docs build (make docs) and tests/docs/node_modules (.ci/deps).
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -121,6 +124,29 @@ def page_follows_reloads(fx):
     ok("GET /v1/docs-probe/{n}" in got.get("operations", []),
        "the page, loaded again, lists the added route", got.get("operations"))
     diag("operations listed after the reload: %d" % len(got.get("operations", [])))
+
+
+@case(timeout=int(slow(120)))
+def csp_violations_are_seen(fx):
+    # the same page with an inline script and an inline style: the browser
+    # must block both and the run must report them, or "no violation" above
+    # would prove nothing
+    tampered = harness.mkdtemp("glasgow-docs-tampered-")
+    for name in os.listdir(DOCS_DIR):
+        shutil.copy(os.path.join(DOCS_DIR, name), tampered)
+    with open(os.path.join(DOCS_DIR, "index.html")) as f:
+        html = f.read()
+    html = html.replace("</body>", '<script>document.title = "inline ran";</script>'
+                        '<p style="color: red">inline style</p></body>')
+    with open(os.path.join(tampered, "index.html"), "w") as f:
+        f.write(html)
+    with harness.Server(env={"GLASGOW_DOCS_DIR": tampered}) as srv:
+        got = browse("http://%s:%d" % (harness.HOST, srv.port))
+    v = got.get("csp_violations") or []
+    ok(any(x.startswith("script-src") for x in v), "an inline script is blocked and reported", v,
+       got.get("error"))
+    ok(any(x.startswith("style-src") for x in v), "an inline style is blocked and reported", v)
+    ok(len(got.get("operations", [])) >= 20, "the page itself still works", got.get("error"))
 
 
 if __name__ == "__main__":
