@@ -547,7 +547,9 @@ function _M.document(routes, info)
                     type = "http",
                     scheme = "bearer",
                     description = "An opaque token from POST /v1/auth/token, sent as " ..
-                                  "\"Authorization: Bearer <token>\" (never in the URL).",
+                                  "\"Authorization: Bearer <token>\". Never in the URL: " ..
+                                  "a query parameter access_token is refused with 401 " ..
+                                  "on every route.",
                 },
             },
         },
