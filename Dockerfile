@@ -45,6 +45,11 @@ COPY --from=build /out/usr/bin/glasgow /usr/bin/glasgow
 # lua/ beside the binary's ../share/glasgow/lua, where glasgow looks for it
 COPY lua/ /usr/share/glasgow/lua/
 COPY migrations/ /usr/share/glasgow/migrations/
+# GET /docs finds its files beside lua/ (GLASGOW_DOCS_DIR overrides). They
+# are built before the image, by `make docs` (make image runs it): npm's
+# registry is reached the way the host's npm is set up to reach it (proxy,
+# CA), which a build stage would not know.
+COPY build/docs/ /usr/share/glasgow/docs/
 # the default routes; a Kubernetes ConfigMap mounted here replaces them
 COPY routes/ /srv/glasgow/routes/
 ENV GLASGOW_ROUTES_DIR=/srv/glasgow/routes \

@@ -175,7 +175,38 @@ clean:
 export CONTAINERS_CONF ?= $(CURDIR)/.ci/containers.conf
 image:
 	$(Q)bash .ci/deps --image
+	$(Q)$(MAKE) --no-print-directory docs
 	$(Q)bash .ci/image
 
 e2e: image
 	$(Q)SUITES=e2e bash tests/run-all
+
+# GET /docs (README, "API docs page"): Swagger UI from npm's swagger-ui-dist
+# (web/package-lock.json; .ci/deps installs it) with the page and its
+# initializer from web/docs/, copied into build/docs. Not committed; the
+# runtime finds it beside lua/ (or GLASGOW_DOCS_DIR), the image in
+# /usr/share/glasgow/docs.
+DOCS_OUT := build/docs
+DOCS_UI := web/node_modules/swagger-ui-dist
+DOCS_FILES := $(addprefix $(DOCS_OUT)/,index.html init.js swagger-ui.css swagger-ui-bundle.js \
+              swagger-ui-bundle.js.LICENSE.txt LICENSE NOTICE swagger-ui.css.gz \
+              swagger-ui-bundle.js.gz)
+.PHONY: docs test-docs
+docs: $(DOCS_FILES)
+# the servers these start need the page (after deps, which installs web/node_modules)
+run test test-integration test-docs: docs
+
+# /openapi.json under redocly lint and /docs in Chromium (tests/docs/)
+test-docs: $(BUILD)/glasgow
+	$(Q)BUILD=$(BUILD) SUITES=docs bash tests/run-all
+
+$(DOCS_OUT)/%: web/docs/%
+	$(Q)install -D -m 0644 $< $@
+
+$(DOCS_OUT)/%: $(DOCS_UI)/% web/package-lock.json
+	$(Q)install -D -m 0644 $< $@
+
+# the large files also gzipped, for clients that accept it (-n: no name or
+# time inside, so the bytes and their ETag depend on the content alone)
+$(DOCS_OUT)/%.gz: $(DOCS_OUT)/%
+	$(Q)gzip -9 -n -c $< > $@.tmp && mv $@.tmp $@

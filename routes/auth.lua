@@ -20,14 +20,21 @@ return {
         -- every character of both fields as a 12-byte JSON escape, and room
         -- for the keys: a body the schema admits is never refused with 413
         max_body = 12 * (EMAIL.maxLength + PASSWORD.maxLength) + 1024,
-        responses = { [200] = { description = "A token", schema = {
-            type = "object",
-            properties = {
-                access_token = { type = "string" },
-                token_type = { type = "string", enum = { "Bearer" } },
-                expires_in = { type = "integer" },
-            },
-        } } },
+        responses = {
+            [200] = { description = "A token", schema = {
+                type = "object",
+                properties = {
+                    access_token = { type = "string" },
+                    token_type = { type = "string", enum = { "Bearer" } },
+                    expires_in = { type = "integer" },
+                },
+            } },
+            [401] = { description = "The email or the password is wrong." },
+            [429] = { description = "Too many failed logins for this account or address, or " ..
+                                   "too many password checks queued; retry after Retry-After." },
+            [503] = { description = "The database is unavailable or the password hashing " ..
+                                   "queue is full; retry." },
+        },
         handler = function(req)
             local body, headers = auth.login(req, req.body.email, req.body.password)
             return 200, body, headers
@@ -38,6 +45,8 @@ return {
         path = "/v1/auth/logout",
         summary = "Revoke the token this request carries",
         tags = { "auth" },
+        auth = "bearer",
+        responses = { [204] = { description = "Revoked" } },
         handler = function(req)
             auth.logout(auth.authenticate(req))
             return 204

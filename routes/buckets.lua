@@ -176,11 +176,13 @@ return {
             required = { "name" },
             additionalProperties = false,
         },
-        responses = { [201] = { description = "Created", schema = BUCKET } },
+        auth = "bearer",
+        responses = { [201] = { description = "Created", schema = BUCKET },
+                      [409] = { description = "A bucket with this name already exists." } },
     },
     {
         method = "GET", path = "/v1/buckets", handler = list, tags = { "buckets" },
-        summary = "List buckets by name (admins see all, users their own)",
+        summary = "List buckets by name (admins see all, users their own)", auth = "bearer",
         query = {
             type = "object",
             properties = {
@@ -198,12 +200,13 @@ return {
     },
     {
         method = "GET", path = "/v1/buckets/:bucket", handler = get, params = PARAMS,
-        tags = { "buckets" }, summary = "Read a bucket",
+        tags = { "buckets" }, summary = "Read a bucket", auth = "bearer",
         responses = { [200] = { description = "The bucket", schema = BUCKET } },
     },
     {
         method = "PATCH", path = "/v1/buckets/:bucket", handler = update, params = PARAMS,
         tags = { "buckets" }, summary = "Change a bucket's limits (null clears one)",
+        auth = "bearer",
         body = {
             type = "object",
             properties = { max_file_bytes = MAX_FILE_BYTES, allowed_content_types = CONTENT_TYPES },
@@ -213,7 +216,8 @@ return {
     },
     {
         method = "DELETE", path = "/v1/buckets/:bucket", handler = delete, params = PARAMS,
-        tags = { "buckets" }, summary = "Delete an empty bucket",
-        responses = { [204] = { description = "Deleted" } },
+        tags = { "buckets" }, summary = "Delete an empty bucket", auth = "bearer",
+        responses = { [204] = { description = "Deleted" },
+                      [409] = { description = "The bucket still holds files." } },
     },
 }

@@ -315,8 +315,13 @@ return {
         description = "Content-Type is checked against the bucket; Content-Digest: sha-256=:…: " ..
                       "or x-checksum-sha256 is verified; If-None-Match: * refuses to " ..
                       "overwrite and If-Match replaces only the version named (412 otherwise).",
+        auth = "bearer",
         responses = { [201] = { description = "Created", schema = FILE },
-                      [200] = { description = "Replaced", schema = FILE } },
+                      [200] = { description = "Replaced", schema = FILE },
+                      [408] = { description = "The body arrived too slowly." },
+                      [412] = { description = "If-Match / If-None-Match does not hold." },
+                      [415] = { description = "The bucket does not accept this Content-Type." },
+                      [503] = { description = "The object store or the database is unavailable; retry." } },
     },
     {
         method = "GET", path = "/v1/buckets/:bucket/files/*name", handler = download,
@@ -324,17 +329,25 @@ return {
         summary = "Download a file (also HEAD); Range, If-None-Match, If-Match, If-Modified-Since",
         description = FILE_HEADERS_DOC .. ". One byte range is served (206); several ranges " ..
                       "or an invalid Range send the whole file; 416 carries Content-Range.",
+        auth = "bearer",
         responses = { [200] = { description = "The file", binary = true },
                       [206] = { description = "Part of the file", binary = true },
-                      [304] = { description = "Not modified" } },
+                      [304] = { description = "Not modified" },
+                      [412] = { description = "If-Match / If-Unmodified-Since does not hold." },
+                      [416] = { description = "The range is outside the file." },
+                      [503] = { description = "The object store or the database is unavailable; retry." } },
     },
     {
         method = "DELETE", path = "/v1/buckets/:bucket/files/*name", handler = delete,
         params = FILE_PARAMS, tags = { "files" }, summary = "Delete a file (If-Match honoured)",
-        responses = { [204] = { description = "Deleted" } },
+        auth = "bearer",
+        responses = { [204] = { description = "Deleted" },
+                      [412] = { description = "If-Match does not hold." },
+                      [503] = { description = "The object store or the database is unavailable; retry." } },
     },
     {
         method = "GET", path = "/v1/buckets/:bucket/files", handler = list, tags = { "files" },
+        auth = "bearer",
         params = { type = "object", properties = { bucket = BUCKET_PARAM },
                    required = { "bucket" } },
         query = {
@@ -355,7 +368,7 @@ return {
     },
     {
         method = "POST", path = "/v1/buckets/:bucket/signed-urls", handler = sign_url,
-        tags = { "files" },
+        tags = { "files" }, auth = "bearer",
         params = { type = "object", properties = { bucket = BUCKET_PARAM },
                    required = { "bucket" } },
         body = {
@@ -374,7 +387,8 @@ return {
             type = "object",
             properties = { url = { type = "string" },
                            expires_at = { type = "string", format = "date-time" } },
-        } } },
+        } }, [503] = { description = "Signed URLs are not configured on this server, or the " ..
+                                    "database is unavailable." } },
     },
     {
         method = "GET", path = "/v1/download/:bucket_id/*name", handler = signed_download,
@@ -393,6 +407,10 @@ return {
         summary = "Download through a signed URL (no token; also HEAD)",
         description = FILE_HEADERS_DOC .. "; the same Range and conditional handling.",
         responses = { [200] = { description = "The file", binary = true },
-                      [206] = { description = "Part of the file", binary = true } },
+                      [206] = { description = "Part of the file", binary = true },
+                      [403] = { description = "The signature is not valid, or the URL expired." },
+                      [412] = { description = "A precondition header does not hold." },
+                      [416] = { description = "The range is outside the file." },
+                      [503] = { description = "The object store or the database is unavailable; retry." } },
     },
 }

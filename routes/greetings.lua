@@ -22,6 +22,8 @@ return {
             required = { "greeting" },
             additionalProperties = false,
         },
+        -- the name is not looked up: the derived 404 cannot happen
+        responses = { [200] = { description = "The greeting" }, [404] = false },
         handler = function(req)
             local times = req.body.times or 1
             local parts = {}

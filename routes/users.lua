@@ -307,11 +307,21 @@ return {
             required = { "email", "name", "password" },
             additionalProperties = false,
         },
-        max_body = MAX_BODY,
-        responses = { [201] = { description = "Created", schema = USER } },
+        max_body = MAX_BODY, auth = "optional",
+        responses = {
+            [201] = { description = "Created", schema = USER },
+            [401] = { description = "No token while sign-up is closed, or a token that is " ..
+                                   "malformed, unknown, expired or revoked." },
+            [403] = { description = "Only an admin may create users (with sign-up open, " ..
+                                   "anyone may create a user of role \"user\")." },
+            [409] = { description = "A user with this email already exists." },
+            [429] = { description = "Too many password hashes queued for this caller; retry." },
+            [503] = { description = "The database is unavailable or the password hashing " ..
+                                   "queue is full; retry." },
+        },
     },
     {
-        method = "GET", path = "/v1/users", handler = list, tags = { "users" },
+        method = "GET", path = "/v1/users", handler = list, tags = { "users" }, auth = "bearer",
         summary = "List users (admins see all, users see themselves)",
         query = {
             type = "object",
@@ -334,6 +344,7 @@ return {
     },
     {
         method = "GET", path = "/v1/users/:id", handler = get, params = ID, tags = { "users" },
+        auth = "bearer",
         summary = "Read a user", responses = { [200] = { description = "The user", schema = USER } },
     },
     {
@@ -344,11 +355,22 @@ return {
             properties = { email = EMAIL, name = NAME, password = PASSWORD, role = ROLE },
             additionalProperties = false,
         },
-        max_body = MAX_BODY,
-        responses = { [200] = { description = "The changed user", schema = USER } },
+        max_body = MAX_BODY, auth = "bearer",
+        responses = {
+            [200] = { description = "The changed user", schema = USER },
+            [403] = { description = "Only an admin may change roles." },
+            [409] = { description = "A user with this email already exists." },
+            [429] = { description = "Too many password changes in the window " ..
+                                   "(GLASGOW_PASSWORD_CHANGES), or too many password hashes " ..
+                                   "queued; retry after Retry-After." },
+            [503] = { description = "The database is unavailable or the password hashing " ..
+                                   "queue is full; retry." },
+        },
     },
     {
         method = "DELETE", path = "/v1/users/:id", handler = delete, params = ID, tags = { "users" },
-        summary = "Delete a user", responses = { [204] = { description = "Deleted" } },
+        summary = "Delete a user", auth = "bearer",
+        responses = { [204] = { description = "Deleted" },
+                      [409] = { description = "The user still has files; delete them first." } },
     },
 }

@@ -13,14 +13,26 @@ local function ok_handler()
 end
 
 describe("glasgow.app declare", function()
-    it("accepts a minimal route and finalize adds openapi.json", function()
+    it("accepts a minimal route and finalize adds openapi.json and the docs page", function()
         local app = fresh_app()
         app.declare("a.lua", { { method = "GET", path = "/a", handler = ok_handler } })
         local out = app.finalize()
-        assert.are.equal(2, #out)
+        assert.are.equal(4, #out)
         assert.are.equal("/a", out[1].path)
         assert.are.equal("/openapi.json", out[2].path)
+        assert.are.equal("/docs", out[3].path)
+        assert.are.equal("/docs/:name", out[4].path)
         assert.are.equal(0, out[1].max_body)
+    end)
+
+    it("accepts auth and puts it in the document's security", function()
+        local app = fresh_app()
+        app.declare("a.lua", { { method = "GET", path = "/a", handler = ok_handler,
+                                 auth = "bearer" } })
+        app.finalize()
+        local _, body = app.handle(2, { method = "GET", path = "/openapi.json", query = {},
+                                        headers = {}, params = {}, id = "r" })
+        assert.truthy(body:find('"security":[{"bearerAuth":[]}]', 1, true), body)
     end)
 
     local bad = {
@@ -36,6 +48,8 @@ describe("glasgow.app declare", function()
         { "param without schema", { { method = "GET", path = "/a/:id", handler = ok_handler,
                                       params = { type = "object", properties = {} } } },
           "has no schema" },
+        { "an unknown auth", { { method = "GET", path = "/a", handler = ok_handler,
+                                 auth = "admin" } }, 'auth must be "bearer"' },
         { "a streamed body on GET", { { method = "GET", path = "/a", handler = ok_handler,
                                         body = "stream" } }, "takes a body" },
         { "a body string other than stream", { { method = "PUT", path = "/a",

@@ -8,10 +8,25 @@ local null = json.null
 
 local function handler() end
 
+local ERROR_CONTENT = { ["application/json"] = { schema = { ["$ref"] = "#/components/schemas/Error" } } }
+
 local ERROR_RESPONSE = {
-    description = "Error",
-    content = { ["application/json"] = { schema = { ["$ref"] = "#/components/schemas/Error" } } },
+    description = "Any other error (500 for a fault of the server).",
+    content = ERROR_CONTENT,
 }
+
+local RETRY_AFTER = { ["Retry-After"] = { description = "Seconds to wait before retrying, when known.",
+                                          schema = { type = "integer", minimum = 1 } } }
+
+-- The status keys of an operation's responses, sorted.
+local function statuses(op)
+    local keys = {}
+    for k in pairs(op.responses) do
+        keys[#keys + 1] = k
+    end
+    table.sort(keys)
+    return keys
+end
 
 local USER = {
     type = "object",
@@ -151,11 +166,17 @@ describe("glasgow.openapi", function()
             assert.is_nil(doc.paths["/v1/users"].get.requestBody)
         end)
 
-        it("uses string status keys and adds the error default", function()
+        it("uses string status keys and adds the errors and the error default", function()
             assert.same({
                 ["200"] = { description = "The user",
                             content = { ["application/json"] = { schema = USER } } },
-                ["404"] = { description = "Not Found" },
+                ["400"] = { description = "The request is malformed, or a path parameter does " ..
+                                          "not validate (error.details names the field and the " ..
+                                          "reason).",
+                            content = ERROR_CONTENT },
+                ["404"] = { description = "Not Found", content = ERROR_CONTENT },
+                ["503"] = { description = "The server is shutting down; retry.",
+                            headers = RETRY_AFTER, content = ERROR_CONTENT },
                 default = ERROR_RESPONSE,
             }, doc.paths["/v1/users/{id}"].get.responses)
         end)
@@ -165,8 +186,11 @@ describe("glasgow.openapi", function()
         end)
 
         it("defaults responses to 200 OK", function()
-            assert.same({ ["200"] = { description = "OK" }, default = ERROR_RESPONSE },
-                doc.paths["/v1/users"].get.responses)
+            local res = doc.paths["/v1/users"].get.responses
+            assert.same({ description = "OK" }, res["200"])
+            assert.same({ "200", "400", "503", "default" }, statuses(doc.paths["/v1/users"].get))
+            assert.equal("The request is malformed, or the query string does not validate " ..
+                         "(error.details names the field and the reason).", res["400"].description)
         end)
 
         it("describes the error envelope", function()
@@ -293,6 +317,14 @@ describe("glasgow.openapi", function()
               "tags must be an array of strings" },
             { "summary not a string", { { method = "GET", path = "/", handler = handler,
                                           summary = {} } }, "summary must be a string" },
+            { "unknown auth", { { method = "GET", path = "/", handler = handler, auth = "admin" } },
+              'GET /: auth must be "bearer", "optional" or "none", got admin' },
+            { "auth not a string", { { method = "GET", path = "/", handler = handler, auth = true } },
+              "auth must be" },
+            { "license without a name", {}, "info.license must be a table with a name",
+              { license = { url = "https://example.com" } } },
+            { "license url not a string", {}, "info.license.url must be a string",
+              { license = { name = "MIT", url = 1 } } },
         }
         for _, case in ipairs(bad) do
             it("raises for " .. case[1], function()
@@ -305,8 +337,111 @@ describe("glasgow.openapi", function()
 
         it("ignores route fields it does not know", function()
             local d = openapi.document({ { method = "GET", path = "/", handler = handler,
-                                           auth = "admin", timeout = 5 } })
+                                           timeout = 5, max_body = 10 } })
             assert.is_table(d.paths["/"].get)
+        end)
+    end)
+
+    describe("security, servers and errors", function()
+        local function op_of(route, method, path)
+            route.handler = route.handler or handler
+            local d = openapi.document({ route })
+            return d.paths[path][method], d
+        end
+
+        it("declares the bearer scheme, relative servers and the licence given", function()
+            local d = openapi.document({}, { license = { name = "MIT", identifier = "MIT" } })
+            assert.same({ bearerAuth = { type = "http", scheme = "bearer",
+                                         description = d.components.securitySchemes.bearerAuth
+                                             .description } },
+                d.components.securitySchemes)
+            assert.truthy(d.components.securitySchemes.bearerAuth.description:find("Bearer", 1, true))
+            assert.same({ { url = "/", description = "This server" } }, d.servers)
+            assert.same({ name = "MIT", identifier = "MIT" }, d.info.license)
+        end)
+
+        it("gives each operation its security from auth", function()
+            assert.same({ { bearerAuth = {} } },
+                op_of({ method = "GET", path = "/a", auth = "bearer" }, "get", "/a").security)
+            assert.same({ { bearerAuth = {} }, {} },
+                op_of({ method = "GET", path = "/a", auth = "optional" }, "get", "/a").security)
+            assert.same({}, op_of({ method = "GET", path = "/a", auth = "none" }, "get", "/a").security)
+            assert.same({}, op_of({ method = "GET", path = "/a" }, "get", "/a").security)
+        end)
+
+        it("encodes security requirements as arrays of scopes", function()
+            local t = openapi.encode(openapi.document({
+                { method = "GET", path = "/a", handler = handler, auth = "optional" },
+                { method = "GET", path = "/b", handler = handler },
+            }))
+            assert.truthy(t:find('"security":[{"bearerAuth":[]},{}]', 1, true), t)
+            assert.truthy(t:find('"security":[]', 1, true), t)
+        end)
+
+        it("lists only 400 and 503 for a public route without parameters or body", function()
+            local op = op_of({ method = "GET", path = "/hello" }, "get", "/hello")
+            assert.same({ "200", "400", "503", "default" }, statuses(op))
+            assert.equal("The request is malformed.", op.responses["400"].description)
+            assert.same(RETRY_AFTER, op.responses["503"].headers)
+        end)
+
+        it("adds 401 with its challenge header when a token is taken", function()
+            local op = op_of({ method = "GET", path = "/me", auth = "bearer" }, "get", "/me")
+            assert.same({ "200", "400", "401", "503", "default" }, statuses(op))
+            assert.same(ERROR_CONTENT, op.responses["401"].content)
+            assert.is_table(op.responses["401"].headers["WWW-Authenticate"])
+            assert.truthy(op.responses["503"].description:find("database", 1, true))
+            local opt = op_of({ method = "GET", path = "/me", auth = "optional" }, "get", "/me")
+            assert.truthy(opt.responses["401"].description:find("was sent", 1, true))
+        end)
+
+        it("adds 404 only when the path names something", function()
+            local op = op_of({ method = "DELETE", path = "/u/:id" }, "delete", "/u/{id}")
+            assert.same({ "200", "400", "404", "503", "default" }, statuses(op))
+        end)
+
+        it("adds 413 and 415 for a JSON body, 413 alone for a stream", function()
+            local body = { type = "object" }
+            local op = op_of({ method = "POST", path = "/u", body = body }, "post", "/u")
+            assert.same({ "200", "400", "413", "415", "503", "default" }, statuses(op))
+            assert.truthy(op.responses["400"].description:find("the JSON body", 1, true))
+            local put = op_of({ method = "PUT", path = "/f", body = "stream" }, "put", "/f")
+            assert.same({ "200", "400", "413", "503", "default" }, statuses(put))
+        end)
+
+        it("gives declared errors the Error envelope and lets them override the derived text",
+            function()
+                local op = op_of({ method = "POST", path = "/u/:id", auth = "bearer",
+                                   body = { type = "object" },
+                                   responses = { [201] = {},
+                                                 [409] = { description = "Taken." },
+                                                 [429] = {},
+                                                 [404] = { description = "No such user." } } },
+                                 "post", "/u/{id}")
+                assert.same({ "201", "400", "401", "404", "409", "413", "415", "429", "503",
+                              "default" }, statuses(op))
+                assert.same({ description = "Taken.", content = ERROR_CONTENT }, op.responses["409"])
+                assert.equal("No such user.", op.responses["404"].description)
+                assert.same({ description = "Too Many Requests", headers = RETRY_AFTER,
+                              content = ERROR_CONTENT }, op.responses["429"])
+                assert.same({ description = "Created" }, op.responses["201"])
+            end)
+
+        it("leaves out a derived error declared false", function()
+            local op = op_of({ method = "PUT", path = "/g/:name", body = { type = "object" },
+                               responses = { [200] = {}, [404] = false } }, "put", "/g/{name}")
+            assert.same({ "200", "400", "413", "415", "503", "default" }, statuses(op))
+            local ok, err = pcall(op_of, { method = "GET", path = "/g", responses = { [409] = false } },
+                                  "get", "/g")
+            assert.is_false(ok)
+            assert.truthy(tostring(err):find("409 is not one", 1, true), tostring(err))
+        end)
+
+        it("keeps a declared error's own schema", function()
+            local s = { type = "object", properties = { why = { type = "string" } } }
+            local op = op_of({ method = "GET", path = "/x",
+                               responses = { [422] = { schema = s } } }, "get", "/x")
+            assert.same({ ["application/json"] = { schema = s } }, op.responses["422"].content)
         end)
     end)
 
@@ -360,10 +495,12 @@ describe("glasgow.openapi", function()
             { "line separators are escaped", { info = { title = "a\226\128\168b\226\128\169" } },
               '{"info":{"title":"a\\u2028b\\u2029"}}' },
             { "escaped keys", { info = { ["a\"b"] = 1 } }, '{"info":{"a\\"b":1}}' },
+            -- glasgow.json's forms: integers below 2^63 in full, else the
+            -- shortest of %.15g, %.16g, %.17g that reads back
             { "numbers", { info = { a = 1, b = -2, c = 0.5, d = 1e20, e = 2 ^ 53, f = -0.0,
                                     g = 0.1, h = 1 / 3, i = 1e-7, j = 123456789012345678 } },
               '{"info":{"a":1,"b":-2,"c":0.5,"d":1e+20,"e":9007199254740992,"f":0,' ..
-              '"g":0.1,"h":0.33333333333333331,"i":1e-07,"j":1.2345678901234568e+17}}' },
+              '"g":0.1,"h":0.3333333333333333,"i":1e-07,"j":123456789012345680}}' },
             { "booleans", { info = { t = true, f = false } }, '{"info":{"f":false,"t":true}}' },
             { "generic arrays and objects", { info = { x = { 1, { a = { 2 } }, {} } } },
               '{"info":{"x":[1,{"a":[2]},{}]}}' },

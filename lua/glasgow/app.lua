@@ -10,6 +10,7 @@ local errors = require "glasgow.errors"
 local json = require "glasgow.json"
 local schema = require "glasgow.schema"
 local openapi = require "glasgow.openapi"
+local docs = require "glasgow.docs"
 
 local type, pairs, ipairs, tostring, xpcall = type, pairs, ipairs, tostring, xpcall
 local format, find, lower = string.format, string.find, string.lower
@@ -25,7 +26,7 @@ local METHODS = { GET = true, HEAD = true, POST = true, PUT = true, PATCH = true
                   DELETE = true, OPTIONS = true }
 local ROUTE_KEYS = { method = true, path = true, handler = true, summary = true,
                      description = true, tags = true, params = true, query = true,
-                     body = true, responses = true, max_body = true }
+                     body = true, responses = true, max_body = true, auth = true }
 
 local function where_of(file, decl)
     if type(decl.handler) == "function" then
@@ -71,6 +72,10 @@ local function check_route(file, index, decl)
     if decl.max_body ~= nil and (type(decl.max_body) ~= "number" or decl.max_body < 0
                                  or decl.max_body % 1 ~= 0) then
         fail("max_body must be a non-negative integer")
+    end
+    if decl.auth ~= nil and decl.auth ~= "bearer" and decl.auth ~= "optional"
+        and decl.auth ~= "none" then
+        fail('auth must be "bearer", "optional" or "none"')
     end
     if decl.body == "stream" then
         if decl.method == "GET" or decl.method == "HEAD" then
@@ -127,8 +132,8 @@ local function serve_openapi()
     return 200, openapi_text, { ["Content-Type"] = "application/json" }
 end
 
--- Freezes the route set: adds GET /openapi.json and returns the routing
--- table the C side builds its router from.
+-- Freezes the route set: adds GET /openapi.json and GET /docs (glasgow.docs)
+-- and returns the routing table the C side builds its router from.
 function _M.finalize()
     local decls, seen = {}, {}
     for i, r in ipairs(routes) do
@@ -144,10 +149,25 @@ function _M.finalize()
         seen[shape] = r
         decls[i] = d
     end
-    openapi_text = openapi.encode(openapi.document(decls, { title = "Glasgow API", version = "1" }))
+    openapi_text = openapi.encode(openapi.document(decls, {
+        title = "Glasgow API", version = "1",
+        -- the repository grants no licence: say so (README, "API docs page")
+        license = { name = "Proprietary", identifier = "LicenseRef-Proprietary" },
+    }))
     routes[#routes + 1] = {
         decl = { method = "GET", path = "/openapi.json", handler = serve_openapi },
         where = "glasgow.app:openapi",
+        builtin = true,
+    }
+    -- the interactive page for it (glasgow.docs)
+    routes[#routes + 1] = {
+        decl = { method = "GET", path = "/docs", handler = docs.page },
+        where = "glasgow.app:docs",
+        builtin = true,
+    }
+    routes[#routes + 1] = {
+        decl = { method = "GET", path = "/docs/:name", handler = docs.asset },
+        where = "glasgow.app:docs",
         builtin = true,
     }
     local out = {}

@@ -1,25 +1,32 @@
 --[[
 glasgow.openapi: builds an OpenAPI 3.1.0 document from route declarations
-and encodes it as deterministic JSON.
+and encodes it with glasgow.json.
 
 A route declaration is
     { method = "GET", path = "/v1/users/:id", handler = function,
       summary = "...", description = "...", tags = { ... },
+      auth = "bearer" | "optional" | "none",
       params = <object schema>, query = <object schema>, body = <schema>,
-      responses = { [200] = { description = "...", schema = <schema> } } }
+      responses = { [200] = { description = "...", schema = <schema> },
+                    [409] = { description = "..." } } }
 where only method, path and handler are mandatory; other fields are
-ignored. Declarations are misuse-checked: a bad route raises
-"openapi: <what>" (schema errors keep the "schema: ..." form of
-glasgow.schema.check). The document holds copies of the schemas, so it can
-be changed without touching the routes.
+ignored. auth (default "none") gives the operation's security: the bearer
+scheme of components.securitySchemes, required or optional, or none.
+Every operation lists the error responses its declaration makes possible
+(see derived_errors) plus those it declares; an error status declared
+without a schema gets the shared Error envelope, and one declared false is
+left out. Declarations are
+misuse-checked: a bad route raises "openapi: <what>" (schema errors keep
+the "schema: ..." form of glasgow.schema.check). The document holds copies
+of the schemas, so it can be changed without touching the routes.
 ]]
 
-local cjson = require "cjson"
+local json = require "glasgow.json"
 local schema = require "glasgow.schema"
 
 local _M = {}
 
-local null = cjson.null
+local null = json.null
 local type, pairs, ipairs, tostring, tonumber, error =
     type, pairs, ipairs, tostring, tonumber, error
 local floor, huge = math.floor, math.huge
@@ -39,7 +46,7 @@ local REASONS = {
     [303] = "See Other", [304] = "Not Modified", [307] = "Temporary Redirect",
     [308] = "Permanent Redirect", [400] = "Bad Request",
     [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
-    [405] = "Method Not Allowed", [409] = "Conflict", [410] = "Gone",
+    [405] = "Method Not Allowed", [408] = "Request Timeout", [409] = "Conflict", [410] = "Gone",
     [412] = "Precondition Failed", [413] = "Content Too Large",
     [415] = "Unsupported Media Type", [416] = "Range Not Satisfiable",
     [422] = "Unprocessable Content", [429] = "Too Many Requests",
@@ -227,8 +234,89 @@ local function status_key(k, label)
     misuse("%s: bad response status %s", label, tostring(k))
 end
 
-local function responses(route, label)
-    local out = {}
+-- The name of the bearer scheme in components.securitySchemes.
+local BEARER = "bearerAuth"
+
+-- What a route's auth field may say: "bearer" (a token is required),
+-- "optional" (a token changes what the call may do) or "none" (public, the
+-- default).
+local AUTH = { bearer = true, optional = true, none = true }
+
+-- Headers an error response carries, by status.
+local function error_headers(code)
+    if code == 401 then
+        return { ["WWW-Authenticate"] = {
+            description = "The bearer challenge (RFC 6750), with error=\"invalid_token\" " ..
+                          "when a token was sent but not accepted.",
+            schema = { type = "string" } } }
+    elseif code == 429 or code == 503 then
+        return { ["Retry-After"] = {
+            description = "Seconds to wait before retrying, when known.",
+            schema = { type = "integer", minimum = 1 } } }
+    end
+    return nil
+end
+
+local function error_response(code, description)
+    return {
+        description = description,
+        headers = error_headers(code),
+        content = json_content({ ["$ref"] = ERROR_REF }),
+    }
+end
+
+--[[
+The errors a route's declaration makes possible, as { [status] = text }:
+400 always (a malformed request; and what is validated before the
+handler runs), 401 when it takes a token, 404 when its path names
+something, 413 when it takes a body, 415 when that body is JSON, 503
+always (a server shutting down; a database that cannot answer the token
+lookup). What only the handler knows (403, 409, 429, ...) the route
+declares in responses; one of these it cannot give it declares false
+([404] = false: a path parameter that names nothing to look up).
+]]
+local function derived_errors(route, names, auth)
+    local checked = {}
+    if route.params ~= nil then
+        checked[#checked + 1] = "a path parameter"
+    end
+    if route.query ~= nil then
+        checked[#checked + 1] = "the query string"
+    end
+    if type(route.body) == "table" then
+        checked[#checked + 1] = "the JSON body"
+    end
+    local bad = "The request is malformed"
+    if #checked > 0 then
+        bad = bad .. ", or " .. concat(checked, " or ") ..
+              " does not validate (error.details names the field and the reason)"
+    end
+    local out = { [400] = bad .. "." }
+    if auth == "bearer" then
+        out[401] = "The bearer token is missing, malformed, unknown, expired or revoked."
+    elseif auth == "optional" then
+        out[401] = "A bearer token was sent and is malformed, unknown, expired or revoked."
+    end
+    if #names > 0 then
+        out[404] = "Nothing at this path: what it names does not exist, or the caller may " ..
+                   "not see it."
+    end
+    if route.body ~= nil then
+        out[413] = "The body is larger than this operation accepts."
+    end
+    if type(route.body) == "table" then
+        out[415] = "The body is not JSON (send Content-Type: application/json)."
+    end
+    if auth ~= "none" then
+        out[503] = "The server is shutting down, or the database is unavailable; retry."
+    else
+        out[503] = "The server is shutting down; retry."
+    end
+    return out
+end
+
+local function responses(route, label, derived)
+    local out, removed = {}, {}
     local declared = route.responses
     if declared == nil then
         out["200"] = { description = "OK" }
@@ -239,8 +327,16 @@ local function responses(route, label)
         for k, r in pairs(declared) do
             local key, code = status_key(k, label)
             local rlabel = label .. " response " .. key
-            if out[key] then
+            if out[key] or removed[key] then
                 misuse("%s: declared twice", rlabel)
+            end
+            if r == false then
+                -- a derived error this route cannot give
+                if not (code and derived[code]) then
+                    misuse("%s: false removes a derived error, and %s is not one", rlabel, key)
+                end
+                removed[key] = true
+                goto continue
             end
             if type(r) ~= "table" then
                 misuse("%s: must be a table", rlabel)
@@ -253,22 +349,34 @@ local function responses(route, label)
             if r.description ~= nil and type(r.description) ~= "string" then
                 misuse("%s: description must be a string", rlabel)
             end
-            local resp = {
-                description = r.description or REASONS[code] or "Response",
-            }
+            local description = r.description or REASONS[code] or "Response"
+            local resp
             if r.schema ~= nil then
                 schema.check(r.schema, rlabel)
-                resp.content = json_content(copy(r.schema))
+                resp = { description = description, content = json_content(copy(r.schema)) }
             elseif r.binary then
                 -- raw bytes (a file download), as a streamed request body is
-                resp.content = { ["application/octet-stream"] = { schema = { type = "string",
-                                                                             format = "binary" } } }
+                resp = { description = description,
+                         content = { ["application/octet-stream"] = {
+                             schema = { type = "string", format = "binary" } } } }
+            elseif code and code >= 400 then
+                -- an error the handler gives: the shared envelope
+                resp = error_response(code, description)
+            else
+                resp = { description = description }
             end
             out[key] = resp
+            ::continue::
+        end
+    end
+    for code, text in pairs(derived) do
+        local key = format("%d", code)
+        if out[key] == nil and not removed[key] then
+            out[key] = error_response(code, text)
         end
     end
     out.default = {
-        description = "Error",
+        description = "Any other error (500 for a fault of the server).",
         content = json_content({ ["$ref"] = ERROR_REF }),
     }
     return out
@@ -300,12 +408,26 @@ local function operation(route, index)
         misuse("%s: handler must be a function", label)
     end
     local template, names, wild = convert_path(path, label)
+    local auth = route.auth
+    if auth == nil then
+        auth = "none"
+    elseif not AUTH[auth] then
+        misuse("%s: auth must be \"bearer\", \"optional\" or \"none\", got %s", label,
+               tostring(auth))
+    end
     local op = {
         summary = check_string(route, "summary", label),
         description = check_string(route, "description", label),
         parameters = parameters(route, label, names, wild),
-        responses = responses(route, label),
+        responses = responses(route, label, derived_errors(route, names, auth)),
     }
+    if auth == "bearer" then
+        op.security = { { [BEARER] = {} } }
+    elseif auth == "optional" then
+        op.security = { { [BEARER] = {} }, {} }
+    else
+        op.security = {}
+    end
     if route.tags ~= nil then
         if type(route.tags) ~= "table" then
             misuse("%s: tags must be an array of strings", label)
@@ -339,7 +461,8 @@ end
 --[[
 openapi.document(routes [, info]) -> document table
 routes is an array (or any table) of route declarations; info is
-{ title = "Glasgow API", version = "0", description = nil }. Raises on a
+{ title = "Glasgow API", version = "0", description = nil, license = nil }
+(license: { name = ..., identifier = SPDX or url = ... }). Raises on a
 bad declaration or on two routes with the same method and template.
 operationIds that collide after mangling get "_2", "_3", ... in order of
 template then method.
@@ -359,6 +482,19 @@ function _M.document(routes, info)
                 misuse("info.%s must be a string", k)
             end
             doc_info[k] = info[k]
+        end
+    end
+    if info.license ~= nil then
+        local l = info.license
+        if type(l) ~= "table" or type(l.name) ~= "string" then
+            misuse("info.license must be a table with a name")
+        end
+        doc_info.license = { name = l.name }
+        for _, k in ipairs({ "identifier", "url" }) do
+            if l[k] ~= nil and type(l[k]) ~= "string" then
+                misuse("info.license.%s must be a string", k)
+            end
+            doc_info.license[k] = l[k]
         end
     end
 
@@ -400,12 +536,27 @@ function _M.document(routes, info)
     return {
         openapi = "3.1.0",
         info = doc_info,
+        -- relative: the API is where the document is, whatever name and
+        -- port (or proxy) it was reached through
+        servers = { { url = "/", description = "This server" } },
         paths = paths,
-        components = { schemas = { Error = error_schema() } },
+        components = {
+            schemas = { Error = error_schema() },
+            securitySchemes = {
+                [BEARER] = {
+                    type = "http",
+                    scheme = "bearer",
+                    description = "An opaque token from POST /v1/auth/token, sent as " ..
+                                  "\"Authorization: Bearer <token>\". Never in the URL: " ..
+                                  "a query parameter access_token is refused with 401 " ..
+                                  "on every route.",
+                },
+            },
+        },
     }
 end
 
---[[ Deterministic JSON encoding ]]
+--[[ Encoding: glasgow.json, with every table marked ]]
 
 --[[
 How each known field encodes, so empty tables come out as {} or [] as
@@ -419,6 +570,7 @@ local KINDS = {}
 KINDS.any = "any"
 KINDS.object = { fields = {} }
 KINDS.array_any = { array = "any" }
+KINDS.array_object = { array = "object" }
 KINDS.schema = {
     fields = {
         properties = "schemas", items = "schema",
@@ -429,16 +581,21 @@ KINDS.schema = {
 KINDS.schemas = { map = "schema" }
 KINDS.media = { fields = { schema = "schema" } }
 KINDS.content = { map = "media" }
-KINDS.response = { fields = { content = "content", headers = "object", links = "object" } }
+KINDS.header = { fields = { schema = "schema" } }
+KINDS.headers = { map = "header" }
+KINDS.response = { fields = { content = "content", headers = "headers", links = "object" } }
 KINDS.responses = { map = "response" }
 KINDS.request_body = { fields = { content = "content" } }
 KINDS.parameter = { fields = { schema = "schema" } }
 KINDS.parameters = { array = "parameter" }
+-- a security requirement: scheme name -> array of scopes
+KINDS.requirement = { map = "array_any" }
+KINDS.security = { array = "requirement" }
 KINDS.operation = {
     fields = {
         tags = "array_any", parameters = "parameters",
         requestBody = "request_body", responses = "responses",
-        security = "array_any", servers = "array_any",
+        security = "security", servers = "array_object",
     },
 }
 KINDS.path_item = {
@@ -446,51 +603,23 @@ KINDS.path_item = {
         get = "operation", put = "operation", post = "operation",
         delete = "operation", options = "operation", head = "operation",
         patch = "operation", trace = "operation",
-        parameters = "parameters", servers = "array_any",
+        parameters = "parameters", servers = "array_object",
     },
 }
 KINDS.paths = { map = "path_item" }
-KINDS.components = { fields = { schemas = "schemas" } }
+KINDS.components = {
+    fields = { schemas = "schemas", responses = "responses", securitySchemes = "object_map" },
+}
+KINDS.object_map = { map = "object" }
 KINDS.document = {
     fields = {
         info = "object", paths = "paths", components = "components",
-        tags = "array_any", servers = "array_any", security = "array_any",
+        tags = "array_object", servers = "array_object", security = "security",
     },
 }
 
-local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b",
-    ["\f"] = "\\f", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-for i = 0, 31 do
-    local c = string.char(i)
-    ESCAPES[c] = ESCAPES[c] or format("\\u%04x", i)
-end
-local LINE_SEPARATORS = { ["\226\128\168"] = "\\u2028", ["\226\128\169"] = "\\u2029" }
-
 local function encode_error(path, fmt, ...)
     error("openapi: cannot encode " .. format(fmt, ...) .. " at " .. path, 0)
-end
-
-local function encode_string(s, path)
-    if not schema.utf8_length(s) then
-        encode_error(path, "invalid utf-8")
-    end
-    s = gsub(s, '[%z\1-\31"\\]', ESCAPES)
-    s = gsub(s, "\226\128[\168\169]", LINE_SEPARATORS)
-    return '"' .. s .. '"'
-end
-
-local function encode_number(n, path)
-    if n ~= n or n == huge or n == -huge then
-        encode_error(path, "non-finite number")
-    end
-    if n == floor(n) and n > -1e15 and n < 1e15 then
-        return format("%d", n)
-    end
-    local s = format("%.14g", n)
-    if tonumber(s) ~= n then
-        s = format("%.17g", n)
-    end
-    return s
 end
 
 -- Returns is_array, is_object, count (as glasgow.schema defines them).
@@ -531,26 +660,17 @@ local function empty_hint(s)
     return "object"
 end
 
-local encode_value
+local mark_value
 
-local function key_label(path, k)
-    return path .. "." .. k
-end
-
-local function encode_object(t, kind, path, buf, stack)
-    for k in pairs(t) do
+local function mark_object(t, kind, path, stack)
+    local out = json.object({})
+    for k, v in pairs(t) do
         if type(k) ~= "string" then
             encode_error(path, "a table with key %s", tostring(k))
         end
-    end
-    local keys = sorted_keys(t)
-    buf[#buf + 1] = "{"
-    for i, k in ipairs(keys) do
-        if i > 1 then
-            buf[#buf + 1] = ","
+        if not schema.utf8_length(k) then
+            encode_error(path, "invalid utf-8")
         end
-        buf[#buf + 1] = encode_string(k, path)
-        buf[#buf + 1] = ":"
         local child, hint = "any", "object"
         if kind.map then
             child = kind.map
@@ -559,79 +679,82 @@ local function encode_object(t, kind, path, buf, stack)
         elseif kind.examples and (k == "example" or k == "default") then
             hint = empty_hint(t)
         end
-        encode_value(t[k], child, key_label(path, k), buf, stack, hint)
+        out[k] = mark_value(v, child, path .. "." .. k, stack, hint)
     end
-    buf[#buf + 1] = "}"
+    return out
 end
 
-local function encode_array(t, n, item_kind, path, buf, stack)
-    buf[#buf + 1] = "["
+local function mark_array(t, n, item_kind, path, stack)
+    local out = json.array({})
     for i = 1, n do
-        if i > 1 then
-            buf[#buf + 1] = ","
-        end
-        encode_value(t[i], item_kind, path .. "[" .. (i - 1) .. "]", buf, stack, "object")
+        out[i] = mark_value(t[i], item_kind, path .. "[" .. (i - 1) .. "]", stack, "object")
     end
-    buf[#buf + 1] = "]"
+    return out
 end
 
-encode_value = function(v, kind_name, path, buf, stack, hint)
+-- A copy of v in which every table carries glasgow.json's array or object
+-- mark; raises "openapi: cannot encode ... at $.path" on what JSON cannot
+-- hold, naming where it is.
+mark_value = function(v, kind_name, path, stack, hint)
     local tv = type(v)
-    if v == null then
-        buf[#buf + 1] = "null"
-    elseif tv == "boolean" then
-        buf[#buf + 1] = v and "true" or "false"
+    if v == null or tv == "boolean" then
+        return v
     elseif tv == "number" then
-        buf[#buf + 1] = encode_number(v, path)
+        if v ~= v or v == huge or v == -huge then
+            encode_error(path, "non-finite number")
+        end
+        return v
     elseif tv == "string" then
-        buf[#buf + 1] = encode_string(v, path)
-    elseif tv == "table" then
-        if stack[v] then
-            encode_error(path, "a cyclic table")
+        if not schema.utf8_length(v) then
+            encode_error(path, "invalid utf-8")
         end
-        stack[v] = true
-        local kind = KINDS[kind_name]
-        local arr, obj, n = shape(v)
-        if kind == "any" then
-            if n == 0 then
-                buf[#buf + 1] = hint == "array" and "[]" or "{}"
-            elseif arr then
-                encode_array(v, n, "any", path, buf, stack)
-            elseif obj then
-                encode_object(v, KINDS.object, path, buf, stack)
-            else
-                encode_error(path, "a table that is neither an array nor an object")
-            end
-        elseif kind.array then
-            if not arr then
-                encode_error(path, "a non-array table where an array is expected")
-            end
-            encode_array(v, n, kind.array, path, buf, stack)
-        else
-            encode_object(v, kind, path, buf, stack)
-        end
-        stack[v] = nil
-    else
+        return v
+    elseif tv ~= "table" then
         encode_error(path, "a %s", tv)
     end
+    if stack[v] then
+        encode_error(path, "a cyclic table")
+    end
+    stack[v] = true
+    local kind = KINDS[kind_name]
+    local arr, obj, n = shape(v)
+    local out
+    if kind == "any" then
+        if n == 0 then
+            out = hint == "array" and json.array({}) or json.object({})
+        elseif arr then
+            out = mark_array(v, n, "any", path, stack)
+        elseif obj then
+            out = mark_object(v, KINDS.object, path, stack)
+        else
+            encode_error(path, "a table that is neither an array nor an object")
+        end
+    elseif kind.array then
+        if not arr then
+            encode_error(path, "a non-array table where an array is expected")
+        end
+        out = mark_array(v, n, kind.array, path, stack)
+    else
+        out = mark_object(v, kind, path, stack)
+    end
+    stack[v] = nil
+    return out
 end
 
 --[[
 openapi.encode(doc) -> string
 Compact JSON for a document built by openapi.document (or any table of the
-same shape): object keys sorted bytewise, known array fields always [],
-known object fields always {}, strings escaped per RFC 8259 (plus U+2028
-and U+2029). The same document always gives the same bytes. Raises on
-values JSON cannot hold: functions, cycles, NaN or infinities, invalid
-UTF-8, tables mixing array and object keys.
+same shape), written by glasgow.json: object keys sorted bytewise, known
+array fields always [], known object fields always {}. The same document
+always gives the same bytes. Raises "openapi: cannot encode ... at $.path"
+on values JSON cannot hold: functions, cycles, NaN or infinities, invalid
+UTF-8, tables mixing array and object keys. The document is not changed.
 ]]
 function _M.encode(doc)
     if type(doc) ~= "table" then
         error("bad argument #1 to 'encode' (table expected, got " .. type(doc) .. ")", 2)
     end
-    local buf = {}
-    encode_value(doc, "document", "$", buf, {}, "object")
-    return concat(buf)
+    return json.encode(mark_value(doc, "document", "$", {}, "object"))
 end
 
 -- The $ref every operation's default response points at.

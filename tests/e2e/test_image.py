@@ -370,6 +370,7 @@ def kube_play(sec, routes):
         ok(wait_until(lambda: c.admin("/readyz").status == 200, 30, 0.2),
            "the Deployment's pod becomes ready", c.logs()[-2000:])
         is_(c.request("GET", "/hello").status, 200, "it serves the API")
+        is_(c.request("GET", "/docs").status, 200, "and the API docs page (/docs)")
         r = c.exec("id", "-u")
         is_(r.stdout.strip(), UID, "its container runs as UID %s" % UID, r.stderr)
         r = c.exec("--user", "0", "touch", "/usr/x")
