@@ -39,8 +39,7 @@ THROTTLE_ENV = {"GLASGOW_LOGIN_BASE_DELAY_S": str(BASE_DELAY_S)}
 
 
 def reset_throttle(fx):
-    # login_throttle is the previous release's table, still there until dropped
-    fx.db.sql("DELETE FROM auth_throttle; DELETE FROM login_throttle")
+    fx.db.sql("DELETE FROM auth_throttle")
 
 
 def pass_delay(fx, seconds=301):
