@@ -8,11 +8,16 @@ written). Right, the change goes through. Multibyte passwords follow the
 existing rules: the schema counts characters (1024 at most), the hasher
 bytes. An admin setting another user's password needs no current one.
 current_password without password is refused. Wrong guesses count against
-the user's password changes, so they meet the same 429.
+the user's password changes, so they meet the same 429. A check that
+cannot be made (the hashing queue full) answers the queue's 503 with
+Retry-After, never 403, and changes nothing.
 """
+import base64
 import os
 import secrets
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import case, is_, is_error_shape, main, ok  # noqa: E402
@@ -184,6 +189,43 @@ def guesses_count_as_changes(fx):
        "token allows GLASGOW_PASSWORD_CHANGES guesses per window", r.status, r.body)
     tok, r = fx.anon.login(u["email"], u["password"])
     ok(tok, "... and the password is still the old one", r.status, r.body)
+
+
+def b64(n):
+    return base64.urlsafe_b64encode(secrets.token_bytes(n)).rstrip(b"=").decode()
+
+
+@case(timeout=60)
+def unchecked_is_not_wrong(fx):
+    # One hash at a time in the whole process; a login for `slow`, whose stored
+    # hash has costly parameters (N*r = 2^20, the most verify accepts), holds
+    # that place for a while, so the check of b's current password cannot run.
+    slow, b = new_user(fx.admin), new_user(fx.admin)
+    fx.db.sql("UPDATE users SET password_hash = 'scrypt$ln=17,r=8,p=1$%s$%s' WHERE id = '%s'"
+              % (b64(16), b64(32), slow["id"]))
+    env = {"GLASGOW_SCRYPT_QUEUE": "1", "GLASGOW_SCRYPT_QUEUE_PER_USER": "1"}
+    with dbh.DbServer(fx.db, env=env) as s:
+        t0 = time.monotonic()
+        dbh.Api(s).login(slow["email"], "whatever-it-is")
+        took_ms = (time.monotonic() - t0) * 1e3
+        ok(took_ms > 200, "a login against the costly hash takes a while (%.0f ms)" % took_ms)
+        before = row(fx, b["id"])
+        out = {}
+        t = threading.Thread(target=lambda: out.update(
+            r=dbh.Api(s).login(slow["email"], "whatever-it-is")), daemon=True)
+        t.start()
+        time.sleep(min(0.1, took_ms / 4000))  # well inside the login that holds the queue
+        r = dbh.Api(s, b["token"]).patch("/v1/users/%s" % b["id"],
+                                         {"password": pw(), "current_password": b["password"]})
+        t.join(30)
+        ok(r.status == 503 and is_error_shape(r.body, "unavailable"),
+           "the right current_password that could not be checked (queue full) is 503 "
+           "unavailable, not 403", r.status, r.body)
+        ok((r.header("retry-after") or "").isdigit(), "... with Retry-After", r.headers)
+        is_(row(fx, b["id"]), before, "... and changes nothing")
+        r = dbh.Api(s, b["token"]).patch("/v1/users/%s" % b["id"],
+                                         {"password": pw(), "current_password": b["password"]})
+        is_(r.status, 200, "once the queue is free the same change is 200", r.body)
 
 
 @case
