@@ -275,8 +275,13 @@ local function sign_url(req)
     if not sig then
         need_signing()
     end
+    local path = encoded .. "?expires=" .. format("%d", expires) .. "&signature=" .. sig
+    -- absolute when the server knows its public address (GLASGOW_PUBLIC_URL,
+    -- which may carry a path prefix the proxy strips), else the path alone
+    local base = urlsign.public_url()
     return 201, {
-        url = encoded .. "?expires=" .. format("%d", expires) .. "&signature=" .. sig,
+        url = base and base .. path or path,
+        path = path,
         expires_at = os.date("!%Y-%m-%dT%H:%M:%SZ", expires),
     }
 end
@@ -381,11 +386,13 @@ return {
             additionalProperties = false,
         },
         summary = "Make a time-limited download URL for one file",
-        description = "The URL (relative to the API's base) opens that file, and nothing " ..
-                      "else, without a token until expires_at (at most 7 days).",
+        description = "The URL opens that file, and nothing else, without a token until " ..
+                      "expires_at (at most 7 days). url is absolute when the server has " ..
+                      "GLASGOW_PUBLIC_URL, else the same as path, which is always relative " ..
+                      "to the API's base.",
         responses = { [201] = { description = "The URL", schema = {
             type = "object",
-            properties = { url = { type = "string" },
+            properties = { url = { type = "string" }, path = { type = "string" },
                            expires_at = { type = "string", format = "date-time" } },
         } }, [503] = { description = "Signed URLs are not configured on this server, or the " ..
                                     "database is unavailable." } },

@@ -56,6 +56,15 @@ local USER = {
 -- byte check there and the column's character check are the same.
 local NAME = { type = "string", minLength = 1, maxLength = 200 }
 local PASSWORD = { type = "string", minLength = 8, maxLength = password.MAX_LENGTH }
+-- The password being replaced, checked against the stored hash: no
+-- minimum (a password set under older rules must still be accepted as
+-- proof), the same maximum as a new one (every stored one fits).
+local CURRENT_PASSWORD = {
+    type = "string", minLength = 1, maxLength = password.MAX_LENGTH,
+    description = "The password being replaced. Required when users change their own " ..
+                  "password (admins too); not needed, and ignored, when an admin sets " ..
+                  "another user's.",
+}
 local ROLE = { type = "string", enum = { "admin", "user" } }
 local EMAIL = { type = "string", minLength = 3, maxLength = 300 }
 
@@ -63,7 +72,8 @@ local EMAIL = { type = "string", minLength = 3, maxLength = 300 }
 -- each character sent as a JSON escape (a surrogate pair is 12 bytes for
 -- one character), with room for keys and spaces. A body the schema would
 -- accept is never refused with 413.
-local MAX_BODY = 12 * (EMAIL.maxLength + NAME.maxLength + PASSWORD.maxLength) + 1024
+local MAX_BODY = 12 * (EMAIL.maxLength + NAME.maxLength + PASSWORD.maxLength +
+                       CURRENT_PASSWORD.maxLength) + 1024
 
 -- Emails are trimmed and lower-cased before they are checked and stored,
 -- so " Ada@Example.com" and "ada@example.com" are the same account.
@@ -96,6 +106,33 @@ local function hash_password(pw, owner)
         error(err, 0)
     end
     return hash
+end
+
+-- A field error: 400 validation_failed naming field, like the schema's.
+local function invalid(field, reason)
+    fail(400, "validation_failed", field .. ": " .. reason, { field = field, reason = reason })
+end
+
+-- Checks current (body.current_password) against user id's stored hash
+-- and returns that hash, or raises: 403 invalid_current_password when it
+-- does not match, 404 when the user is gone, and the hasher's own error
+-- (429 or 503 with Retry-After, 500) when no comparison could be made,
+-- which is never taken for a wrong password. owner is whom the hashing
+-- queue counts the work against.
+local function check_current_password(id, current, owner)
+    local row = db.call("SELECT password_hash FROM users WHERE id = $1", id)[1]
+    if not row then
+        fail(404, "not_found", "no such user")
+    end
+    local ok, err = password.verify(current, row.password_hash, owner)
+    if ok == nil then
+        error(err, 0)
+    end
+    if ok ~= true then
+        fail(403, "invalid_current_password", "body.current_password: is not the current password",
+             { field = "body.current_password", reason = "is not the current password" })
+    end
+    return row.password_hash
 end
 
 local function one(rows)
@@ -232,6 +269,16 @@ local function update(req)
     if b.role ~= nil and caller.role ~= "admin" then
         fail(403, "forbidden", "only an admin may change roles")
     end
+    -- Whoever changes their own password proves they know the current one,
+    -- so a stolen token alone cannot take the account over; an admin
+    -- setting someone else's needs only the admin's token.
+    local self_change = b.password ~= nil and caller.id == id
+    if b.current_password ~= nil and b.password == nil then
+        invalid("body.current_password", "is only accepted with body.password")
+    end
+    if self_change and b.current_password == nil then
+        invalid("body.current_password", "is required to change your own password")
+    end
     -- Every value is computed (and every check made) before the statement
     -- is built; set() numbers parameters with its own count, so a missing
     -- value raises instead of shifting the ones after it.
@@ -251,8 +298,15 @@ local function update(req)
     if b.role ~= nil then
         set("role", b.role)
     end
+    local checked_hash -- the hash current_password was checked against
     if b.password ~= nil then
+        -- counted first: a wrong current password is one of the user's
+        -- GLASGOW_PASSWORD_CHANGES, so guessing it through a stolen token
+        -- is as slow as changing the password
         auth.count_password_change(id)
+        if self_change then
+            checked_hash = check_current_password(id, b.current_password, "user:" .. caller.id)
+        end
         set("password_hash", hash_password(b.password, "user:" .. caller.id))
     end
     nargs = nargs + 1
@@ -260,9 +314,16 @@ local function update(req)
     local sql = "UPDATE users SET " .. concat(sets, ", ") .. ", updated_at = now()" ..
                 " WHERE id = $" .. nargs .. " RETURNING " .. COLUMNS
     local rows, err = db.transaction(function(tx)
-        local old = tx.call("SELECT role FROM users WHERE id = $1 FOR UPDATE", id)[1]
+        local old = tx.call("SELECT role, password_hash FROM users WHERE id = $1 FOR UPDATE",
+                            id)[1]
         if not old then
             return {}
+        end
+        if checked_hash and old.password_hash ~= checked_hash then
+            -- another change landed between the check and this statement:
+            -- the password just proved is no longer the current one
+            fail(409, "conflict", "the password changed while this request ran; " ..
+                 "retry with the current password", { field = "body.current_password" })
         end
         local r, e = tx.query(sql, unpack(args, 1, nargs))
         if not r then
@@ -350,9 +411,13 @@ return {
     {
         method = "PATCH", path = "/v1/users/:id", handler = update, params = ID, tags = { "users" },
         summary = "Change a user's email, name, password or (admins) role",
+        description = "Changing one's own password needs current_password (400 " ..
+                      "validation_failed without it, 403 invalid_current_password when it " ..
+                      "is wrong); an admin setting another user's password does not.",
         body = {
             type = "object",
-            properties = { email = EMAIL, name = NAME, password = PASSWORD, role = ROLE },
+            properties = { email = EMAIL, name = NAME, password = PASSWORD, role = ROLE,
+                           current_password = CURRENT_PASSWORD },
             additionalProperties = false,
         },
         max_body = MAX_BODY, auth = "bearer",

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -273,6 +274,165 @@ int config_load(config *c, config_getenv_fn get, char *err, size_t errlen)
         snprintf(err, errlen, "GLASGOW_LOG_LEVEL: expected debug, info, warn or error");
         return -1;
     }
+    return 0;
+}
+
+/* RFC 3986 unreserved and sub-delims, and ":" "@" (pchar without "%"). */
+static int is_pchar(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("-._~!$&'()*+,;=:@", ch));
+}
+
+static int is_hex(char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+/* Checks a DNS name or dotted IPv4 address: labels of 1-63 letters,
+ * digits and "-", not starting or ending with "-", 253 bytes at most. */
+static int valid_hostname(const char *h, size_t n)
+{
+    size_t label = 0;
+    if (n == 0 || n > 253)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = h[i];
+        if (ch == '.') {
+            if (label == 0 || h[i - 1] == '-')
+                return 0;
+            label = 0;
+        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                   (ch >= '0' && ch <= '9') || ch == '-') {
+            if ((label == 0 && ch == '-') || ++label > 63)
+                return 0;
+        } else {
+            return 0;
+        }
+    }
+    return label > 0 && h[n - 1] != '-';
+}
+
+/* Checks a path prefix p (n bytes, starting with "/", one trailing "/"
+ * already dropped): "/"-separated segments of pchar or %XX, none empty and
+ * none "." or "..". Returns NULL, or the rule it breaks. */
+static const char *path_problem(const char *p, size_t n)
+{
+    size_t start = 1;
+    for (size_t i = 1; i <= n; i++) {
+        if (i < n && p[i] != '/') {
+            if (p[i] == '%') {
+                if (i + 2 >= n || !is_hex(p[i + 1]) || !is_hex(p[i + 2]))
+                    return "has a \"%\" not followed by two hex digits in its path";
+                i += 2;
+            } else if (!is_pchar(p[i])) {
+                return "has a character in its path that must be percent-encoded";
+            }
+            continue;
+        }
+        size_t len = i - start;
+        if (len == 0)
+            return "has an empty path segment (\"//\")";
+        if ((len == 1 && p[start] == '.') || (len == 2 && p[start] == '.' && p[start + 1] == '.'))
+            return "has a \".\" or \"..\" path segment";
+        start = i + 1;
+    }
+    return NULL;
+}
+
+int config_parse_public_url(const char *text, char *out, size_t outlen, char *why, size_t whylen)
+{
+    const char *problem = NULL;
+    size_t n = text ? strlen(text) : 0;
+    const char *p = text, *scheme;
+    size_t slen;
+    if (n == 0) {
+        problem = "is empty";
+    } else if (n > CONFIG_PUBLIC_URL_MAX || outlen <= CONFIG_PUBLIC_URL_MAX) {
+        problem = "is longer than 1024 bytes";
+    } else if (strpbrk(text, "\t\n\v\f\r ")) {
+        problem = "must not contain spaces or control characters";
+    } else if (!strncasecmp(p, "https://", 8)) {
+        scheme = "https://", slen = 8;
+    } else if (!strncasecmp(p, "http://", 7)) {
+        scheme = "http://", slen = 7;
+    } else {
+        problem = "must start with http:// or https://";
+    }
+    for (size_t i = 0; !problem && i < n; i++)
+        if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] >= 0x7f)
+            problem = "must be ASCII without control characters (percent-encode the rest)";
+    if (!problem && strchr(text, '#'))
+        problem = "must not have a fragment (\"#\")";
+    if (!problem && strchr(text, '?'))
+        problem = "must not have a query (\"?\")";
+    const char *auth = NULL, *path = NULL;
+    size_t alen = 0;
+    if (!problem) {
+        auth = p + slen;
+        path = strchr(auth, '/');
+        alen = path ? (size_t)(path - auth) : strlen(auth);
+        if (memchr(auth, '@', alen))
+            problem = "must not contain user information (\"user@\")";
+        else if (alen == 0)
+            problem = "has no host";
+    }
+    size_t hlen = 0, off = 0;
+    if (!problem) {
+        const char *port = NULL;
+        if (auth[0] == '[') {
+            const char *close = memchr(auth, ']', alen);
+            char v6[64];
+            struct in6_addr a6;
+            hlen = close ? (size_t)(close - auth) + 1 : 0;
+            if (!close || hlen - 2 >= sizeof v6)
+                problem = "has an unterminated or overlong [IPv6] host";
+            else {
+                memcpy(v6, auth + 1, hlen - 2);
+                v6[hlen - 2] = '\0';
+                if (inet_pton(AF_INET6, v6, &a6) != 1)
+                    problem = "has a host in [] that is not an IPv6 address";
+                else if (hlen < alen && auth[hlen] != ':')
+                    problem = "has something after the [IPv6] host that is not a :port";
+                else if (hlen < alen)
+                    port = auth + hlen;
+            }
+        } else {
+            const char *colon = memchr(auth, ':', alen);
+            hlen = colon ? (size_t)(colon - auth) : alen;
+            port = colon;
+            if (!valid_hostname(auth, hlen))
+                problem = "has an invalid host (a DNS name, IPv4 address or [IPv6] address)";
+        }
+        if (!problem && port) {
+            char digits[8];
+            size_t plen = alen - (size_t)(port - auth) - 1;
+            uint64_t num;
+            if (plen == 0 || plen >= sizeof digits)
+                problem = "has an invalid port (1 to 65535)";
+            else {
+                memcpy(digits, port + 1, plen);
+                digits[plen] = '\0';
+                if (config_parse_uint(digits, 1, 65535, 0, &num) < 0)
+                    problem = "has an invalid port (1 to 65535)";
+            }
+        }
+    }
+    size_t plen = path ? strlen(path) : 0;
+    if (plen > 0 && path[plen - 1] == '/')
+        plen--; /* "https://h/" and "https://h/api/" name the same base */
+    if (!problem && plen > 0)
+        problem = path_problem(path, plen);
+    if (problem) {
+        snprintf(why, whylen, "%s", problem);
+        return -1;
+    }
+    off = (size_t)snprintf(out, outlen, "%s", scheme);
+    for (size_t i = 0; i < alen; i++) /* lower-case the host, the port is digits */
+        out[off++] = (char)(i < hlen && auth[i] >= 'A' && auth[i] <= 'Z' ? auth[i] + 32 : auth[i]);
+    memcpy(out + off, path ? path : "", plen);
+    off += plen;
+    out[off] = '\0';
     return 0;
 }
 

@@ -109,6 +109,19 @@ int config_parse_addr(const char *text, config_addr *out);
 int config_parse_uint(const char *text, uint64_t min, uint64_t max, int units, uint64_t *out);
 
 /*
+ * Checks text as the server's public base URL (GLASGOW_PUBLIC_URL): http://
+ * or https://, a host (a DNS name, IPv4 address or [IPv6] literal), an
+ * optional :port (1-65535) and an optional path prefix of RFC 3986 path
+ * characters without "." or ".." segments or empty ones; no user
+ * information, query or fragment, at most CONFIG_PUBLIC_URL_MAX bytes.
+ * Writes the normalised form (scheme and host lower-cased, no trailing
+ * "/") to out (outlen bytes, at least CONFIG_PUBLIC_URL_MAX + 1) and returns
+ * 0, or returns -1 with the rule it breaks in why (whylen bytes).
+ */
+#define CONFIG_PUBLIC_URL_MAX 1024
+int config_parse_public_url(const char *text, char *out, size_t outlen, char *why, size_t whylen);
+
+/*
  * Reads a secret given either as NAME or as NAME_FILE (a path to a mounted
  * Secret file; one trailing newline is stripped). Returns a malloc'd string
  * the caller frees, NULL when neither is set, and on error NULL with err

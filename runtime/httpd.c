@@ -285,6 +285,53 @@ static void record(hreq *h)
         flush_log(srv);
 }
 
+/* Declared (weak) by .ci/patches/libmicrohttpd/0010, which calls it just
+ * before libmicrohttpd queues an error response of its own (malformed or
+ * oversized request lines, header fields, Content-Length or chunk lines:
+ * 400, 413, 414, 431, 505). Writes the request's id into request_id
+ * (sent as X-Request-ID and in the body): the access handler's when it
+ * already saw the request (on_completed then logs it, with this status),
+ * else a fresh one made as check_headers makes one, logged here. A client's
+ * X-Request-ID is not taken: the request was refused as malformed, and its
+ * headers may not have been read. Other daemons (admin, tests) pass a NULL
+ * closure and get nothing. */
+void glasgow_mhd_error_response(void *notify_connection_cls, void *socket_context,
+                                void *request_context, unsigned int status_code, char *request_id,
+                                size_t request_id_size);
+
+void glasgow_mhd_error_response(void *notify_connection_cls, void *socket_context,
+                                void *request_context, unsigned int status_code, char *request_id,
+                                size_t request_id_size)
+{
+    httpd *srv = notify_connection_cls;
+    conn_state *cs = socket_context;
+    hreq *h = request_context;
+    if (!srv || !cs || cs->srv != srv)
+        return;
+    if (h) {
+        snprintf(request_id, request_id_size, "%s", h->r.request_id);
+        h->status = status_code;
+        return;
+    }
+    char id[33]; /* 16 random bytes in hex, as check_headers makes them */
+    uint64_t raw[2] = {rng_next(srv), rng_next(srv)};
+    util_hex((const unsigned char *)raw, sizeof raw, id);
+    snprintf(request_id, request_id_size, "%s", id);
+    metrics_observe(srv->metrics, "-", NULL, status_code, 0.0);
+    if (!srv->cfg->access_log)
+        return;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char client[INET6_ADDRSTRLEN] = "-";
+    memset(&ss, 0, sizeof ss);
+    if (cs->fd >= 0 && getpeername(cs->fd, (struct sockaddr *)&ss, &len) == 0)
+        client_text((const struct sockaddr *)&ss, client, sizeof client);
+    log_access_rec rec = {.request_id = id, .status = status_code, .client = client};
+    log_access_format(&srv->logbuf, &rec);
+    if (srv->logbuf.len > LOG_FLUSH_BYTES)
+        flush_log(srv);
+}
+
 /* ---- responses ---------------------------------------------------------------- */
 
 /* Sets *arg when a response header is Content-Length. */

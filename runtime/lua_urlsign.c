@@ -14,18 +14,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 #define SIG_RAW 32
 #define SIG_LEN 43 /* base64url of 32 bytes, unpadded */
 #define MAX_EXPIRES 9007199254740992.0
 
 static unsigned char key[URLSIGN_MAX_KEY];
-static size_t key_len; /* 0: not configured */
+static size_t key_len;                             /* 0: not configured */
+static char public_url[CONFIG_PUBLIC_URL_MAX + 1]; /* "": not set */
 
 static int urlsign_configure(const config *cfg, config_getenv_fn get, char *err, size_t errlen)
 {
     (void)cfg;
     OPENSSL_cleanse(key, sizeof key);
     key_len = 0;
+    public_url[0] = '\0';
+    const char *base = get("GLASGOW_PUBLIC_URL");
+    if (base && *base) {
+        char why[160];
+        if (config_parse_public_url(base, public_url, sizeof public_url, why, sizeof why) < 0) {
+            /* quoted (escaped) so the mistake shows, unless it may hold a
+             * password in user information ("user:secret@host") */
+            char quoted[UTIL_QUOTE_MAX] = "";
+            int show = !strchr(base, '@');
+            if (show)
+                util_quote(base, strlen(base), quoted);
+            snprintf(err, errlen,
+                     "GLASGOW_PUBLIC_URL: %s (expected http(s)://HOST[:PORT][/PATH], e.g. "
+                     "https://api.example.com)%s%s%s",
+                     why, show ? ", got \"" : "", quoted, show ? "\"" : "");
+            public_url[0] = '\0';
+            return -1;
+        }
+    }
     char *k = config_secret(get, "GLASGOW_URL_SIGNING_KEY", err, errlen);
     if (!k)
         return err[0] ? -1 : 0;
@@ -49,7 +71,8 @@ static int urlsign_configure(const config *cfg, config_getenv_fn get, char *err,
 
 static void urlsign_describe(int enabled, char *out, size_t n)
 {
-    snprintf(out, n, "%s", enabled ? "key set" : "none (signed URLs answer 503)");
+    snprintf(out, n, "%s, %s%s", enabled ? "key set" : "none (signed URLs answer 503)",
+             public_url[0] ? "public URL " : "paths only (GLASGOW_PUBLIC_URL unset)", public_url);
 }
 
 /* Computes the signature of (method, path, expires) into out (SIG_LEN + 1
@@ -114,6 +137,15 @@ static int l_configured(lua_State *L)
     return 1;
 }
 
+static int l_public_url(lua_State *L)
+{
+    if (public_url[0])
+        lua_pushstring(L, public_url);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
 static int l_sign(lua_State *L)
 {
     size_t mlen, plen;
@@ -156,9 +188,12 @@ static int l_verify(lua_State *L)
 
 int luaopen_glasgow_urlsign(lua_State *L)
 {
-    static const luaL_Reg fns[] = {
-        {"configured", l_configured}, {"sign", l_sign}, {"verify", l_verify}, {NULL, NULL}};
-    lua_createtable(L, 0, 3);
+    static const luaL_Reg fns[] = {{"configured", l_configured},
+                                   {"sign", l_sign},
+                                   {"verify", l_verify},
+                                   {"public_url", l_public_url},
+                                   {NULL, NULL}};
+    lua_createtable(L, 0, 4);
     luaL_register(L, NULL, fns);
     return 1;
 }

@@ -14,7 +14,14 @@
  * may not hold a newline, EXPIRES is the decimal Unix time after which the
  * URL is refused. Changing any of the three, or the key, invalidates it.
  *
+ * GLASGOW_PUBLIC_URL, when set, is the API's public base URL
+ * (config_parse_public_url's rules; a bad value stops start-up naming the
+ * variable and the rule), read here too: signed URLs are returned absolute
+ * with it, as a path without it.
+ *
  *   configured()                              -> boolean
+ *   public_url()                              -> normalised base URL (no
+ *       trailing "/"), or nil when GLASGOW_PUBLIC_URL is unset
  *   sign(method, path, expires)               -> signature, or nil, "not configured"
  *   verify(method, path, expires, signature)  -> boolean; compares in
  *       constant time; false when not configured, for a newline in

@@ -12,7 +12,6 @@
 --   auth_tokens      expired or revoked tokens
 --   auth_throttle    failure counts past GLASGOW_LOGIN_WINDOW_S
 --   auth_devices     device cookies unused for GLASGOW_LOGIN_DEVICE_TTL_S
---   login_throttle   the retired per-address table's rows older than an hour
 -- Object store (when glasgow.s3 is configured; skipped otherwise):
 --   pending files    rows still pending after --min-age: claimed (status
 --                    deleting, so the upload can no longer commit), then
@@ -75,15 +74,8 @@ function _M.database(dry)
     out.auth_devices = delete_batches("auth_devices", "token_hash",
         "SELECT token_hash FROM auth_devices WHERE last_login < now() - make_interval(secs => $1)",
         dry, ttl)
-    local exists = db.call("SELECT to_regclass('login_throttle') IS NOT NULL AS e")[1].e
-    if exists then
-        out.login_throttle = delete_batches("login_throttle", "client",
-            "SELECT client FROM login_throttle WHERE window_start < now() - interval '1 hour'", dry)
-    end
-    for _, step in ipairs({ "auth_tokens", "auth_throttle", "auth_devices", "login_throttle" }) do
-        if out[step] then
-            emit({ step = step, [dry and "would_delete" or "deleted"] = out[step] })
-        end
+    for _, step in ipairs({ "auth_tokens", "auth_throttle", "auth_devices" }) do
+        emit({ step = step, [dry and "would_delete" or "deleted"] = out[step] })
     end
     return out
 end

@@ -266,6 +266,7 @@ for (const env of ENVS) {
     const svc = find("Service", "glasgow-api");
     const svcPorts = new Map(((svc && svc.spec.ports) || []).map((p) => [p.name, p]));
     const host = env === "dev" ? "api.glasgow.local" : "api.glasgow.example";
+    if (!cfg || cfg.data.GLASGOW_PUBLIC_URL !== `https://${host}`) out.push(`GLASGOW_PUBLIC_URL is ${cfg && cfg.data.GLASGOW_PUBLIC_URL}, not https://${host}`);
     const irs = byKind(objs, "IngressRoute");
     const eps = irs.flatMap((r) => r.spec.entryPoints || []).sort();
     if (JSON.stringify(eps) !== '["web","websecure"]') out.push(`IngressRoute entry points: ${eps.join(", ")}`);

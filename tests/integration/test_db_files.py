@@ -11,18 +11,21 @@ committed rows only (prefix, cursor, Link) and are owner-scoped; HEAD,
 headers (ETag from the SHA-256, Last-Modified, Content-Disposition with
 filename*, nosniff, Accept-Ranges); signed URLs: made for one existing
 file, refused when tampered with, expired, or pointed at another file,
-and 503 on a server without a signing key.
+and 503 on a server without a signing key; with GLASGOW_PUBLIC_URL the
+url is absolute (its path prefix kept) and path still relative, without
+it both are the path; a bad GLASGOW_PUBLIC_URL stops start-up naming it.
 """
 import hashlib
 import os
 import re
 import secrets
+import subprocess
 import sys
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import case, is_, main, ok  # noqa: E402
+from harness import GLASGOW_BIN, HOST, case, free_port, is_, main, ok, spawn  # noqa: E402
 import dbharness as dbh  # noqa: E402
 from dbharness import Api, DbServer, error_of, new_user  # noqa: E402
 
@@ -264,6 +267,7 @@ def signed_urls(fx):
     url = body.get("url", "")
     ok(url.startswith("/v1/download/%s/reports/q1%%20%%C3%%A9.pdf?expires=" % b["id"]),
        "the URL names the bucket id and the encoded name", url)
+    is_(body.get("path"), url, "without GLASGOW_PUBLIC_URL, path and url are the same path")
     ok(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", body.get("expires_at", "")),
        "expires_at is RFC 3339")
     r = fx.anon.call("HEAD", url, token="")
@@ -314,6 +318,62 @@ def signed_urls(fx):
         is_(r.status, 503, "without a key, signed-urls is 503", r.body)
         is_(error_of(r)[0], "signing_unavailable", "  signing_unavailable")
         is_(Api(s2).call("HEAD", url, token="").status, 503, "  and so is a signed download")
+
+
+@case
+def signed_urls_with_public_url(fx):
+    u = new_user(fx.admin)
+    b = new_bucket(u["api"])
+    name = "a b/\u00e9.txt"
+    add_file(fx, b, name)
+    surl = "/v1/buckets/%s/signed-urls" % b["name"]
+    # the proxy in front would strip /store; the server only prefixes it
+    env = {"GLASGOW_URL_SIGNING_KEY": SIGNING_KEY,
+           "GLASGOW_PUBLIC_URL": "HTTPS://Files.Example.COM:8443/store/"}
+    with DbServer(fx.db, env=env) as s2:
+        r = Api(s2, u["token"]).post(surl, {"name": name})
+        is_(r.status, 201, "with GLASGOW_PUBLIC_URL, POST signed-urls is 201", r.body)
+        body = r.json_or_none() or {}
+        path, url = body.get("path", ""), body.get("url", "")
+        ok(path.startswith("/v1/download/%s/a%%20b/%%C3%%A9.txt?expires=" % b["id"]),
+           "path is the relative path as before", path)
+        is_(url, "https://files.example.com:8443/store" + path,
+            "url is the normalised public URL (lower-cased, no trailing /) + path")
+        r = Api(s2).call("HEAD", path, token="")
+        is_(r.status, 200, "the path opens the file without a token", r.body)
+        parsed = urllib.parse.urlsplit(url)
+        is_((parsed.scheme, parsed.hostname, parsed.port), ("https", "files.example.com", 8443),
+            "url parses as an absolute URL of that host")
+        ok(parsed.path.startswith("/store/v1/download/"), "... under the path prefix",
+           parsed.path)
+
+
+@case
+def bad_public_url_stops_startup(fx):
+    for bad, why in [("api.example.com", "http:// or https://"),
+                     ("ftp://api.example.com", "http:// or https://"),
+                     ("https://user:secret@api.example.com", "user information"),
+                     ("https://api.example.com/?x=1", "query"),
+                     ("https://api.example.com/#f", "fragment"),
+                     ("https://api.example.com:70000", "port"),
+                     ("https://api.example.com/a/../b", ".."),
+                     ("https://", "no host")]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GLASGOW_")}
+        env.update({"GLASGOW_LISTEN": "%s:%d" % (HOST, free_port()),
+                    "GLASGOW_ADMIN_LISTEN": "%s:%d" % (HOST, free_port()),
+                    "DATABASE_URL": fx.db.url, "GLASGOW_PUBLIC_URL": bad})
+        p = spawn([GLASGOW_BIN, "serve"], env=env, stdin=subprocess.DEVNULL, stdout=-1, stderr=-1)
+        try:
+            _, err = p.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            err = b"(still running)"
+        err = err.decode("utf-8", "replace")
+        ok(p.returncode not in (0, None) and "GLASGOW_PUBLIC_URL" in err and why in err,
+           "GLASGOW_PUBLIC_URL=%s stops start-up naming the variable and the rule (%s)"
+           % (bad, why), p.returncode, err[-400:])
+        ok("secret" not in err, "... without printing a password it holds", err[-400:])
 
 
 @case

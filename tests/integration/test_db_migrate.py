@@ -5,7 +5,9 @@ lock); a second run is a no-op; a changed, missing or out-of-order file
 is refused with exit 1 before anything is applied; a failing migration
 leaves nothing behind; the bootstrap admin is created once and never
 overwrites an existing user; configuration errors and an unreachable
-database fail with a clear message that does not reveal the password.
+database fail with a clear message that does not reveal the password;
+009 drops the retired login_throttle table from a database migrated up
+to 007 (rows and all), and from one where it was already dropped.
 """
 import os
 import shutil
@@ -281,6 +283,31 @@ def configuration_errors(_=None):
     ok(secret not in p.stdout + p.stderr, "... without printing the password", p.stderr)
     ok(took < 10, "... within 10 s", "%.1f s" % took)
     diag("unreachable migrate took %.1f s" % took)
+
+
+@case
+def drop_login_throttle(_=None):
+    old = copy_migrations()
+    for f in os.listdir(old):
+        if f.endswith(".sql") and int(f.split("_", 1)[0]) > 7:
+            os.remove(os.path.join(old, f))
+    ok("009_drop_login_throttle.sql" in FILES, "migrations/ holds 009_drop_login_throttle.sql")
+    for desc, before in [("with rows", "INSERT INTO login_throttle (client, failures, "
+                                        "window_start) VALUES ('10.0.0.1', 3, now())"),
+                         ("dropped by hand", "DROP TABLE login_throttle")]:
+        with TestDB("mig", migrate=False) as db:
+            p = run_migrate(db.url, [old])
+            is_(p.returncode, 0, "%s: migrating up to 007 exits 0" % desc, p.stderr)
+            is_(db.sql("SELECT to_regclass('login_throttle') IS NOT NULL"), "t",
+                "... and login_throttle exists then")
+            db.sql(before)
+            p = run_migrate(db.url)
+            is_(p.returncode, 0, "%s: migrating to the end exits 0" % desc, p.stderr)
+            ok("applied 009_drop_login_throttle.sql" in p.stdout, "... applying 009", p.stdout)
+            is_(db.sql("SELECT to_regclass('login_throttle') IS NULL"), "t",
+                "... and login_throttle is gone")
+            is_(db.sql("SELECT count(*) FROM glasgow_migrations WHERE version = 9"), "1",
+                "... recorded once")
 
 
 if __name__ == "__main__":
