@@ -348,9 +348,21 @@ static int ac_configure(const config *cfg, config_getenv_fn get, char *err, size
     settings.connect_timeout_ms = (unsigned)vals[2];
     settings.ping_interval_ms = cfg->db_health_interval_ms;
     settings.ping_timeout_ms = cfg->db_health_timeout_ms;
-    char *url = config_secret(get, "DATABASE_URL", err, errlen);
-    if (!url)
+    /* the pool's URL may go through PgBouncer in transaction mode, which
+     * cannot carry a LISTEN: the listener may be given a direct one */
+    char *db = config_secret(get, "DATABASE_URL", err, errlen);
+    if (!db)
         return err[0] ? -1 : 0;
+    char *url = config_secret(get, "GLASGOW_AUTH_LISTEN_URL", err, errlen);
+    if (!url && err[0]) {
+        free(db);
+        return -1;
+    }
+    if (!url) {
+        url = db;
+        db = NULL;
+    }
+    free(db);
     if (!settings.ttl_ms) {
         free(url);
         return 0;
@@ -361,11 +373,14 @@ static int ac_configure(const config *cfg, config_getenv_fn get, char *err, size
 
 static void ac_describe(int enabled, char *out, size_t n)
 {
-    if (!enabled)
+    char where[400];
+    if (!enabled) {
         snprintf(out, n, "off");
-    else
-        snprintf(out, n, "max age %u s, %u entries per worker, LISTEN %s", settings.ttl_ms / 1000,
-                 settings.capacity, CHANNEL);
+        return;
+    }
+    pgpool_redact(settings.conninfo, where, sizeof where);
+    snprintf(out, n, "max age %u s, %u entries per worker, LISTEN %s on %s", settings.ttl_ms / 1000,
+             settings.capacity, CHANNEL, where);
 }
 
 static void collect(strbuf *out)

@@ -33,9 +33,11 @@ struct lua_State;
 int luaopen_glasgow_authcache(struct lua_State *L);
 
 /*
- * The cache as a service (service.h): configured from DATABASE_URL (or
- * DATABASE_URL_FILE), GLASGOW_AUTH_CACHE_TTL_S (default 10, 0 turns it
- * off) and GLASGOW_AUTH_CACHE_SIZE (entries per worker, default 10000);
+ * The cache as a service (service.h): on when DATABASE_URL (or _FILE) is
+ * set and GLASGOW_AUTH_CACHE_TTL_S (default 10) is not 0; the listener
+ * connects to GLASGOW_AUTH_LISTEN_URL (or _FILE; default: DATABASE_URL),
+ * which must reach PostgreSQL directly or through a session-mode pooler;
+ * GLASGOW_AUTH_CACHE_SIZE: entries per worker (default 10000);
  * per thread, a cache and a listener connection on the thread's loop;
  * always ready (a down listener only bypasses the cache); its metrics are
  * glasgow_auth_cache_*.

@@ -371,6 +371,23 @@ def ttl_zero_turns_it_off(fx):
 
 
 @case
+def listener_unreachable_bypasses(fx):
+    """GLASGOW_AUTH_LISTEN_URL names where the listener goes; one that never answers
+    leaves the cache bypassed: every check asks the database, none is stored."""
+    dead = dbh.db_url(fx.db.name, "postgresql://nobody@127.0.0.1:%d/x" % harness.free_port())
+    env = {"GLASGOW_WORKERS": "1", "GLASGOW_AUTH_LISTEN_URL": dead}
+    with dbh.DbServer(fx.db, env=env) as s:
+        api = dbh.Api(s, fx.admin.token)
+        codes = [api.get("/v1/users/" + fx.admin_id).status for _ in range(4)]
+        ok(codes == [200] * 4, "authenticated reads work with the listener down", repr(codes))
+        is_(s.metric("glasgow_auth_cache_hits_total"), 0, "no hit")
+        is_(s.metric("glasgow_auth_cache_stores_total"), 0, "nothing stored")
+        ok(s.metric("glasgow_auth_cache_bypasses_total") >= 4, "every check bypassed the cache")
+        is_(s.metric("glasgow_auth_cache_listener_up"), 0, "the listener is reported down")
+        ok("LISTEN glasgow_auth on" in s.stdout() + s.stderr(), "the start-up line names it")
+
+
+@case
 def migration_triggers_exist(fx):
     n = fx.db.sql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%notify%' "
                   "AND NOT tgisinternal")
