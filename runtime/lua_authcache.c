@@ -148,11 +148,30 @@ static void on_notify(void *data, const char *payload)
     note_size(t);
 }
 
+/* Opens the thread's listener: at its first token check, so that threads
+ * that never check one (glasgow run, migrate, gc; a deployment without
+ * authentication) hold no connection for it. */
+static void start_listener(ac_thread *t)
+{
+    pglisten_config lc = {
+        .conninfo = settings.conninfo,
+        .channel = CHANNEL,
+        .application_name = APP_NAME,
+        .connect_timeout_ms = settings.connect_timeout_ms,
+        .ping_interval_ms = settings.ping_interval_ms,
+        .ping_timeout_ms = settings.ping_timeout_ms,
+    };
+    pglisten_callbacks cbs = {.on_state = on_state, .on_notify = on_notify, .data = t};
+    t->listener = pglisten_create(t->lp, &lc, &cbs);
+}
+
 /* Makes the cache current (log, then whatever the listener has received);
  * returns non-zero when it may be used. */
 static int usable(ac_thread *t)
 {
     sync_log(t);
+    if (!t->listener)
+        start_listener(t);
     return pglisten_poll(t->listener);
 }
 
@@ -283,16 +302,6 @@ static void *ac_thread_start(loop *lp)
     t->lp = lp;
     /* entries pushed before this thread existed concern no entry of its cache */
     t->seen = atomic_load(&revocations.seq);
-    pglisten_config lc = {
-        .conninfo = settings.conninfo,
-        .channel = CHANNEL,
-        .application_name = APP_NAME,
-        .connect_timeout_ms = settings.connect_timeout_ms,
-        .ping_interval_ms = settings.ping_interval_ms,
-        .ping_timeout_ms = settings.ping_timeout_ms,
-    };
-    pglisten_callbacks cbs = {.on_state = on_state, .on_notify = on_notify, .data = t};
-    t->listener = pglisten_create(lp, &lc, &cbs);
     pthread_mutex_lock(&threads_mu);
     t->index = next_index++;
     t->next = threads;

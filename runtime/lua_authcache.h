@@ -38,9 +38,10 @@ int luaopen_glasgow_authcache(struct lua_State *L);
  * connects to GLASGOW_AUTH_LISTEN_URL (or _FILE; default: DATABASE_URL),
  * which must reach PostgreSQL directly or through a session-mode pooler;
  * GLASGOW_AUTH_CACHE_SIZE: entries per worker (default 10000);
- * per thread, a cache and a listener connection on the thread's loop;
- * always ready (a down listener only bypasses the cache); its metrics are
- * glasgow_auth_cache_*.
+ * per thread, a cache, and a listener connection on the thread's loop
+ * opened at the thread's first token check (until it has confirmed its
+ * LISTEN, the cache is bypassed); always ready (a down listener only bypasses the cache); its
+ * metrics are glasgow_auth_cache_*.
  */
 extern const service lua_authcache_service;
 

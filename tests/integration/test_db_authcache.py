@@ -90,6 +90,10 @@ class Pinned:
             c.close()
         if len(self.conns) != WORKERS:
             raise AssertionError("could not reach every worker: %r" % sorted(self.conns))
+        # a worker opens its listener at its first token check
+        if not wait_until(lambda: listeners_up(srv), 15):
+            raise AssertionError("listeners not up: %r" %
+                                 per_worker(srv, "glasgow_auth_cache_listener_up"))
 
     def get(self, c, token=None):
         return c.request("GET", self.path, headers={
@@ -123,8 +127,19 @@ def refused_everywhere(p, what, want=401):
 
 
 @case
-def logout(fx):
+def lazy_listeners(fx):
+    """No listener connection until a worker checks a token; then one per worker."""
+    n = fx.db.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                  "AND datname = current_database()" % sql_literal(APP_NAME))
+    # the fixture logged in (no token check), so no worker has checked a token yet
+    is_(n.strip(), "0", "no listener before the first token check")
+    u = new_user(fx.admin)
+    Pinned(fx.server, u["token"], "/v1/users/" + u["id"]).close()
     wait_listeners(fx.server)
+
+
+@case
+def logout(fx):
     u = new_user(fx.admin)
     p = Pinned(fx.server, u["token"], "/v1/users/" + u["id"])
     try:
