@@ -78,6 +78,14 @@
 #define CHANNEL "glasgow_auth"
 #define APP_NAME "glasgow auth listener"
 
+/* The cache is only as good as the triggers that announce changes: without
+ * migration 008 (or with a trigger disabled), the listener never counts as
+ * up, so the cache stays bypassed. Checked on every (re)connect. */
+static const char check_sql[] =
+    "SELECT count(*) = 6 FROM pg_trigger WHERE NOT tgisinternal AND tgenabled <> 'D' AND tgname "
+    "IN ('auth_tokens_notify_update', 'auth_tokens_notify_delete', 'auth_tokens_notify_truncate', "
+    "'users_notify_update', 'users_notify_delete', 'users_notify_truncate')";
+
 /* Settings, written by configure before any thread starts. */
 static struct {
     char *conninfo;
@@ -160,6 +168,9 @@ static void start_listener(ac_thread *t)
         .connect_timeout_ms = settings.connect_timeout_ms,
         .ping_interval_ms = settings.ping_interval_ms,
         .ping_timeout_ms = settings.ping_timeout_ms,
+        .check_sql = check_sql,
+        .check_failed = "the notify triggers of migrations/008_auth_notify.sql are missing or "
+                        "disabled (run glasgow migrate); tokens are checked in the database",
     };
     pglisten_callbacks cbs = {.on_state = on_state, .on_notify = on_notify, .data = t};
     t->listener = pglisten_create(t->lp, &lc, &cbs);

@@ -26,8 +26,8 @@ enum {
 struct pglisten {
     loop *lp;
     pglisten_config cfg; /* strings owned below */
-    char *conninfo, *channel, *appname;
-    char listen_sql[96];
+    char *conninfo, *channel, *appname, *check_failed;
+    char *listen_sql; /* LISTEN, then the check query if any */
     pglisten_callbacks cbs;
     PGconn *pg;
     loop_io io;
@@ -37,9 +37,12 @@ struct pglisten {
     int state;
     int awaiting; /* a statement was sent and its results are not all read */
     int pinging;
-    int fatal; /* the server said FATAL or PANIC: it is closing the connection */
+    int fatal;     /* the server said FATAL or PANIC: it is closing the connection */
+    int has_check; /* a check query follows the LISTEN */
+    int check_ok;  /* it answered true */
     unsigned backoff_ms;
-    int failing; /* the last attempt failed and was logged: log the next success */
+    int failing;           /* the last attempt failed and was logged: log the next success */
+    char last_logged[256]; /* the failure logged last: the same one is not repeated */
     uint64_t connects, losses;
 };
 
@@ -106,12 +109,17 @@ static int send_sql(pglisten *l, const char *sql)
 static void statement_done(pglisten *l)
 {
     if (l->state == ST_LISTENING) {
+        if (l->has_check && !l->check_ok) {
+            lost(l, l->check_failed);
+            return;
+        }
         l->state = ST_UP;
         l->connects++;
         l->backoff_ms = 0;
         if (l->failing) {
             log_msg(LOG_INFO, NULL, "%s: listening again", l->appname);
             l->failing = 0;
+            l->last_logged[0] = '\0';
         }
         loop_timer_start(l->lp, &l->timer, l->cfg.ping_interval_ms);
         l->cbs.on_state(l->cbs.data, 1);
@@ -136,9 +144,12 @@ static int process(pglisten *l)
             break;
         }
         ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_TUPLES_OK && l->state == ST_LISTENING)
+            l->check_ok =
+                PQntuples(res) == 1 && PQnfields(res) >= 1 && !strcmp(PQgetvalue(res, 0, 0), "t");
         PQclear(res);
-        if (st != PGRES_COMMAND_OK && st != PGRES_EMPTY_QUERY) {
-            lost(l, l->state == ST_LISTENING ? "LISTEN refused" : "ping failed");
+        if (st != PGRES_COMMAND_OK && st != PGRES_EMPTY_QUERY && st != PGRES_TUPLES_OK) {
+            lost(l, l->state == ST_LISTENING ? "LISTEN or its check refused" : "ping failed");
             return -1;
         }
     }
@@ -244,12 +255,13 @@ static void lost(pglisten *l, const char *why)
         PQfinish(l->pg);
     l->pg = NULL;
     l->state = ST_WAIT;
-    l->awaiting = l->pinging = l->fatal = 0;
+    l->awaiting = l->pinging = l->fatal = l->check_ok = 0;
     l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (l->backoff_ms > BACKOFF_MAX_MS)
         l->backoff_ms = BACKOFF_MAX_MS;
-    if (was_up || !l->failing)
+    if (was_up || !l->failing || strcmp(msg, l->last_logged) != 0)
         log_msg(LOG_WARN, NULL, "%s: %s (retrying in %u ms)", l->appname, msg, l->backoff_ms);
+    memcpy(l->last_logged, msg, sizeof msg);
     l->failing = 1;
     loop_timer_start(l->lp, &l->timer, l->backoff_ms);
     if (was_up) {
@@ -287,7 +299,14 @@ pglisten *pglisten_create(loop *lp, const pglisten_config *cfg, const pglisten_c
     l->conninfo = xstrdup(cfg->conninfo);
     l->channel = xstrdup(cfg->channel);
     l->appname = xstrdup(cfg->application_name ? cfg->application_name : "glasgow");
-    snprintf(l->listen_sql, sizeof l->listen_sql, "LISTEN %s", l->channel);
+    size_t n = strlen(l->channel) + (cfg->check_sql ? strlen(cfg->check_sql) : 0) + 16;
+    l->listen_sql = xmalloc(n);
+    snprintf(l->listen_sql, n, "LISTEN %s;%s", l->channel, cfg->check_sql ? cfg->check_sql : "");
+    l->check_failed = xstrdup(cfg->check_failed ? cfg->check_failed : "the check query failed");
+    l->has_check = cfg->check_sql != NULL;
+    /* the caller's strings, copied above */
+    l->cfg.conninfo = l->cfg.channel = l->cfg.application_name = NULL;
+    l->cfg.check_sql = l->cfg.check_failed = NULL;
     if (!l->cfg.connect_timeout_ms)
         l->cfg.connect_timeout_ms = 5000;
     if (!l->cfg.ping_interval_ms)
@@ -314,6 +333,8 @@ void pglisten_destroy(pglisten *l)
     free(l->conninfo);
     free(l->channel);
     free(l->appname);
+    free(l->listen_sql);
+    free(l->check_failed);
     free(l);
 }
 

@@ -5,7 +5,8 @@
  * Everything runs on the loop through libpq's asynchronous API
  * (PQconnectStartParams / PQconnectPoll, PQsendQuery, PQflush,
  * PQconsumeInput, PQnotifies); nothing blocks. The connection is "up" from
- * the moment the server has confirmed the LISTEN until the first sign that
+ * the moment the server has confirmed the LISTEN (and the optional check
+ * query has answered true) until the first sign that
  * it may have missed a notification: a read or write error, an end of
  * file, a FATAL message from the server (pg_terminate_backend, shutdown),
  * or a ping (an empty query sent after ping_interval_ms without traffic)
@@ -34,6 +35,12 @@ typedef struct pglisten_config {
     unsigned connect_timeout_ms;  /* a connect or LISTEN slower than this is retried */
     unsigned ping_interval_ms;    /* quiet time before a ping */
     unsigned ping_timeout_ms;     /* an unanswered ping means down */
+    /* Optional: a query sent with the LISTEN whose one row must be true for
+     * the connection to count as up; otherwise the connection is closed,
+     * check_failed is logged, and it is tried again after the backoff.
+     * NULL: none. Copied. */
+    const char *check_sql;
+    const char *check_failed;
 } pglisten_config;
 
 typedef struct pglisten_callbacks {

@@ -120,6 +120,21 @@ class Pinned:
             c.close()
 
 
+def notified(fx, srv, sql):
+    """Runs sql in psql and waits until every worker has evicted something since (the
+    trigger's notification reached it). A psql writer's change travels as a NOTIFY,
+    asynchronously: "the very next request" is the next one after its arrival."""
+    before = per_worker(srv, "glasgow_auth_cache_invalidations_total")
+    t0 = time.monotonic()
+    fx.db.sql(sql)
+    done = wait_until(lambda: all(
+        v > before.get(w, 0)
+        for w, v in per_worker(srv, "glasgow_auth_cache_invalidations_total").items()), 10)
+    ok(done, "every worker processed the notification")
+    diag("notification processed by every worker %.1f ms after psql started" %
+         ((time.monotonic() - t0) * 1000))
+
+
 def refused_everywhere(p, what, want=401):
     got = p.statuses()
     ok(len(got) == WORKERS and all(s == want for s in got.values()),
@@ -196,7 +211,8 @@ def demoted_admin_via_psql(fx):
     if not p:
         return
     try:
-        fx.db.sql("UPDATE users SET role = 'user' WHERE id = %s" % sql_literal(a["id"]))
+        notified(fx, fx.server,
+                 "UPDATE users SET role = 'user' WHERE id = %s" % sql_literal(a["id"]))
         # the token still authenticates, as a user now: someone else's record is hidden
         refused_everywhere(p, "after a demotion in psql", want=404)
         p.path = "/v1/users/" + a["id"]
@@ -235,8 +251,8 @@ def revoked_in_psql(fx):
     try:
         if not p.warm():
             return
-        fx.db.sql("UPDATE auth_tokens SET revoked_at = now() WHERE token_hash = '\\x%s'" %
-                  token_hash_hex(u["token"]))
+        notified(fx, fx.server, "UPDATE auth_tokens SET revoked_at = now() "
+                 "WHERE token_hash = '\\x%s'" % token_hash_hex(u["token"]))
         refused_everywhere(p, "after a revocation in psql")
     finally:
         p.close()
@@ -276,8 +292,8 @@ def listener_lost(fx):
         p2 = Pinned(srv, u2["token"], "/v1/users/" + u2["id"])
         try:
             ok(p2.warm(), "after the listeners came back, every worker caches again")
-            fx.db.sql("UPDATE auth_tokens SET revoked_at = now() WHERE token_hash = '\\x%s'" %
-                      token_hash_hex(u2["token"]))
+            notified(fx, srv, "UPDATE auth_tokens SET revoked_at = now() "
+                     "WHERE token_hash = '\\x%s'" % token_hash_hex(u2["token"]))
             refused_everywhere(p2, "a psql revocation after the reconnect")
         finally:
             p2.close()
@@ -305,6 +321,44 @@ def listener_killed_repeatedly(fx):
             p.close()
     ok(not accepted, "a token revoked while the listeners died was never accepted",
        repr(accepted))
+
+
+@case(timeout=90)
+def no_triggers_no_cache(fx):
+    """With a notify trigger disabled, a (re)connected listener never counts as up: every
+    check goes to the database, so a psql change the trigger would have announced is
+    still seen at once. Re-enabled, the cache comes back."""
+    srv = fx.server
+    wait_listeners(srv)
+    fx.db.sql("ALTER TABLE users DISABLE TRIGGER users_notify_update")
+    try:
+        killed = fx.db.sql("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) "
+                           "FROM pg_stat_activity WHERE application_name = %s "
+                           "AND datname = current_database()" % sql_literal(APP_NAME))
+        is_(killed.strip(), str(WORKERS), "the listeners were terminated")
+        ok(wait_until(lambda: "notify triggers" in srv.stdout() + srv.stderr(), 10),
+           "the reconnect says the triggers are missing")
+        a = new_user(fx.admin, role="admin")
+        other = new_user(fx.admin)
+        conns = [srv.client(timeout=10) for _ in range(8)]
+        try:
+            path = "/v1/users/" + other["id"]
+            h = {"Authorization": "Bearer " + a["token"]}
+            first = [c.request("GET", path, headers=h).status for c in conns]
+            hits = srv.metric("glasgow_auth_cache_hits_total")
+            fx.db.sql("UPDATE users SET role = 'user' WHERE id = %s" % sql_literal(a["id"]))
+            after = [c.request("GET", path, headers=h).status for c in conns]
+            ok(first == [200] * 8 and after == [404] * 8,
+               "without the trigger, a demotion in psql is seen at once on every connection",
+               repr(first), repr(after))
+            is_(srv.metric("glasgow_auth_cache_hits_total"), hits, "no hit meanwhile")
+            is_(srv.metric("glasgow_auth_cache_listener_up"), 0, "the listeners stay down")
+        finally:
+            for c in conns:
+                c.close()
+    finally:
+        fx.db.sql("ALTER TABLE users ENABLE TRIGGER users_notify_update")
+    wait_listeners(srv)  # within the 5 s backoff cap
 
 
 STALE_SCRIPT = r"""
