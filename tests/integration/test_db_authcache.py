@@ -144,10 +144,8 @@ def refused_everywhere(p, what, want=401):
 @case
 def lazy_listeners(fx):
     """No listener connection until a worker checks a token; then one per worker."""
-    n = fx.db.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
-                  "AND datname = current_database()" % sql_literal(APP_NAME))
     # the fixture logged in (no token check), so no worker has checked a token yet
-    is_(n.strip(), "0", "no listener before the first token check")
+    is_(listener_count(fx), "0", "no listener before the first token check")
     u = new_user(fx.admin)
     Pinned(fx.server, u["token"], "/v1/users/" + u["id"]).close()
     wait_listeners(fx.server)
@@ -424,8 +422,14 @@ def stale_answers_are_not_stored(fx):
        "glasgow run: the ticket guards put()", p.stdout[-2000:], p.stderr[-2000:])
 
 
+def listener_count(fx):
+    return fx.db.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                     "AND datname = current_database()" % sql_literal(APP_NAME)).strip()
+
+
 @case
 def ttl_zero_turns_it_off(fx):
+    before = listener_count(fx)
     with dbh.DbServer(fx.db, env={"GLASGOW_WORKERS": "1", "GLASGOW_AUTH_CACHE_TTL_S": "0"}) as s:
         api = dbh.Api(s, fx.admin.token)
         codes = [api.get("/v1/users/" + fx.admin_id).status for _ in range(3)]
@@ -433,10 +437,8 @@ def ttl_zero_turns_it_off(fx):
         m = s.metrics()
         ok(not any(k.startswith("glasgow_auth_cache_hits_total{") for k in m),
            "no worker cache exists")
-        act = fx.db.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
-                        "AND datname = current_database()" % sql_literal(APP_NAME))
-        # the fixture's server still has its own listeners; this one adds none
-        is_(act.strip(), str(WORKERS), "no listener connection is opened for it")
+        is_(listener_count(fx), before, "no listener connection is opened for it")
+        ok("authcache off" in s.stdout() + s.stderr(), "the start-up line says it is off")
 
 
 @case
