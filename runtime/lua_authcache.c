@@ -89,6 +89,7 @@ static const char check_sql[] =
 /* Settings, written by configure before any thread starts. */
 static struct {
     char *conninfo;
+    int own_url; /* GLASGOW_AUTH_LISTEN_URL was given */
     unsigned ttl_ms;
     unsigned capacity;
     unsigned connect_timeout_ms;
@@ -378,6 +379,7 @@ static int ac_configure(const config *cfg, config_getenv_fn get, char *err, size
         free(db);
         return -1;
     }
+    settings.own_url = url != NULL;
     if (!url) {
         url = db;
         db = NULL;
@@ -398,7 +400,10 @@ static void ac_describe(int enabled, char *out, size_t n)
         snprintf(out, n, "off");
         return;
     }
-    pgpool_redact(settings.conninfo, where, sizeof where);
+    if (settings.own_url)
+        pgpool_redact(settings.conninfo, where, sizeof where);
+    else
+        snprintf(where, sizeof where, "the database");
     snprintf(out, n, "max age %u s, %u entries per worker, LISTEN %s on %s", settings.ttl_ms / 1000,
              settings.capacity, CHANNEL, where);
 }

@@ -445,7 +445,9 @@ def ttl_zero_turns_it_off(fx):
 def listener_unreachable_bypasses(fx):
     """GLASGOW_AUTH_LISTEN_URL names where the listener goes; one that never answers
     leaves the cache bypassed: every check asks the database, none is stored."""
-    dead = dbh.db_url(fx.db.name, "postgresql://nobody@127.0.0.1:%d/x" % harness.free_port())
+    dead_pw = "s3cret-pw"
+    dead = dbh.db_url(fx.db.name, "postgresql://nobody:%s@127.0.0.1:%d/x" %
+                      (dead_pw, harness.free_port()))
     env = {"GLASGOW_WORKERS": "1", "GLASGOW_AUTH_LISTEN_URL": dead}
     with dbh.DbServer(fx.db, env=env) as s:
         api = dbh.Api(s, fx.admin.token)
@@ -455,7 +457,10 @@ def listener_unreachable_bypasses(fx):
         is_(s.metric("glasgow_auth_cache_stores_total"), 0, "nothing stored")
         ok(s.metric("glasgow_auth_cache_bypasses_total") >= 4, "every check bypassed the cache")
         is_(s.metric("glasgow_auth_cache_listener_up"), 0, "the listener is reported down")
-        ok("LISTEN glasgow_auth on" in s.stdout() + s.stderr(), "the start-up line names it")
+        logs = s.stdout() + s.stderr()
+        ok("LISTEN glasgow_auth on postgresql://nobody:***@" in logs,
+           "the start-up line names it, with the password masked")
+        ok(dead_pw not in logs, "the listener URL's password is never logged")
 
 
 @case
