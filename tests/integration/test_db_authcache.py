@@ -5,14 +5,18 @@ never the age, can make these pass). Every case first pins keep-alive
 connections to each worker (a connection stays on the worker that accepted
 it; which one that is shows in the per-worker metrics) and makes sure each
 worker has the token cached (its hit counter grows). Then the change is
-made, and the very next request on every worker must be refused:
-logout, a deleted user, an admin demoted through the API and through psql,
-a password change, a revocation through psql; and with the listener
-connections killed (pg_terminate_backend) right before a psql revocation,
-the revoked token is never accepted, and the cache works again once the
-listeners are back. A `glasgow run` script checks the stale-answer guard
-(race (a)): an invalidation applied between ticket() and put() keeps the
-answer out. GLASGOW_AUTH_CACHE_TTL_S=0 turns the cache off.
+made, and the very next request on every worker must be refused: logout, a
+deleted user, an admin demoted through the API, a password change (made
+through this process: refused at once), an admin demoted and a token
+revoked in psql (once every worker has processed the notification, which
+travels asynchronously). With the listener connections killed
+(pg_terminate_backend) right before a psql revocation, the revoked token is
+never accepted, and the cache works again once the listeners are back.
+Listeners open at a worker's first token check; a disabled notify trigger
+or an unreachable listener leaves the cache bypassed; a `glasgow run`
+script checks the stale-answer guard (race (a)): an invalidation applied
+between ticket() and put() keeps the answer out; GLASGOW_AUTH_CACHE_TTL_S=0
+turns the cache off; dead tokens deleted (as gc does) notify nobody.
 """
 import os
 import subprocess
