@@ -325,6 +325,51 @@ def listener_killed_repeatedly(fx):
        repr(accepted))
 
 
+@case(timeout=120)
+def in_process_revocations_need_no_notification(fx):
+    """The listeners LISTEN in another database (notifications are per database), so no
+    notification of the fixture database reaches them: revocations made through the API
+    must still be refused at once on every worker, by the in-process log alone."""
+    with dbh.TestDB("authcache_other") as other:
+        env = dict(ENV, GLASGOW_AUTH_LISTEN_URL=other.url)
+        with dbh.DbServer(fx.db, env=env) as srv:
+            u = new_user(fx.admin)
+            p = Pinned(srv, u["token"], "/v1/users/" + u["id"])
+            try:
+                if not p.warm():
+                    return
+                # the setup isolates: a psql revocation is not announced to these listeners
+                v = new_user(fx.admin)
+                pv = Pinned(srv, v["token"], "/v1/users/" + v["id"])
+                try:
+                    pv.warm()
+                    fx.db.sql("UPDATE auth_tokens SET revoked_at = now() "
+                              "WHERE token_hash = '\\x%s'" % token_hash_hex(v["token"]))
+                    time.sleep(0.3)
+                    got = pv.statuses()
+                    ok(all(st == 200 for st in got.values()),
+                       "setup: a psql revocation does not reach listeners of another database",
+                       repr(got))
+                finally:
+                    pv.close()
+                r = dbh.Api(srv, u["token"]).post("/v1/auth/logout")
+                is_(r.status, 204, "logout through this server")
+                refused_everywhere(p, "logout without any notification")
+            finally:
+                p.close()
+            a = new_user(fx.admin, role="admin")
+            other_user = new_user(fx.admin)
+            p = Pinned(srv, a["token"], "/v1/users/" + other_user["id"])
+            try:
+                if not p.warm():
+                    return
+                r = dbh.Api(srv, fx.admin.token).patch("/v1/users/" + a["id"], {"role": "user"})
+                is_(r.status, 200, "a demotion through this server")
+                refused_everywhere(p, "a demotion without any notification")
+            finally:
+                p.close()
+
+
 @case(timeout=90)
 def no_triggers_no_cache(fx):
     """With a notify trigger disabled, a (re)connected listener never counts as up: every
