@@ -9,7 +9,9 @@ made, and the very next request on every worker must be refused: logout, a
 deleted user, an admin demoted through the API, a password change (made
 through this process: refused at once), an admin demoted and a token
 revoked in psql (once every worker has processed the notification, which
-travels asynchronously). With the listener connections killed
+travels asynchronously). With listeners in another database (so no
+notification reaches them), API revocations are still refused at once on
+every worker, by the in-process log alone. With the listener connections killed
 (pg_terminate_backend) right before a psql revocation, the revoked token is
 never accepted, and the cache works again once the listeners are back.
 Listeners open at a worker's first token check; a disabled notify trigger
