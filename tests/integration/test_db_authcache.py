@@ -20,6 +20,7 @@ script checks the stale-answer guard (race (a)): an invalidation applied
 between ticket() and put() keeps the answer out; GLASGOW_AUTH_CACHE_TTL_S=0
 turns the cache off; dead tokens deleted (as gc does) notify nobody.
 """
+import contextlib
 import os
 import subprocess
 import sys
@@ -141,6 +142,17 @@ def notified(fx, srv, sql):
          ((time.monotonic() - t0) * 1000))
 
 
+@contextlib.contextmanager
+def warmed(srv, token, path):
+    """A Pinned whose token every worker has cached, or None (the failure is reported);
+    its connections are closed at the end."""
+    p = Pinned(srv, token, path)
+    try:
+        yield p if p.warm() else None
+    finally:
+        p.close()
+
+
 def refused_everywhere(p, what, want=401):
     got = p.statuses()
     ok(len(got) == WORKERS and all(s == want for s in got.values()),
@@ -160,61 +172,49 @@ def lazy_listeners(fx):
 @case
 def logout(fx):
     u = new_user(fx.admin)
-    p = Pinned(fx.server, u["token"], "/v1/users/" + u["id"])
-    try:
-        if not p.warm():
+    with warmed(fx.server, u["token"], "/v1/users/" + u["id"]) as p:
+        if not p:
             return
         r = u["api"].post("/v1/auth/logout")
         is_(r.status, 204, "logout answers 204")
         refused_everywhere(p, "after logout")
-    finally:
-        p.close()
 
 
 @case
 def deleted_user(fx):
     u = new_user(fx.admin)
-    p = Pinned(fx.server, u["token"], "/v1/users/" + u["id"])
-    try:
-        if not p.warm():
+    with warmed(fx.server, u["token"], "/v1/users/" + u["id"]) as p:
+        if not p:
             return
         is_(fx.admin.delete("/v1/users/" + u["id"]).status, 204, "the admin deletes the user")
         refused_everywhere(p, "after the user's deletion")
-    finally:
-        p.close()
 
 
+@contextlib.contextmanager
 def pinned_admin(fx):
     """A second admin, pinned to every worker on a read of someone else's record (an admin
-    reads it; a user gets 404), with its token cached everywhere; None if it could not be."""
+    reads it; a user gets 404), with its token cached everywhere (else p is None)."""
     a = new_user(fx.admin, role="admin")
     other = new_user(fx.admin)
-    p = Pinned(fx.server, a["token"], "/v1/users/" + other["id"])
-    if not p.warm():
-        p.close()
-        return None, None
-    return a, p
+    with warmed(fx.server, a["token"], "/v1/users/" + other["id"]) as p:
+        yield a, p
 
 
 @case
 def demoted_admin_via_api(fx):
-    a, p = pinned_admin(fx)
-    if not p:
-        return
-    try:
+    with pinned_admin(fx) as (a, p):
+        if not p:
+            return
         r = fx.admin.patch("/v1/users/" + a["id"], {"role": "user"})
         is_(r.status, 200, "the admin demotes the other admin")
         refused_everywhere(p, "after a demotion through the API")
-    finally:
-        p.close()
 
 
 @case
 def demoted_admin_via_psql(fx):
-    a, p = pinned_admin(fx)
-    if not p:
-        return
-    try:
+    with pinned_admin(fx) as (a, p):
+        if not p:
+            return
         notified(fx, fx.server,
                  "UPDATE users SET role = 'user' WHERE id = %s" % sql_literal(a["id"]))
         # the token still authenticates, as a user now: someone else's record is hidden
@@ -223,8 +223,6 @@ def demoted_admin_via_psql(fx):
         own = p.statuses()
         ok(all(s == 200 for s in own.values()), "the demoted token still reads its own record",
            repr(own))
-    finally:
-        p.close()
 
 
 @case
@@ -232,9 +230,8 @@ def password_change(fx):
     u = new_user(fx.admin)
     tok2, r = fx.anon.login(u["email"], u["password"])
     ok(tok2, "a second session", r.status)
-    p = Pinned(fx.server, tok2, "/v1/users/" + u["id"])
-    try:
-        if not p.warm():
+    with warmed(fx.server, tok2, "/v1/users/" + u["id"]) as p:
+        if not p:
             return
         new_pw = "new-pw-" + u["password"]
         dbh.remember_secret(new_pw)
@@ -244,22 +241,17 @@ def password_change(fx):
         kept = p.statuses(u["token"])
         ok(all(s == 200 for s in kept.values()), "the token that made the change still works",
            repr(kept))
-    finally:
-        p.close()
 
 
 @case
 def revoked_in_psql(fx):
     u = new_user(fx.admin)
-    p = Pinned(fx.server, u["token"], "/v1/users/" + u["id"])
-    try:
-        if not p.warm():
+    with warmed(fx.server, u["token"], "/v1/users/" + u["id"]) as p:
+        if not p:
             return
         notified(fx, fx.server, "UPDATE auth_tokens SET revoked_at = now() "
                  "WHERE token_hash = '\\x%s'" % token_hash_hex(u["token"]))
         refused_everywhere(p, "after a revocation in psql")
-    finally:
-        p.close()
 
 
 def terminate_listeners_and_revoke(fx, token):
@@ -278,9 +270,8 @@ def listener_lost(fx):
     srv = fx.server
     wait_listeners(srv)
     u = new_user(fx.admin)
-    p = Pinned(srv, u["token"], "/v1/users/" + u["id"])
-    try:
-        if not p.warm():
+    with warmed(srv, u["token"], "/v1/users/" + u["id"]) as p:
+        if not p:
             return
         losses = sum(per_worker(srv, "glasgow_auth_cache_listener_losses_total").values())
         killed = terminate_listeners_and_revoke(fx, u["token"])
@@ -301,8 +292,6 @@ def listener_lost(fx):
             refused_everywhere(p2, "a psql revocation after the reconnect")
         finally:
             p2.close()
-    finally:
-        p.close()
 
 
 @case(timeout=90)
@@ -336,9 +325,8 @@ def in_process_revocations_need_no_notification(fx):
         env = dict(ENV, GLASGOW_AUTH_LISTEN_URL=other.url)
         with dbh.DbServer(fx.db, env=env) as srv:
             u = new_user(fx.admin)
-            p = Pinned(srv, u["token"], "/v1/users/" + u["id"])
-            try:
-                if not p.warm():
+            with warmed(srv, u["token"], "/v1/users/" + u["id"]) as p:
+                if not p:
                     return
                 # the setup isolates: a psql revocation is not announced to these listeners
                 v = new_user(fx.admin)
@@ -357,19 +345,14 @@ def in_process_revocations_need_no_notification(fx):
                 r = dbh.Api(srv, u["token"]).post("/v1/auth/logout")
                 is_(r.status, 204, "logout through this server")
                 refused_everywhere(p, "logout without any notification")
-            finally:
-                p.close()
             a = new_user(fx.admin, role="admin")
             other_user = new_user(fx.admin)
-            p = Pinned(srv, a["token"], "/v1/users/" + other_user["id"])
-            try:
-                if not p.warm():
+            with warmed(srv, a["token"], "/v1/users/" + other_user["id"]) as p:
+                if not p:
                     return
                 r = dbh.Api(srv, fx.admin.token).patch("/v1/users/" + a["id"], {"role": "user"})
                 is_(r.status, 200, "a demotion through this server")
                 refused_everywhere(p, "a demotion without any notification")
-            finally:
-                p.close()
 
 
 @case(timeout=90)
