@@ -498,6 +498,19 @@ def listener_unreachable_bypasses(fx):
 
 
 @case
+def bad_settings_stop_start_up(fx):
+    for env, name in (({"GLASGOW_AUTH_CACHE_TTL_S": "ten"}, "GLASGOW_AUTH_CACHE_TTL_S"),
+                      ({"GLASGOW_AUTH_CACHE_TTL_S": "3601"}, "GLASGOW_AUTH_CACHE_TTL_S"),
+                      ({"GLASGOW_AUTH_CACHE_SIZE": "0"}, "GLASGOW_AUTH_CACHE_SIZE"),
+                      ({"GLASGOW_AUTH_LISTEN_URL": fx.db.url,
+                        "GLASGOW_AUTH_LISTEN_URL_FILE": "/dev/null"}, "GLASGOW_AUTH_LISTEN_URL")):
+        e = dict(env, DATABASE_URL=fx.db.url)
+        p = harness.run_glasgow(["check", harness.REPO_ROUTES], env=e)
+        ok(p.returncode != 0 and name in p.stderr,
+           "a bad %s stops start-up, naming it" % "+".join(sorted(env)), p.stderr[-500:])
+
+
+@case
 def migration_triggers_exist(fx):
     n = fx.db.sql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%notify%' "
                   "AND NOT tgisinternal")
