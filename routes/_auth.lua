@@ -3,14 +3,19 @@
 -- A token is 32 random bytes sent as base64url; only its SHA-256 is stored
 -- (auth_tokens), with an expiry and a revocation time. We chose opaque
 -- tokens over HS256 JWTs: logout revokes at once, there is no signing key
--- to rotate or leak, and no algorithm field to trust; the cost is one
--- indexed lookup per authenticated request, on a database every such
--- request uses anyway.
+-- to rotate or leak, and no algorithm field to trust. The lookup's answer
+-- is cached per worker (glasgow.authcache, runtime/lua_authcache.c) for at
+-- most GLASGOW_AUTH_CACHE_TTL_S, and evicted at once when a token or its
+-- user changes: through PostgreSQL notifications sent by triggers
+-- (migrations/008_auth_notify.sql) for any writer, and synchronously in
+-- this process by forget_token/forget_user below, called after a
+-- revocation commits and before its response is sent.
 local glasgow = require "glasgow"
 local db = require "glasgow.db"
 local crypto = require "glasgow.crypto"
 local password = require "glasgow.password"
 local netaddr = require "glasgow.netaddr"
+local authcache = require "glasgow.authcache"
 
 local limits = require("glasgow.core").limits
 
@@ -65,20 +70,46 @@ local function bearer(req)
     return raw
 end
 
--- Returns the caller {id, email, name, role} or raises 401.
+-- Returns the caller {id, email, name, role, token_hash} or raises 401.
+-- A token the worker's cache holds costs no query; otherwise the answer
+-- is stored unless an invalidation came while the query ran (the ticket).
 function _M.authenticate(req)
-    local raw = bearer(req)
+    local h = crypto.sha256(bearer(req))
+    local id, email, name, role = authcache.get(h)
+    if id then
+        return { id = id, email = email, name = name, role = role, token_hash = bytea(h) }
+    end
+    local ticket = authcache.ticket()
     local rows = db.call([[
-        SELECT u.id, u.email, u.name, u.role
+        SELECT u.id, u.email, u.name, u.role,
+               extract(epoch FROM t.expires_at - now())::float8 AS ttl
           FROM auth_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > now()]],
-        bytea(crypto.sha256(raw)))
+        bytea(h))
     if #rows == 0 then
         fail(401, "invalid_token", "the token is unknown, expired or revoked", nil, INVALID)
     end
     local user = rows[1]
-    user.token_hash = bytea(crypto.sha256(raw))
+    authcache.put(ticket, h, user.ttl, user.id, user.email, user.name, user.role)
+    user.ttl = nil
+    user.token_hash = bytea(h)
     return user
+end
+
+-- The raw bytes of a bytea hex parameter made by bytea().
+local function unbytea(param)
+    return (param:sub(3):gsub("%x%x", function(c)
+        return string.char(tonumber(c, 16))
+    end))
+end
+
+-- Tells every worker of this process to stop trusting what it cached for
+-- user id. Call it after a change to the user (deletion, role, password,
+-- email, name) has committed and before the response is sent: earlier, a
+-- concurrent lookup could cache the row as it was before the commit.
+-- Other processes learn it from the database's notification.
+function _M.forget_user(id)
+    authcache.forget_user(id)
 end
 
 -- Like authenticate, but returns nil when no Authorization header is sent.
@@ -283,6 +314,7 @@ end
 function _M.logout(user)
     db.call("UPDATE auth_tokens SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL",
             user.token_hash)
+    authcache.forget_token(unbytea(user.token_hash)) -- committed: see forget_user
 end
 
 -- Counts one password change of user id, or raises 429 with Retry-After
@@ -319,7 +351,8 @@ end
 -- the session they did it from, and every other one ends). When an admin
 -- changes someone else, every token of that user ends. The user's device
 -- cookies end too: a device that logged in with the old password must not
--- be spared the account's login delay.
+-- be spared the account's login delay. The caller calls forget_user(id)
+-- once tx has committed.
 function _M.end_sessions(tx, id, caller)
     local keep = caller.id == id and caller.token_hash or db.null
     tx.call([[UPDATE auth_tokens SET revoked_at = now()

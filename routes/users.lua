@@ -337,6 +337,7 @@ local function update(req)
     if not rows then
         unique_email(err)
     end
+    auth.forget_user(id) -- committed; cached tokens of id may hold its old role or email
     return 200, one(rows)
 end
 
@@ -355,6 +356,7 @@ local function delete(req)
     if affected == 0 then
         fail(404, "not_found", "no such user")
     end
+    auth.forget_user(req.params.id) -- committed: its tokens are gone
     return 204
 end
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lua_authcache.h"
 #include "lua_db.h"
 #include "lua_s3.h"
 #include "lua_urlsign.h"
@@ -13,6 +14,7 @@
 /* Every service, in the order they are configured, started and described. */
 static const service *const table[] = {
     &lua_db_service,
+    &lua_authcache_service,
     &lua_s3_service,
     &lua_urlsign_service,
 };

@@ -383,11 +383,13 @@ for (const env of ENVS) {
     const server = pooler.spec.instances * Number(pp.max_db_connections);
     const jobs = 2 * Number(cfg.data.GLASGOW_DB_POOL_SIZE); // migrate + gc, direct, at most one pool each
     const reserved = 3 + 10; // superuser_reserved_connections, operator and monitoring
+    const listeners = hpa.spec.maxReplicas * Number(cfg.data.GLASGOW_WORKERS); // token cache LISTEN, direct
     ok(
-        clients + jobs + reserved < maxConn && server + jobs + reserved < maxConn && clients <= Number(pp.max_client_conn) &&
+        clients + jobs + listeners + reserved < maxConn && server + jobs + listeners + reserved < maxConn &&
+            clients <= Number(pp.max_client_conn) &&
             Number(pp.default_pool_size) + Number(pp.reserve_pool_size) <= Number(pp.max_db_connections),
         `prod connections: ${hpa.spec.maxReplicas} pods x ${cfg.data.GLASGOW_WORKERS} workers x ${cfg.data.GLASGOW_DB_POOL_SIZE} = ${clients}, ` +
-            `+ jobs ${jobs} + reserved ${reserved} < max_connections ${maxConn} even without the pooler; through it ` +
+            `+ jobs ${jobs} + listeners ${listeners} + reserved ${reserved} < max_connections ${maxConn} even without the pooler; through it ` +
             `${pooler.spec.instances} x ${pp.max_db_connections} = ${server} server connections; one PgBouncer takes all ${clients} (max_client_conn ${pp.max_client_conn})`,
     );
 }
