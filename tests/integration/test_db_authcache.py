@@ -235,7 +235,7 @@ def password_change(fx):
             return
         new_pw = "new-pw-" + u["password"]
         dbh.remember_secret(new_pw)
-        r = u["api"].patch("/v1/users/" + u["id"], {"password": new_pw})
+        r = u["api"].patch("/v1/users/" + u["id"], {"password": new_pw, "current_password": u["password"]})
         is_(r.status, 200, "the user changes its password with its first token")
         refused_everywhere(p, "the other session after a password change")
         kept = p.statuses(u["token"])
