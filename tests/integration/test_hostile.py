@@ -88,5 +88,30 @@ def request_text_that_is_not_utf8(fx):
     answered(r, 405, "method_not_allowed", "a method that is not UTF-8")
     is_(runner_failures(fx), [], "no request failed in the runner")
 
+
+@case
+def chunked_upload_refused_before_the_store(fx):
+    """A chunked upload whose whole body is already there when the handler starts, and
+    which is refused at once (over the bucket's limit, or not the announced digest):
+    the store client reported the failure before the handler had yielded, the
+    coroutine could not be resumed (500), and the pending row stayed behind."""
+    b = new_bucket(fx, max_file_bytes=10)
+    path = "/v1/buckets/%s/files/" % b["name"]
+    head = "PUT %s%%s HTTP/1.1\r\nHost: x\r\n%sTransfer-Encoding: chunked\r\n" % (path, auth(fx))
+    one = (head % "one") + "\r\nc\r\naaaaaaaaaaaa\r\n0\r\n\r\n"
+    answered(fx.server.raw(one.encode()), 413, "too_large", "12 bytes in one chunk into 10")
+    two = (head % "two") + "\r\n5\r\naaaaa\r\n7\r\nbbbbbbb\r\n0\r\n\r\n"
+    answered(fx.server.raw(two.encode()), 413, "too_large", "12 bytes in two chunks into 10")
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    dig = (head % "digest") + "x-checksum-sha256: %s\r\n\r\n5\r\nhello\r\n0\r\n\r\n" % wrong
+    answered(fx.server.raw(dig.encode()), 400, "digest_mismatch", "a chunked body, wrong digest")
+    good = (head % "good") + "\r\n5\r\nhello\r\n0\r\n\r\n"
+    r = fx.server.raw(good.encode())
+    is_(r.status, 201, "a chunked body within the limit is stored", r)
+    ok(harness.wait_until(lambda: not leftovers(fx, b), harness.slow(5)),
+       "no pending row and no object is left behind", leftovers(fx, b))
+    is_(rows(fx, b), [("good", "committed")], "only the good upload has a row")
+    is_(runner_failures(fx), [], "no request failed in the runner")
+
 if __name__ == "__main__":
     main(s3h.BucketDbFixture(STORE, BUCKET, "hostile", env=ENV))
