@@ -113,5 +113,31 @@ def chunked_upload_refused_before_the_store(fx):
     is_(rows(fx, b), [("good", "committed")], "only the good upload has a row")
     is_(runner_failures(fx), [], "no request failed in the runner")
 
+
+@case
+def content_type_lists_are_not_a_media_type(fx):
+    """Two Content-Type fields arrive joined ("image/png, text/html"); the media type
+    was read from the front, so the upload passed an image/png-only bucket and was
+    stored and served with that whole value, which a browser reads as text/html."""
+    b = new_bucket(fx, allowed_content_types=["image/png"])
+    path = "/v1/buckets/%s/files/" % b["name"]
+
+    def put(name, ct_lines):
+        data = "PUT %s%s HTTP/1.1\r\nHost: x\r\n%s%sContent-Length: 1\r\n\r\nx" % (
+            path, name, auth(fx), ct_lines)
+        return fx.server.raw(data.encode())
+
+    answered(put("two.png", "Content-Type: image/png\r\nContent-Type: text/html\r\n"), 400,
+             "validation_failed", "two Content-Type fields")
+    answered(put("list.png", "Content-Type: image/png, text/html\r\n"), 400,
+             "validation_failed", "a list as the Content-Type")
+    answered(put("junk.png", "Content-Type: image/png junk\r\n"), 400, "validation_failed",
+             "junk after the media type")
+    answered(put("param.png", "Content-Type: image/png; name\r\n"), 400, "validation_failed",
+             "a parameter without a value")
+    r = put("ok.png", 'Content-Type: image/png; q="a, b"\r\n')
+    is_(r.status, 201, "a quoted parameter holding a comma is a media type", r)
+    is_(rows(fx, b), [("ok.png", "committed")], "nothing else was stored")
+
 if __name__ == "__main__":
     main(s3h.BucketDbFixture(STORE, BUCKET, "hostile", env=ENV))
