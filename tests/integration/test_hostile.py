@@ -139,5 +139,30 @@ def content_type_lists_are_not_a_media_type(fx):
     is_(r.status, 201, "a quoted parameter holding a comma is a media type", r)
     is_(rows(fx, b), [("ok.png", "committed")], "nothing else was stored")
 
+
+@case
+def json_duplicate_member_names(fx):
+    """{"role":"user","role":"admin"}: the last one won here, while a proxy or validator
+    in front may read the first. A name given twice is refused, at any depth."""
+    email = "dup-%s@example.com" % secrets.token_hex(4)
+    body = ('{"email":"%s","name":"x","password":"pw-%s","role":"user","role":"admin"}'
+            % (email, secrets.token_hex(6)))
+    r = fx.admin.post("/v1/users", body)
+    is_(r.status, 400, "a duplicate member name is 400", r.body[:300])
+    ok(is_error_shape(r.body, "invalid_json"), "  invalid_json", r.body[:300])
+    is_(fx.db.sql("SELECT count(*) FROM users WHERE email = '%s'" % email), "0",
+        "  and no user was created")
+    b = new_bucket(fx)
+    r = fx.admin.patch("/v1/buckets/" + b["name"], '{"max_file_bytes":5,"max_file_bytes":null}')
+    ok(r.status == 400 and is_error_shape(r.body, "invalid_json"), "PATCH with a name twice: 400",
+       r.body[:300])
+    r = fx.admin.post("/v1/buckets/%s/signed-urls" % b["name"], '{"name":"a","x":{"k":1,"k":2}}')
+    ok(r.status == 400 and is_error_shape(r.body, "invalid_json"), "a nested name twice: 400",
+       r.body[:300])
+    r = fx.admin.post("/v1/auth/token", '{"email":"a@b.co","password":"x","password":"y"}',
+                      token="")
+    ok(r.status == 400 and is_error_shape(r.body, "invalid_json"), "a login with it twice: 400",
+       r.body[:300])
+
 if __name__ == "__main__":
     main(s3h.BucketDbFixture(STORE, BUCKET, "hostile", env=ENV))
