@@ -164,5 +164,22 @@ def json_duplicate_member_names(fx):
     ok(r.status == 400 and is_error_shape(r.body, "invalid_json"), "a login with it twice: 400",
        r.body[:300])
 
+
+@case
+def admin_listener_framing(fx):
+    """The admin listener answered a request with two different Content-Length values
+    (or Content-Length with Transfer-Encoding); where such a request ends is
+    ambiguous, so it is refused and the connection closed, as on the public one."""
+    r = harness.raw(fx.server.admin_port, b"GET /livez HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Length: 1\r\nContent-Length: 2\r\n\r\nab")
+    answered(r, 400, "bad_framing", "admin: conflicting Content-Length")
+    is_(r.header("connection"), "close", "  and the connection closes")
+    r = harness.raw(fx.server.admin_port, b"GET /livez HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    ok(r.status == 400 and is_error_shape(r.body), "admin: Content-Length with chunked is 400", r)
+    r = harness.raw(fx.server.admin_port, b"GET /livez HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Length: 0\r\nContent-Length: 0\r\n\r\n")
+    is_(r.status, 200, "admin: the same Content-Length twice still answers", r)
+
 if __name__ == "__main__":
     main(s3h.BucketDbFixture(STORE, BUCKET, "hostile", env=ENV))
