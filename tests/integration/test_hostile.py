@@ -181,5 +181,96 @@ def admin_listener_framing(fx):
                     b"Content-Length: 0\r\nContent-Length: 0\r\n\r\n")
     is_(r.status, 200, "admin: the same Content-Length twice still answers", r)
 
+
+# (name, request bytes, status, error code or None for any): attacks that were answered
+# well when the probe ran; a 500, a hang or a dropped connection here is a regression.
+def sweep_requests(fx):
+    a = auth(fx)
+    tok = "POST /v1/auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+    def login(body):
+        return tok + "Content-Length: %d\r\n\r\n%s" % (len(body.encode("latin-1")), body)
+    return [
+        ("conflicting Content-Length", tok + "Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}x",
+         400, "bad_framing"),
+        ("Content-Length with chunked", tok + "Content-Length: 5\r\nTransfer-Encoding: chunked"
+         "\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400, None),
+        ("gzip, chunked", tok + "Transfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+         400, None),
+        ("chunk size overflow", tok + "Transfer-Encoding: chunked\r\n\r\n10000000000000002\r\n"
+         "{}\r\n0\r\n\r\n", 413, None),
+        ("huge chunk extension", tok + "Transfer-Encoding: chunked\r\n\r\n2;" + "a" * 100000 +
+         "\r\n{}\r\n0\r\n\r\n", 413, None),
+        ("chunked in HTTP/1.0", tok.replace("HTTP/1.1", "HTTP/1.0") +
+         "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400, "bad_framing"),
+        ("bare LF", "GET /hello HTTP/1.1\nHost: x\n\n", 400, None),
+        ("obs-fold", "GET /hello HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400, None),
+        ("NUL in a header", "GET /hello HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", 400, None),
+        ("absolute-form target", "GET http://x/hello HTTP/1.1\r\nHost: x\r\n\r\n", 400,
+         "bad_path"),
+        ("asterisk target", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_path"),
+        ("CONNECT", "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n", 400, "bad_path"),
+        ("two Host fields", "GET /hello HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400,
+         "bad_host"),
+        ("huge request line", "GET /hello?" + "a" * 10000 + " HTTP/1.1\r\nHost: x\r\n\r\n", 414,
+         None),
+        ("many headers", "GET /hello HTTP/1.1\r\nHost: x\r\n" +
+         "".join("X-%d: a\r\n" % i for i in range(200)) + "\r\n", 431, None),
+        ("percent-encoded NUL", "GET /hel%00lo HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_path"),
+        ("bad percent-encoding", "GET /v1/users?email=%G1 HTTP/1.1\r\nHost: x\r\n" + a + "\r\n",
+         400, "bad_path"),
+        ("a query name that is not UTF-8", "GET /v1/users?%FF=1 HTTP/1.1\r\nHost: x\r\n" + a +
+         "\r\n", 400, "validation_failed"),
+        ("a repeated query parameter", "GET /v1/users?limit=1&limit=2 HTTP/1.1\r\nHost: x\r\n" +
+         a + "\r\n", 400, "validation_failed"),
+        ("a huge limit", "GET /v1/users?limit=99999999999999999999999 HTTP/1.1\r\nHost: x\r\n" +
+         a + "\r\n", 400, "validation_failed"),
+        ("a forged bucket cursor", "GET /v1/buckets?cursor=_w HTTP/1.1\r\nHost: x\r\n" + a +
+         "\r\n", 400, "validation_failed"),
+        ("deep JSON nesting", login('{"a":' * 70 + "1" + "}" * 70), 400, "invalid_json"),
+        ("a JSON number too large", login('{"email":"a@b.co","password":1e999999}'), 400,
+         "invalid_json"),
+        ("a lone surrogate escape", login('{"email":"\\ud800@b.co","password":"x"}'), 400,
+         "invalid_json"),
+        ("a BOM before the JSON", login("\xef\xbb\xbf{}"), 400, "invalid_json"),
+        ("trailing garbage after the JSON", login("{}xyz"), 400, "invalid_json"),
+        ("another charset", "POST /v1/auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: "
+         "application/json; charset=latin1\r\nContent-Length: 2\r\n\r\n{}", 415, None),
+        ("a bearer token one character short", "GET /v1/users HTTP/1.1\r\nHost: x\r\n"
+         "Authorization: Bearer " + fx.admin.token[:42] + "\r\n\r\n", 401, "invalid_token"),
+        ("a very long bearer token", "GET /v1/users HTTP/1.1\r\nHost: x\r\n"
+         "Authorization: Bearer " + "a" * 7000 + "\r\n\r\n", 401, "invalid_token"),
+        ("a token in the URL", "GET /v1/users?access_token=x HTTP/1.1\r\nHost: x\r\n\r\n", 401,
+         "invalid_request"),
+        ("a file name with ..", "GET /v1/buckets/b-x/files/a/../b HTTP/1.1\r\nHost: x\r\n" + a +
+         "\r\n", 400, "validation_failed"),
+        ("an overlong UTF-8 file name", "GET /v1/buckets/b-x/files/a%C0%AF HTTP/1.1\r\n"
+         "Host: x\r\n" + a + "\r\n", 400, "validation_failed"),
+        ("a file name of 1025 bytes", "GET /v1/buckets/b-x/files/" + "%C3%A9" * 512 + "a "
+         "HTTP/1.1\r\nHost: x\r\n" + a + "\r\n", 400, "validation_failed"),
+        ("a signed URL past 2^53", "GET /v1/download/00000000-0000-0000-0000-000000000000/a?"
+         "expires=9007199254740993&signature=a HTTP/1.1\r\nHost: x\r\n\r\n", 400,
+         "validation_failed"),
+        ("a tampered signed URL", "GET /v1/download/00000000-0000-0000-0000-000000000000/a?"
+         "expires=99999999999&signature=abc HTTP/1.1\r\nHost: x\r\n\r\n", 403,
+         "invalid_signature"),
+    ]
+
+
+@case(timeout=120)
+def sweep_of_attacks_answered_well(fx):
+    for name, data, status, code in sweep_requests(fx):
+        r = fx.server.raw(data.encode("latin-1"), timeout=harness.slow(5))
+        ok(r.outcome == "response" and r.status == status and is_error_shape(r.body, code),
+           "%s: %d%s with the JSON error body" % (name, status, " " + code if code else ""),
+           "got: %r" % (r,))
+    ok(fx.server.alive(), "the server is alive after the sweep")
+    is_(fx.server.admin("/livez").status, 200, "and answers /livez")
+    is_(runner_failures(fx), [], "no request failed in the runner")
+    err = fx.server.stderr()
+    ok("AddressSanitizer" not in err and "runtime error:" not in err,
+       "no sanitizer report (make test SAN=1)", err[-2000:])
+
+
 if __name__ == "__main__":
     main(s3h.BucketDbFixture(STORE, BUCKET, "hostile", env=ENV))
