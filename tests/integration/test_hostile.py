@@ -182,6 +182,24 @@ def admin_listener_framing(fx):
     is_(r.status, 200, "admin: the same Content-Length twice still answers", r)
 
 
+@case
+def host_values_and_header_names(fx):
+    """A Host value that is not host[:port] (RFC 9112 3.2: a MUST for 400), and a header
+    name that is not a token (control bytes, separators, bytes above 0x7F), were
+    answered as if they were fine."""
+    for host in (b"a b", b"x:abc", b"user@x", b"x/y", b"[zz]", b"[::1", b"a%4", b"\xc3\xa9"):
+        r = fx.server.raw(b"GET /hello HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+        answered(r, 400, "bad_host", "Host: %r" % host)
+    for host in (b"x", b"x:80", b"x:", b"127.0.0.1:8080", b"[::1]:80", b"", b"a%41b"):
+        r = fx.server.raw(b"GET /hello HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+        is_(r.status, 200, "Host: %r is served" % host, r)
+    for name in (b"X\x01A", b"X(A)", b"X{A}", b"X\xffA", b"X\"A"):
+        r = fx.server.raw(b"GET /hello HTTP/1.1\r\nHost: x\r\n" + name + b": 1\r\n\r\n")
+        answered(r, 400, "bad_header", "a header named %r" % name)
+    r = fx.server.raw(b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Ok_'!#$%&*+.^`|~9: 1\r\n\r\n")
+    is_(r.status, 200, "a name of every token character is served", r)
+
+
 # (name, request bytes, status, error code or None for any): attacks that were answered
 # well when the probe ran; a 500, a hang or a dropped connection here is a regression.
 def sweep_requests(fx):
