@@ -200,6 +200,19 @@ def host_values_and_header_names(fx):
     is_(r.status, 200, "a name of every token character is served", r)
 
 
+@case
+def login_email_with_nul(fx):
+    """A login email holding \\u0000 reached the throttle's statement, and PostgreSQL's
+    refusal answered a vague 400 invalid_input; it is the field's fault, and said so."""
+    before = fx.db.sql("SELECT count(*) FROM auth_throttle")
+    r = fx.anon.post("/v1/auth/token", '{"email":"a\\u0000@example.com","password":"whatever1"}')
+    is_(r.status, 400, "a NUL in the login email is 400", r.body[:300])
+    ok(is_error_shape(r.body, "validation_failed") and
+       (r.json_or_none() or {}).get("error", {}).get("details", {}).get("field") == "body.email",
+       "  validation_failed naming body.email", r.body[:300])
+    is_(fx.db.sql("SELECT count(*) FROM auth_throttle"), before, "  and counts no attempt")
+
+
 # (name, request bytes, status, error code or None for any): attacks that were answered
 # well when the probe ran; a 500, a hang or a dropped connection here is a regression.
 def sweep_requests(fx):
