@@ -213,6 +213,19 @@ def login_email_with_nul(fx):
     is_(fx.db.sql("SELECT count(*) FROM auth_throttle"), before, "  and counts no attempt")
 
 
+@case
+def a_date_no_column_holds(fx):
+    """created_after=0000-01-01T00:00:00Z is RFC 3339 (1 BC), but PostgreSQL has no
+    year 0: the statement failed and the client read a vague 400 invalid_input."""
+    r = fx.admin.get("/v1/users?created_after=0000-01-01T00:00:00Z")
+    ok(r.status == 400 and is_error_shape(r.body, "validation_failed") and
+       (r.json_or_none() or {}).get("error", {}).get("details", {}).get("field") ==
+       "query.created_after", "year 0000 is 400 validation_failed naming the field",
+       r.body[:300])
+    r = fx.admin.get("/v1/users?created_after=0001-01-01T00:00:00Z")
+    is_(r.status, 200, "year 0001 is served", r.body[:300])
+
+
 # (name, request bytes, status, error code or None for any): attacks that were answered
 # well when the probe ran; a 500, a hang or a dropped connection here is a regression.
 def sweep_requests(fx):
