@@ -1,4 +1,5 @@
 -- POST /v1/auth/token and POST /v1/auth/logout.
+local glasgow = require "glasgow"
 local auth = require "routes._auth"
 local password = require "glasgow.password"
 
@@ -36,6 +37,12 @@ return {
                                    "queue is full; retry." },
         },
         handler = function(req)
+            -- PostgreSQL refuses NUL in text: say which field, before the
+            -- throttle's statement would answer a vague 400
+            if req.body.email:find("%z") then
+                glasgow.fail(400, "validation_failed", "body.email: must not contain NUL characters",
+                             { field = "body.email", reason = "must not contain NUL characters" })
+            end
             local body, headers = auth.login(req, req.body.email, req.body.password)
             return 200, body, headers
         end,

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "lhost.h"
@@ -68,6 +69,31 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, co
     return ret;
 }
 
+/* What the framing headers say (libmicrohttpd lets these through; the
+ * public listener refuses them in httpd.c's check_headers as well). */
+typedef struct framing {
+    const char *content_length;
+    int conflict; /* two Content-Length values that differ */
+    int te;       /* a Transfer-Encoding field */
+} framing;
+
+static enum MHD_Result scan_framing(void *cls, enum MHD_ValueKind kind, const char *name,
+                                    const char *value)
+{
+    framing *f = cls;
+    (void)kind;
+    if (!name || !value)
+        return MHD_YES;
+    if (!strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+        if (f->content_length && strcmp(f->content_length, value) != 0)
+            f->conflict = 1;
+        f->content_length = value;
+    } else if (!strcasecmp(name, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        f->te = 1;
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char *url,
                                 const char *method, const char *version, const char *upload,
                                 size_t *upload_size, void **req_cls)
@@ -82,6 +108,14 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char 
         if (ci && ci->socket_context)
             ((admin_conn *)ci->socket_context)->busy = 1;
         *req_cls = &marker; /* queue on the second call (DESIGN.md 2) */
+        /* where this request ends is ambiguous: answer now, and the
+         * connection closes rather than read what follows as a request */
+        framing f = {NULL, 0, 0};
+        MHD_get_connection_values(c, MHD_HEADER_KIND, scan_framing, &f);
+        if (f.conflict || (f.te && f.content_length))
+            return reply_error(c, 400, "bad_framing",
+                               f.conflict ? "conflicting Content-Length values"
+                                          : "Content-Length and Transfer-Encoding together");
         return MHD_YES;
     }
     if (*upload_size) {

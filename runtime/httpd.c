@@ -551,9 +551,64 @@ typedef struct header_scan {
     int has_te;
     int te_not_chunked;
     int bad_char;
+    int bad_name;
     unsigned hosts;
+    int bad_host;
     const char *request_id;
 } header_scan;
+
+static int is_alnum(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* A field name is a token (RFC 9110 5.1). */
+static int valid_name(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!is_alnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+            return 0;
+    return 1;
+}
+
+/* A Host value is uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2), or
+ * empty: a reg-name of unreserved, sub-delims and %XX, or an IPv6 literal
+ * in brackets (IPvFuture is refused); the port is digits. */
+static int valid_host(const char *s)
+{
+    const char *p = s;
+    if (*p == '[') {
+        for (p++; *p && *p != ']'; p++)
+            if (!is_hex((unsigned char)*p) && *p != ':' && *p != '.')
+                return 0;
+        if (*p++ != ']')
+            return 0;
+    } else {
+        while (*p && *p != ':') {
+            if (*p == '%') {
+                if (!is_hex((unsigned char)p[1]) || !is_hex((unsigned char)p[2]))
+                    return 0;
+                p += 3;
+            } else if (is_alnum((unsigned char)*p) || strchr("-._~!$&'()*+,;=", *p)) {
+                p++;
+            } else {
+                return 0;
+            }
+        }
+    }
+    if (*p == ':')
+        for (p++; *p; p++)
+            if (*p < '0' || *p > '9')
+                return 0;
+    return *p == '\0';
+}
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                    size_t key_size, const char *value, size_t value_size)
@@ -565,6 +620,8 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     /* libmicrohttpd keeps the real lengths: a shorter C string means a NUL */
     if (strlen(key) != key_size)
         s->bad_char = 1;
+    else if (!valid_name(key))
+        s->bad_name = 1;
     if (!value)
         return MHD_YES;
     if (strlen(value) != value_size)
@@ -584,6 +641,8 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
         s->request_id = value;
     } else if (!strcasecmp(key, "Host")) {
         s->hosts++;
+        if (!valid_host(value))
+            s->bad_host = 1;
     }
     return MHD_YES;
 }
@@ -637,8 +696,12 @@ static void check_headers(hreq *h, const char *url, const char *version)
         set_error(h, 431, "headers_too_large", "the request header block is larger than allowed");
     if (s.bad_char)
         set_error(h, 400, "bad_header", "a header value contains a control character");
+    if (s.bad_name)
+        set_error(h, 400, "bad_header", "a header name is not a token");
     if (s.hosts > 1)
         set_error(h, 400, "bad_host", "more than one Host header field");
+    if (s.bad_host)
+        set_error(h, 400, "bad_host", "the Host header is not a host name and port");
     if (s.has_te && s.content_lengths)
         set_error(h, 400, "bad_framing", "Content-Length and Transfer-Encoding together");
     if (s.has_te && version && strcmp(version, MHD_HTTP_VERSION_1_0) == 0)

@@ -578,8 +578,17 @@ static int dec_object(dec *d)
         skip_ws(d);
         if (d->p >= d->end || *d->p != '"')
             return dec_expected(d, "string key", d->p);
+        const unsigned char *key_at = d->p;
         if (dec_string(d) < 0)
             return -1;
+        /* a name given twice would mean what the last one says here and
+         * what the first says to a proxy or validator in front: refused */
+        lua_pushvalue(L, -1);
+        lua_rawget(L, -3);
+        int seen = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (seen)
+            return dec_fail(d, "duplicate key", key_at);
         skip_ws(d);
         if (d->p >= d->end || *d->p != ':')
             return dec_expected(d, "':'", d->p);

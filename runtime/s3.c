@@ -1966,7 +1966,11 @@ static void put_next(s3_op *op)
     } else if (op->length < 0) {
         op->buf = xmalloc((size_t)op->part_size);
         op->phase = PUT_FILL;
-        put_fill(op);
+        /* the first fill runs from the loop: a body already here whole may
+         * fail at once (too large, wrong digest), and the caller must hold
+         * its op, its coroutine yielded, before it is told */
+        op->waiting_read = 1;
+        s3_op_resume(op);
     } else if ((uint64_t)op->length <= op->c->cfg.multipart_threshold) {
         s3_call *call = put_object_call(op);
         call->body = BODY_STREAM;

@@ -229,12 +229,21 @@ local function check_headers(headers)
     end
 end
 
+-- Request text as an error message may quote it: as is when it is UTF-8
+-- (the body is JSON), else with every byte above 0x7F as %XX.
+local function quotable(s)
+    if schema.utf8_length(s) then
+        return s
+    end
+    return (s:gsub("[\128-\255]", function(c) return format("%%%02X", c:byte()) end))
+end
+
 -- Runs route id for req; returns status, body string, headers.
 local function run(id, req)
     if id == 0 then
-        errors.raise(404, "not_found", "no route for " .. req.method .. " " .. req.path)
+        errors.raise(404, "not_found", "no route for " .. quotable(req.method .. " " .. req.path))
     elseif id == -1 then
-        errors.raise(405, "method_not_allowed", req.method .. " is not allowed here", nil,
+        errors.raise(405, "method_not_allowed", quotable(req.method) .. " is not allowed here", nil,
                      { Allow = req.allow })
     end
     if req.query.access_token ~= nil then

@@ -401,14 +401,61 @@ function _M.content_digest(headers)
     return raw
 end
 
--- "Text/HTML; charset=utf-8" -> "text/html"; nil unless type/subtype
--- are tokens.
+local TOKEN = "[!#%$%%&'%*%+%-%.%^_`|~%w]+"
+
+-- The end of the quoted-string that opens at s[i] ('"'), or nil.
+local function quoted_end(s, i)
+    i = i + 1
+    while i <= #s do
+        local c = sub(s, i, i)
+        if c == '"' then
+            return i
+        elseif c == "\\" then
+            i = i + 1
+        end
+        i = i + 1
+    end
+    return nil
+end
+
+-- "Text/HTML; charset=utf-8" -> "text/html"; nil unless the whole value
+-- is one media type (RFC 9110 8.3.1: type "/" subtype, tokens, then
+-- parameters, *( OWS ";" OWS [ token "=" ( token / quoted-string ) ] )).
+-- So "image/png, text/html" (two Content-Type fields, or a list) is nil.
 function _M.media_type(content_type)
     if type(content_type) ~= "string" or #content_type > 255 then
         return nil
     end
-    local mt = match(content_type, "^[ \t]*([!#%$%%&'%*%+%-%.%^_`|~%w]+/[!#%$%%&'%*%+%-%.%^_`|~%w]+)[ \t]*;?")
-    return mt and lower(mt)
+    local mt, i = match(content_type, "^[ \t]*(" .. TOKEN .. "/" .. TOKEN .. ")()")
+    if not mt then
+        return nil
+    end
+    local s = content_type
+    while true do
+        i = match(s, "^[ \t]*()", i)
+        if i > #s then
+            return lower(mt)
+        end
+        i = match(s, "^;[ \t]*()", i)
+        if not i then
+            return nil
+        end
+        local after = match(s, "^" .. TOKEN .. "=()", i)
+        if after then
+            if sub(s, after, after) == '"' then
+                local e = quoted_end(s, after)
+                if not e then
+                    return nil
+                end
+                i = e + 1
+            else
+                i = match(s, "^" .. TOKEN .. "()", after)
+                if not i then
+                    return nil
+                end
+            end
+        end
+    end
 end
 
 -- Whether media (from media_type) is in allowed (nil or empty: anything).

@@ -263,9 +263,11 @@ end
 
 local MONTH_DAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 
+-- Year 0000 is RFC 3339's 1 BC, but PostgreSQL has no year 0 and refuses
+-- it: a value no column can hold is the field's error, not the database's.
 local function valid_ymd(y, m, d)
     y, m, d = tonumber(y), tonumber(m), tonumber(d)
-    if m < 1 or m > 12 or d < 1 then
+    if y < 1 or m < 1 or m > 12 or d < 1 then
         return false
     end
     local days = MONTH_DAYS[m]

@@ -520,6 +520,40 @@ static int head_status(s3_client *c, const char *key)
     return o.failed ? (int)o.err.status : 200;
 }
 
+/* A source whose whole body is there at once (a chunked request body that
+ * arrived whole): every read returns what is left. */
+typedef struct whole_source {
+    const char *data;
+    size_t len, pos;
+} whole_source;
+
+static ssize_t whole_read(void *arg, char *buf, size_t max)
+{
+    whole_source *w = arg;
+    size_t n = w->len - w->pos < max ? w->len - w->pos : max;
+    memcpy(buf, w->data + w->pos, n);
+    w->pos += n;
+    return (ssize_t)n;
+}
+
+/* An unknown-length put refused at its first read (over max_bytes, or not
+ * the digest announced) reports from the loop, never inside s3_put: the
+ * caller must hold the op (and a Lua caller must have yielded) first. */
+static void put_refused_at_once(s3_client *c, const char *key, uint64_t max, const char *sha,
+                                int want, const char *label)
+{
+    whole_source w = {"twelve bytes", 12, 0};
+    s3_put_opts po = {
+        .read = whole_read, .read_arg = &w, .length = -1, .max_bytes = max, .sha256 = sha};
+    outcome o;
+    memset(&o, 0, sizeof o);
+    s3_error err;
+    ok(s3_put(c, key, &po, on_done, &o, &err) != NULL, "%s: started", label);
+    ok(!o.done, "%s: not reported inside the call", label);
+    wait_for(&o, 10000);
+    ok(o.done && o.failed && o.err.kind == want, "%s: then fails (%s)", label, o.err.message);
+}
+
 static void test_store(void)
 {
     s3_config cfg;
@@ -576,6 +610,13 @@ static void test_store(void)
        "ranged get: 206, bytes 7-10 of 12");
     char tmp[65];
     sink_hex(&k, tmp);
+
+    snprintf(key, sizeof key, "%srefused", prefix);
+    put_refused_at_once(c, key, 10, NULL, S3E_TOO_LARGE, "12 bytes at once into 10");
+    put_refused_at_once(c, key, 0,
+                        "0000000000000000000000000000000000000000000000000000000000000000",
+                        S3E_DIGEST, "12 bytes at once, another digest");
+    is_int(head_status(c, key), 404, "... and no object is left");
 
     /* errors */
     snprintf(key, sizeof key, "%smissing", prefix);
