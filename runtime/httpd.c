@@ -102,6 +102,7 @@ struct conn_state {
                         * current request; check_headers consumes and clears it */
     uint64_t phase_ms; /* when the wait for the next header block began */
     uint64_t allow_ms; /* how long that wait may last */
+    char client[64];   /* the peer's address as text, formatted once per connection */
     conn_state *prev, *next;
 };
 
@@ -938,10 +939,22 @@ static hreq *hreq_create(httpd *srv, struct MHD_Connection *conn, const char *ur
     h->r.on_complete = on_complete;
     h->r.streams = &transport;
     loop_timer_init(&h->reap, on_reap, h);
-    const union MHD_ConnectionInfo *ai =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    client_text(ai ? ai->client_addr : NULL, h->r.client, sizeof h->r.client);
-    forwarded_client(h, ai ? ai->client_addr : NULL);
+    if (h->cs) {
+        /* the peer's text is the connection's; only a trusted proxy's
+         * requests (conn_slot exempts exactly those) name another client */
+        _Static_assert(sizeof h->r.client == sizeof h->cs->client, "client text sizes");
+        memcpy(h->r.client, h->cs->client, sizeof h->r.client);
+        if (h->cs->ip_slot == IP_SLOT_EXEMPT) {
+            const union MHD_ConnectionInfo *ai =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+            forwarded_client(h, ai ? ai->client_addr : NULL);
+        }
+    } else {
+        const union MHD_ConnectionInfo *ai =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        client_text(ai ? ai->client_addr : NULL, h->r.client, sizeof h->r.client);
+        forwarded_client(h, ai ? ai->client_addr : NULL);
+    }
     loop_timer_init(&h->deadline, on_deadline, h);
     h->gen = srv->gen;
     lhost_gen_ref(h->gen);
@@ -1164,6 +1177,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         cs->fd = ci ? ci->connect_fd : -1;
         ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         cs->ip_slot = ci ? conn_slot(srv, ci->client_addr) : 0;
+        client_text(ci ? ci->client_addr : NULL, cs->client, sizeof cs->client);
         cs->srv = srv;
         if (cs->ip_slot != IP_SLOT_EXEMPT)
             atomic_fetch_add(&ip_conns[cs->ip_slot], 1);
