@@ -62,6 +62,10 @@
 #define LOG_FLUSH_BYTES 32768
 #define DRAIN_MAX (8u << 20)
 #define EARLY_MAX 4096 /* largest answer send_early writes by hand */
+/* A handler that waits (SUSP_FINAL) gets its hang-up watch only if it is
+ * still waiting this long after it suspended: most waits (a query) end
+ * sooner, and the watch costs two epoll_ctl calls per request. */
+#define HANGUP_ARM_MS 20
 
 /* Connections per client address, shared by every worker; hashed slots
  * (a collision only makes the limit stricter for the two addresses). */
@@ -80,6 +84,7 @@ struct httpd {
     loop_io mhd_io;
     loop_timer sweep_timer;
     loop_timer flush_timer;
+    loop_timer hangup_timer; /* arms the hang-up watch of handlers still waiting */
     int need_run;
     lhost_gen *gen; /* the generation new requests are routed on */
     metrics_worker *metrics;
@@ -386,7 +391,21 @@ static void suspend(hreq *h, int why)
     h->suspended = 1;
     h->susp_why = why;
     MHD_suspend_connection(h->conn);
-    watch_hangup(h);
+    if (why != SUSP_FINAL)
+        watch_hangup(h); /* a stream: at once (on_hangup tells its cases apart) */
+    else if (!loop_timer_active(&h->srv->hangup_timer))
+        loop_timer_start(h->srv->lp, &h->srv->hangup_timer, HANGUP_ARM_MS);
+}
+
+/* Watches the handlers that have been waiting since before the timer
+ * started (and any that suspended since: they are watched a little early). */
+static void on_hangup_timer(loop *lp, loop_timer *t)
+{
+    httpd *srv = t->data;
+    (void)lp;
+    for (hreq *h = srv->reqs; h; h = h->next)
+        if (h->suspended && h->susp_why == SUSP_FINAL && !h->hangup_watched)
+            watch_hangup(h);
 }
 
 static void resume(hreq *h)
@@ -1460,6 +1479,7 @@ httpd *httpd_create(unsigned index, const config *cfg, loop *lp, int listen_fd, 
     loop_timer_start(srv->lp, &srv->sweep_timer, SWEEP_MS);
     loop_timer_init(&srv->flush_timer, on_flush_timer, srv);
     loop_timer_start(srv->lp, &srv->flush_timer, LOG_FLUSH_MS);
+    loop_timer_init(&srv->hangup_timer, on_hangup_timer, srv);
     return srv;
 }
 
