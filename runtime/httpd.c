@@ -62,10 +62,6 @@
 #define LOG_FLUSH_BYTES 32768
 #define DRAIN_MAX (8u << 20)
 #define EARLY_MAX 4096 /* largest answer send_early writes by hand */
-/* A handler that waits (SUSP_FINAL) gets its hang-up watch only if it is
- * still waiting this long after it suspended: most waits (a query) end
- * sooner, and the watch costs two epoll_ctl calls per request. */
-#define HANGUP_ARM_MS 20
 
 /* Connections per client address, shared by every worker; hashed slots
  * (a collision only makes the limit stricter for the two addresses). */
@@ -385,6 +381,11 @@ static void unwatch_hangup(hreq *h)
         h->hangup_watched = 0;
     }
 }
+
+/* A handler that waits (SUSP_FINAL) gets its hang-up watch only if it is
+ * still waiting this long after it suspended: most waits (a query) end
+ * sooner, and the watch costs two epoll_ctl calls per request. */
+#define HANGUP_ARM_MS 20
 
 static void suspend(hreq *h, int why)
 {
