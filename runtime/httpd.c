@@ -80,6 +80,7 @@ struct httpd {
     loop_io mhd_io;
     loop_timer sweep_timer;
     loop_timer flush_timer;
+    loop_timer hangup_timer; /* arms the hang-up watch of handlers still waiting */
     int need_run;
     lhost_gen *gen; /* the generation new requests are routed on */
     metrics_worker *metrics;
@@ -102,6 +103,7 @@ struct conn_state {
                         * current request; check_headers consumes and clears it */
     uint64_t phase_ms; /* when the wait for the next header block began */
     uint64_t allow_ms; /* how long that wait may last */
+    char client[64];   /* the peer's address as text, formatted once per connection */
     conn_state *prev, *next;
 };
 
@@ -427,12 +429,31 @@ static void unwatch_hangup(hreq *h)
     }
 }
 
+/* A handler that waits (SUSP_FINAL) gets its hang-up watch only if it is
+ * still waiting this long after it suspended: most waits (a query) end
+ * sooner, and the watch costs two epoll_ctl calls per request. */
+#define HANGUP_ARM_MS 20
+
 static void suspend(hreq *h, int why)
 {
     h->suspended = 1;
     h->susp_why = why;
     MHD_suspend_connection(h->conn);
-    watch_hangup(h);
+    if (why != SUSP_FINAL)
+        watch_hangup(h); /* a stream: at once (on_hangup tells its cases apart) */
+    else if (!loop_timer_active(&h->srv->hangup_timer))
+        loop_timer_start(h->srv->lp, &h->srv->hangup_timer, HANGUP_ARM_MS);
+}
+
+/* Watches the handlers that have been waiting since before the timer
+ * started (and any that suspended since: they are watched a little early). */
+static void on_hangup_timer(loop *lp, loop_timer *t)
+{
+    httpd *srv = t->data;
+    (void)lp;
+    for (hreq *h = srv->reqs; h; h = h->next)
+        if (h->suspended && h->susp_why == SUSP_FINAL && !h->hangup_watched)
+            watch_hangup(h);
 }
 
 static void resume(hreq *h)
@@ -1048,10 +1069,22 @@ static hreq *hreq_create(httpd *srv, struct MHD_Connection *conn, const char *ur
     h->r.on_complete = on_complete;
     h->r.streams = &transport;
     loop_timer_init(&h->reap, on_reap, h);
-    const union MHD_ConnectionInfo *ai =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    client_text(ai ? ai->client_addr : NULL, h->r.client, sizeof h->r.client);
-    forwarded_client(h, ai ? ai->client_addr : NULL);
+    if (h->cs) {
+        /* the peer's text is the connection's; only a trusted proxy's
+         * requests (conn_slot exempts exactly those) name another client */
+        _Static_assert(sizeof h->r.client == sizeof h->cs->client, "client text sizes");
+        memcpy(h->r.client, h->cs->client, sizeof h->r.client);
+        if (h->cs->ip_slot == IP_SLOT_EXEMPT) {
+            const union MHD_ConnectionInfo *ai =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+            forwarded_client(h, ai ? ai->client_addr : NULL);
+        }
+    } else {
+        const union MHD_ConnectionInfo *ai =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        client_text(ai ? ai->client_addr : NULL, h->r.client, sizeof h->r.client);
+        forwarded_client(h, ai ? ai->client_addr : NULL);
+    }
     loop_timer_init(&h->deadline, on_deadline, h);
     h->gen = srv->gen;
     lhost_gen_ref(h->gen);
@@ -1274,6 +1307,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         cs->fd = ci ? ci->connect_fd : -1;
         ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         cs->ip_slot = ci ? conn_slot(srv, ci->client_addr) : 0;
+        client_text(ci ? ci->client_addr : NULL, cs->client, sizeof cs->client);
         cs->srv = srv;
         if (cs->ip_slot != IP_SLOT_EXEMPT)
             atomic_fetch_add(&ip_conns[cs->ip_slot], 1);
@@ -1556,6 +1590,7 @@ httpd *httpd_create(unsigned index, const config *cfg, loop *lp, int listen_fd, 
     loop_timer_start(srv->lp, &srv->sweep_timer, SWEEP_MS);
     loop_timer_init(&srv->flush_timer, on_flush_timer, srv);
     loop_timer_start(srv->lp, &srv->flush_timer, LOG_FLUSH_MS);
+    loop_timer_init(&srv->hangup_timer, on_hangup_timer, srv);
     return srv;
 }
 

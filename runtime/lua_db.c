@@ -29,20 +29,27 @@
 static _Thread_local pgpool *tl_pool;
 static unsigned statement_deadline_ms = 6000;
 
-/* A connection as Lua sees it; created closed before the pool is asked. */
-typedef struct dbconn {
-    pgpool_conn *c;
-    request *r;               /* the request holding it, NULL once released */
-    request_cleanup *cleanup; /* releases it when r ends */
-    int busy;
-} dbconn;
+typedef struct dbconn dbconn;
 
-/* One pending operation; a userdata kept alive on the waiting coroutine's stack. */
+/* One pending operation: the wait for a connection, or a statement. */
 typedef struct db_op {
     pgpool_waiter w; /* first: the waiter callback finds the op from it */
     request *r;
     dbconn *conn;
 } db_op;
+
+/* A connection as Lua sees it; created closed before the pool is asked.
+ * It carries its one pending operation (a connection runs one statement
+ * at a time, and is acquired once): the userdata stays reachable while
+ * the operation is pending, yielded by acquire or as exec's argument 1,
+ * so no userdata of its own is allocated per operation. */
+struct dbconn {
+    pgpool_conn *c;
+    request *r;               /* the request holding it, NULL once released */
+    request_cleanup *cleanup; /* releases it when r ends */
+    int busy;
+    db_op op;
+};
 
 static void conn_release(dbconn *d);
 
@@ -110,7 +117,7 @@ static void on_acquired(pgpool_waiter *w, pgpool_conn *c, const pg_error *err)
     if (c) {
         op->conn->c = c;
         held_add(r, op->conn);
-        lua_pushvalue(co, -2); /* the dbconn, yielded below the op */
+        lua_pushvalue(co, -1); /* the dbconn, yielded */
         lwait_resume(r, 1);
     } else {
         lwait_resume(r, push_error(co, err));
@@ -126,8 +133,7 @@ static int db_acquire(lua_State *L)
     memset(d, 0, sizeof *d);
     luaL_getmetatable(L, DBCONN_MT);
     lua_setmetatable(L, -2);
-    db_op *op = lua_newuserdata(L, sizeof *op);
-    memset(op, 0, sizeof *op);
+    db_op *op = &d->op;
     op->r = r;
     op->conn = d;
     op->w.cb = on_acquired;
@@ -136,16 +142,15 @@ static int db_acquire(lua_State *L)
     if (c) {
         d->c = c;
         held_add(r, d);
-        lua_pop(L, 1);
         return 1;
     }
     if (err.kind != PGE_NONE)
         return push_error(L, &err);
     r->cancel = cancel_acquire;
     r->op = op;
-    /* yield the conn and op: they stay on the coroutine's stack, alive and
-     * reachable from on_acquired, until it resumes */
-    return lua_yield(L, 2);
+    /* yield the conn (and its op): it stays on the coroutine's stack,
+     * alive and reachable from on_acquired, until it resumes */
+    return lua_yield(L, 1);
 }
 
 /* ---- values ------------------------------------------------------------------------------ */
@@ -480,9 +485,7 @@ static int db_exec(lua_State *L)
             lengths[i] = 0;
         }
     }
-    /* the op stays on the frame while the query runs */
-    db_op *op = lua_newuserdata(L, sizeof *op);
-    memset(op, 0, sizeof *op);
+    db_op *op = &d->op;
     op->r = r;
     op->conn = d;
     pg_error err;
@@ -494,7 +497,10 @@ static int db_exec(lua_State *L)
     d->busy = 1;
     r->cancel = cancel_exec;
     r->op = op;
-    return lua_yield(L, 1); /* keeps op alive on the coroutine's stack */
+    /* yielding the conn keeps it (and op) alive on the coroutine's stack:
+     * a yield replaces the arguments with the values it yields */
+    lua_pushvalue(L, 1);
+    return lua_yield(L, 1);
 }
 
 static int db_release(lua_State *L)
