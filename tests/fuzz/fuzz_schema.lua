@@ -89,7 +89,8 @@ end
 -- Independent oracles for the formats: dates through os.time's calendar.
 local function real_date(y, m, d)
     y, m, d = tonumber(y), tonumber(m), tonumber(d)
-    if m < 1 or m > 12 or d < 1 or d > 31 then return false end
+    -- year 0000 is refused as schema.lua does: PostgreSQL has no year 0
+    if y < 1 or m < 1 or m > 12 or d < 1 or d > 31 then return false end
     local t = os.date('*t', os.time({ year = y, month = m, day = d, hour = 12 }))
     return t.year == y and t.month == m and t.day == d
 end
