@@ -761,6 +761,50 @@ static void check_headers(hreq *h, const char *url, const char *version)
     }
 }
 
+/* Whether a Content-Type value (the first field, NULL when none) may be JSON
+ * for glasgow.app's check (is_json_type): its media type, before any ';' or
+ * ',', names "json". A "no" here is a "no" there too; a "maybe" is left to
+ * it, after the body. */
+static int maybe_json_type(const char *ct)
+{
+    if (!ct)
+        return 0;
+    size_t n = strcspn(ct, ";,");
+    for (size_t i = 0; i + 4 <= n; i++)
+        if (!strncasecmp(ct + i, "json", 4))
+            return 1;
+    return 0;
+}
+
+/* A client that sent "Expect: 100-continue" waits for the go-ahead before
+ * its body, and libmicrohttpd sends "100 Continue" when the first call of
+ * the access handler returns without a response. check_headers already
+ * refuses then what the headers decide (no route: 404, method: 405,
+ * Content-Length over the route's limit: 413); this adds two refusals the
+ * app makes only after the body: a Content-Type that cannot be JSON on a
+ * route with a JSON body (415, glasgow.app), and no Authorization field on
+ * a route declared auth = "bearer" (401, routes/_auth.lua's answer) unless
+ * the query carries a token (the app answers that its own way). Only with
+ * Expect: without it the body is already on its way, and reading it keeps
+ * the connection open and the app's order of checks. */
+static void check_expect(hreq *h)
+{
+    const char *expect = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Expect");
+    const char *content_type =
+        MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Content-Type");
+    if (h->err_status || !h->has_body || h->r.route_status != ROUTER_FOUND || !expect ||
+        strcasecmp(expect, "100-continue") != 0)
+        return;
+    if (h->r.wants_bearer &&
+        !MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Authorization") &&
+        !MHD_lookup_connection_value(h->conn, MHD_GET_ARGUMENT_KIND, "access_token") &&
+        !MHD_lookup_connection_value(h->conn, MHD_GET_ARGUMENT_KIND, "token"))
+        set_error(h, 401, "unauthenticated", "this endpoint needs a bearer token");
+    else if (h->r.wants_json && !maybe_json_type(content_type))
+        set_error(h, 415, "unsupported_media_type",
+                  "the body must be JSON (Content-Type: application/json)");
+}
+
 /* ---- streamed bodies: the transport of bodystream.h ------------------------------ */
 
 static void on_reap(loop *lp, loop_timer *t);
@@ -1167,12 +1211,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (h->cs)
             h->cs->in_request = 1;
         check_headers(h, url, version);
+        check_expect(h);
         if (h->has_body && (h->err_status || h->r.route_status != ROUTER_FOUND)) {
             /* Decided from the headers, and a body follows: answer now.
              * libmicrohttpd then skips the body (no 100 Continue) and closes
              * the connection; it refuses a response queued mid-body. */
             if (h->err_status) {
                 make_error_response(h, h->err_status, h->err_code, h->err_msg, NULL);
+                if (h->err_status == 401)
+                    MHD_add_response_header(h->resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                            "Bearer realm=\"glasgow\"");
             } else {
                 h->ran = 1;
                 lhost_run(h->gen, &h->r); /* 404 and 405 never wait */

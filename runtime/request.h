@@ -48,8 +48,9 @@ struct request {
     router_match match;
     char allow[96];
     size_t body_limit;
-    int wants_json;  /* route declares a JSON body */
-    int body_stream; /* route declares body = "stream": the handler reads it */
+    int wants_json;   /* route declares a JSON body */
+    int body_stream;  /* route declares body = "stream": the handler reads it */
+    int wants_bearer; /* route declares auth = "bearer" */
 
     /* coroutine state, owned by lhost */
     void *gen; /* lhost_gen the request runs on (referenced) */

@@ -7,6 +7,11 @@ Each case failed before its fix (README, "Hostile-client tests"):
   libmicrohttpd; .ci/patches/libmicrohttpd/0011 answers 400 with the JSON
   error body and X-Request-ID, then closes; up to 8 empty lines before the
   request line are ignored (RFC 9112 2.2).
+- with "Expect: 100-continue", a request the app refuses whatever its body
+  (a Content-Type that is not JSON on a JSON route: 415; no Authorization
+  on a route declared auth = "bearer": 401) got "100 Continue" first, so
+  the client sent a body only to have it refused; runtime/httpd.c
+  (check_expect) now answers those at once, like 404, 405 and 413.
 
 Run by hand as any integration file:
 GLASGOW_BIN=build/glasgow python3 tests/integration/test_hostile_http.py
@@ -14,6 +19,7 @@ GLASGOW_BIN=build/glasgow python3 tests/integration/test_hostile_http.py
 import json
 import os
 import re
+import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -83,6 +89,77 @@ def a_few_empty_lines_are_ignored(s):
     finally:
         c.close()
 
+
+# ---- 2. Expect: 100-continue: a final answer instead of 100 when the headers decide -------------
+
+E = b"Expect: 100-continue\r\n"
+JSON = b"Content-Type: application/json\r\n"
+BODY5 = b"Content-Length: 5\r\n"
+
+
+def no_continue(s, name, data, status, code):
+    """Sends headers that announce a body and wait for 100; the final answer must come
+    instead of a 100 Continue, without the body ever being sent."""
+    r = refused(s, name, data, status, code)
+    ok(not r.raw.startswith(b"HTTP/1.1 100"), "%s: no 100 Continue before it" % name, r.raw[:80])
+    return r
+
+
+@case
+def expect_refused_on_the_headers(s):
+    put = b"PUT /v1/greetings/bob HTTP/1.1\r\n" + H + E
+    no_continue(s, "Expect, no route", b"POST /nope HTTP/1.1\r\n" + H + E + JSON + BODY5 + b"\r\n",
+                404, "not_found")
+    no_continue(s, "Expect, a method the path does not take",
+                b"POST /hello HTTP/1.1\r\n" + H + E + BODY5 + b"\r\n", 405, "method_not_allowed")
+    no_continue(s, "Expect, a Content-Length over the route's limit",
+                put + JSON + b"Content-Length: 99999999\r\n\r\n", 413, "body_too_large")
+    no_continue(s, "Expect, text/plain on a JSON route",
+                put + b"Content-Type: text/plain\r\n" + BODY5 + b"\r\n", 415,
+                "unsupported_media_type")
+    no_continue(s, "Expect, no Content-Type on a JSON route", put + BODY5 + b"\r\n", 415,
+                "unsupported_media_type")
+    r = no_continue(s, "Expect, no Authorization on a bearer route",
+                    b"PATCH /v1/buckets/b1 HTTP/1.1\r\n" + H + E + JSON + BODY5 + b"\r\n", 401,
+                    "unauthenticated")
+    is_(r.header("www-authenticate"), 'Bearer realm="glasgow"', "  with the bearer challenge")
+    still_serving(s, "the refusals on Expect")
+
+
+def recv_until(c, got, marker):
+    """Reads from socket c onto got until marker is in it or the peer closes."""
+    while marker not in got:
+        more = c.recv(4096)
+        if not more:
+            break
+        got += more
+    return got
+
+
+@case
+def expect_continue_when_the_body_matters(s):
+    """Where the answer depends on the body (or on the app), 100 Continue still comes first."""
+    for name, data in (
+        ("JSON on a JSON route", b"PUT /v1/greetings/bob HTTP/1.1\r\n" + H + E + JSON + BODY5),
+        ("a JSON type with a parameter the app checks",
+         b"PUT /v1/greetings/bob HTTP/1.1\r\n" + H + E +
+         b"Content-Type: application/json; charset=latin1\r\n" + BODY5),
+        ("a bearer route with an Authorization field",
+         b"PATCH /v1/buckets/b1 HTTP/1.1\r\n" + H + E + JSON + BODY5 +
+         b"Authorization: Bearer x\r\n"),
+    ):
+        r = s.raw(data + b"\r\n", timeout=1.0)
+        ok(r.raw.startswith(b"HTTP/1.1 100"), "Expect, %s: 100 Continue" % name, r.raw[:80])
+    # the whole exchange still works: 100, then the body, then the answer
+    body = b'{"greeting":"hi"}'
+    with socket.create_connection(("127.0.0.1", s.port), timeout=5.0) as c:
+        c.sendall(b"PUT /v1/greetings/bob HTTP/1.1\r\n" + H + E + JSON +
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        got = recv_until(c, b"", b"\r\n\r\n")
+        ok(got.startswith(b"HTTP/1.1 100"), "Expect, a good request: 100 Continue", got[:80])
+        c.sendall(body)
+        got = recv_until(c, got, b'"text"')
+        ok(b"HTTP/1.1 200" in got and b"hi, bob!" in got, "  then the body, then 200", got[-200:])
 
 if __name__ == "__main__":
     main(Server())
