@@ -52,6 +52,7 @@
 #endif
 #include "metrics.h"
 #include "netaddr.h"
+#include "router.h"
 #include "tls.h"
 #include "util.h"
 
@@ -104,6 +105,7 @@ struct conn_state {
     uint64_t phase_ms; /* when the wait for the next header block began */
     uint64_t allow_ms; /* how long that wait may last */
     char client[64];   /* the peer's address as text, formatted once per connection */
+    char *route_path;  /* the current request's, from on_uri until hreq_create takes it */
     conn_state *prev, *next;
 };
 
@@ -1105,6 +1107,10 @@ static hreq *hreq_create(httpd *srv, struct MHD_Connection *conn, const char *ur
     h->r.deadline_us = h->r.started_us + (uint64_t)srv->cfg->request_timeout_ms * 1000u;
     snprintf(h->r.method, sizeof h->r.method, "%s", method);
     h->r.path = xstrdup(url);
+    if (h->cs) {
+        h->r.route_path = h->cs->route_path;
+        h->cs->route_path = NULL;
+    }
     strbuf_init(&h->r.body);
     strbuf_init(&h->r.err_body);
     h->r.owner = h;
@@ -1156,6 +1162,7 @@ static void hreq_destroy(hreq *h)
     body_source_free(h->source);
     body_sink_free(h->sink);
     free(h->r.path);
+    free(h->r.route_path);
     strbuf_dispose(&h->r.body);
     strbuf_dispose(&h->r.err_body);
     strbuf_dispose(&h->r.resp_headers);
@@ -1378,6 +1385,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             srv->conns = cs->next;
         if (cs->next)
             cs->next->prev = cs->prev;
+        free(cs->route_path);
         free(cs);
         *socket_context = NULL;
     }
@@ -1398,6 +1406,24 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
         return MHD_NO;
     }
     return MHD_YES;
+}
+
+/* libmicrohttpd's view of the request target before it decodes it: keeps
+ * the path as sent, for the router (an encoded '/' stays inside its
+ * segment: router_path_of_target), in the connection's state until
+ * hreq_create takes it. NULL there (a malformed escape: the request gets a
+ * 400 anyway) routes on the decoded path. Returns no request context. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_state *cs = ci ? ci->socket_context : NULL;
+    (void)cls;
+    if (cs) {
+        free(cs->route_path);
+        cs->route_path = router_path_of_target(uri, strcspn(uri, "?"));
+    }
+    return NULL;
 }
 
 /* Strict %-decoding in place; a malformed escape or an encoded NUL marks
@@ -1622,7 +1648,7 @@ httpd *httpd_create(unsigned index, const config *cfg, loop *lp, int listen_fd, 
         MHD_OPTION_CONNECTION_LIMIT, per_worker ? per_worker : 1u, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(cfg->idle_timeout_ms / 1000), MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
-        srv, MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1,
+        srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1,
         tls ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, tls_retrieve,
         MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES, MHD_OPTION_END);
     if (!srv->daemon) {

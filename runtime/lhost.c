@@ -844,8 +844,16 @@ size_t lhost_gen_route_count(const lhost_gen *g)
 
 void lhost_match(lhost_gen *g, request *r)
 {
+    const char *path = r->route_path ? r->route_path : r->path;
     r->route_status =
-        router_lookup(g->router, r->method, r->path, &r->match, r->allow, sizeof r->allow);
+        router_lookup(g->router, r->method, path, &r->match, r->allow, sizeof r->allow);
+    /* the values point into route_path: decode what it left encoded */
+    for (size_t i = 0; r->route_path && r->route_status == ROUTER_FOUND && i < r->match.nparams;
+         i++) {
+        router_param *p = &r->match.params[i];
+        char *v = r->route_path + (p->value - r->route_path);
+        p->value_len = router_param_decode(v, p->value_len);
+    }
     r->body_limit = 0;
     r->wants_json = 0;
     r->body_stream = 0;

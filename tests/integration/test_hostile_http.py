@@ -12,6 +12,9 @@ Each case failed before its fix (README, "Hostile-client tests"):
   on a route declared auth = "bearer": 401) got "100 Continue" first, so
   the client sent a body only to have it refused; runtime/httpd.c
   (check_expect) now answers those at once, like 404, 405 and 413.
+- an encoded slash (%2F) in a path was a '/' for the router; the router now
+  matches the path as sent, segment by segment, and decodes each parameter
+  after (runtime/router.c, router_path_of_target).
 
 Run by hand as any integration file:
 GLASGOW_BIN=build/glasgow python3 tests/integration/test_hostile_http.py
@@ -160,6 +163,35 @@ def expect_continue_when_the_body_matters(s):
         c.sendall(body)
         got = recv_until(c, got, b'"text"')
         ok(b"HTTP/1.1 200" in got and b"hi, bob!" in got, "  then the body, then 200", got[-200:])
+
+# ---- 3. %2F is part of its segment, not a separator ----------------------------------------------
+
+def greet(s, target):
+    body = b'{"greeting":"hi"}'
+    r = s.raw(b"PUT " + target + b" HTTP/1.1\r\n" + H + JSON +
+              b"Content-Length: %d\r\n\r\n" % len(body) + body, timeout=5.0)
+    try:
+        return r.status, json.loads(r.body)
+    except ValueError:
+        return r.status, r.body
+
+
+@case
+def encoded_slash_stays_in_its_segment(s):
+    is_(greet(s, b"/v1/greetings/a%2Fb"), (200, {"name": "a/b", "text": "hi, a/b!"}),
+        "/v1/greetings/a%2Fb routes to /v1/greetings/:name with name \"a/b\"")
+    is_(greet(s, b"/v1/greetings/a%2fb%20c"), (200, {"name": "a/b c", "text": "hi, a/b c!"}),
+        "a lower-case %2f too, and the other escapes of the value are decoded")
+    is_(greet(s, b"/v1/greetings/a%252Fb"), (200, {"name": "a%2Fb", "text": "hi, a%2Fb!"}),
+        "%25 decodes once: %252F is the text %2F")
+    st, body = greet(s, b"/v1/greetings/a/b")
+    is_(st, 404, "an unencoded slash still separates segments", body)
+    st, body = greet(s, b"/v1/%67reetings/bob")
+    is_(st, 200, "an escape of another character still matches a literal segment", body)
+    r = s.raw(b"GET /hello%2F HTTP/1.1\r\n" + H + b"\r\n", timeout=5.0)
+    ok(r.status == 404 and is_error_shape(r.body, "not_found"),
+       "/hello%2F is not /hello/ split in two: 404", r)
+
 
 if __name__ == "__main__":
     main(Server())
