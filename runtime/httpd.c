@@ -52,6 +52,7 @@
 #endif
 #include "metrics.h"
 #include "netaddr.h"
+#include "router.h"
 #include "tls.h"
 #include "util.h"
 
@@ -104,6 +105,7 @@ struct conn_state {
     uint64_t phase_ms; /* when the wait for the next header block began */
     uint64_t allow_ms; /* how long that wait may last */
     char client[64];   /* the peer's address as text, formatted once per connection */
+    char *route_path;  /* the current request's, from on_uri until hreq_create takes it */
     conn_state *prev, *next;
 };
 
@@ -761,6 +763,50 @@ static void check_headers(hreq *h, const char *url, const char *version)
     }
 }
 
+/* Whether a Content-Type value (the first field, NULL when none) may be JSON
+ * for glasgow.app's check (is_json_type): its media type, before any ';' or
+ * ',', names "json". A "no" here is a "no" there too; a "maybe" is left to
+ * it, after the body. */
+static int maybe_json_type(const char *ct)
+{
+    if (!ct)
+        return 0;
+    size_t n = strcspn(ct, ";,");
+    for (size_t i = 0; i + 4 <= n; i++)
+        if (!strncasecmp(ct + i, "json", 4))
+            return 1;
+    return 0;
+}
+
+/* A client that sent "Expect: 100-continue" waits for the go-ahead before
+ * its body, and libmicrohttpd sends "100 Continue" when the first call of
+ * the access handler returns without a response. check_headers already
+ * refuses then what the headers decide (no route: 404, method: 405,
+ * Content-Length over the route's limit: 413); this adds two refusals the
+ * app makes only after the body: a Content-Type that cannot be JSON on a
+ * route with a JSON body (415, glasgow.app), and no Authorization field on
+ * a route declared auth = "bearer" (401, routes/_auth.lua's answer) unless
+ * the query carries a token (the app answers that its own way). Only with
+ * Expect: without it the body is already on its way, and reading it keeps
+ * the connection open and the app's order of checks. */
+static void check_expect(hreq *h)
+{
+    const char *expect = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Expect");
+    const char *content_type =
+        MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Content-Type");
+    if (h->err_status || !h->has_body || h->r.route_status != ROUTER_FOUND || !expect ||
+        strcasecmp(expect, "100-continue") != 0)
+        return;
+    if (h->r.wants_bearer &&
+        !MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Authorization") &&
+        !MHD_lookup_connection_value(h->conn, MHD_GET_ARGUMENT_KIND, "access_token") &&
+        !MHD_lookup_connection_value(h->conn, MHD_GET_ARGUMENT_KIND, "token"))
+        set_error(h, 401, "unauthenticated", "this endpoint needs a bearer token");
+    else if (h->r.wants_json && !maybe_json_type(content_type))
+        set_error(h, 415, "unsupported_media_type",
+                  "the body must be JSON (Content-Type: application/json)");
+}
+
 /* ---- streamed bodies: the transport of bodystream.h ------------------------------ */
 
 static void on_reap(loop *lp, loop_timer *t);
@@ -1061,6 +1107,10 @@ static hreq *hreq_create(httpd *srv, struct MHD_Connection *conn, const char *ur
     h->r.deadline_us = h->r.started_us + (uint64_t)srv->cfg->request_timeout_ms * 1000u;
     snprintf(h->r.method, sizeof h->r.method, "%s", method);
     h->r.path = xstrdup(url);
+    if (h->cs) {
+        h->r.route_path = h->cs->route_path;
+        h->cs->route_path = NULL;
+    }
     strbuf_init(&h->r.body);
     strbuf_init(&h->r.err_body);
     h->r.owner = h;
@@ -1112,6 +1162,7 @@ static void hreq_destroy(hreq *h)
     body_source_free(h->source);
     body_sink_free(h->sink);
     free(h->r.path);
+    free(h->r.route_path);
     strbuf_dispose(&h->r.body);
     strbuf_dispose(&h->r.err_body);
     strbuf_dispose(&h->r.resp_headers);
@@ -1167,12 +1218,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (h->cs)
             h->cs->in_request = 1;
         check_headers(h, url, version);
+        check_expect(h);
         if (h->has_body && (h->err_status || h->r.route_status != ROUTER_FOUND)) {
             /* Decided from the headers, and a body follows: answer now.
              * libmicrohttpd then skips the body (no 100 Continue) and closes
              * the connection; it refuses a response queued mid-body. */
             if (h->err_status) {
                 make_error_response(h, h->err_status, h->err_code, h->err_msg, NULL);
+                if (h->err_status == 401)
+                    MHD_add_response_header(h->resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                            "Bearer realm=\"glasgow\"");
             } else {
                 h->ran = 1;
                 lhost_run(h->gen, &h->r); /* 404 and 405 never wait */
@@ -1330,6 +1385,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             srv->conns = cs->next;
         if (cs->next)
             cs->next->prev = cs->prev;
+        free(cs->route_path);
         free(cs);
         *socket_context = NULL;
     }
@@ -1350,6 +1406,24 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
         return MHD_NO;
     }
     return MHD_YES;
+}
+
+/* libmicrohttpd's view of the request target before it decodes it: keeps
+ * the path as sent, for the router (an encoded '/' stays inside its
+ * segment: router_path_of_target), in the connection's state until
+ * hreq_create takes it. NULL there (a malformed escape: the request gets a
+ * 400 anyway) routes on the decoded path. Returns no request context. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_state *cs = ci ? ci->socket_context : NULL;
+    (void)cls;
+    if (cs) {
+        free(cs->route_path);
+        cs->route_path = router_path_of_target(uri, strcspn(uri, "?"));
+    }
+    return NULL;
 }
 
 /* Strict %-decoding in place; a malformed escape or an encoded NUL marks
@@ -1574,7 +1648,7 @@ httpd *httpd_create(unsigned index, const config *cfg, loop *lp, int listen_fd, 
         MHD_OPTION_CONNECTION_LIMIT, per_worker ? per_worker : 1u, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(cfg->idle_timeout_ms / 1000), MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
-        srv, MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1,
+        srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1,
         tls ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, tls_retrieve,
         MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES, MHD_OPTION_END);
     if (!srv->daemon) {

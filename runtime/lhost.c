@@ -34,6 +34,7 @@ typedef struct route_info {
     size_t max_body;
     int wants_json;
     int stream;
+    int bearer; /* declared auth = "bearer" */
 } route_info;
 
 #define CO_CACHE 64
@@ -689,6 +690,9 @@ static int build_router(lhost_gen *g, int app, char *err, size_t errlen)
         lua_getfield(L, -6, "stream");
         g->routes[i - 1].stream = lua_toboolean(L, -1);
         lua_pop(L, 1);
+        lua_getfield(L, -6, "bearer");
+        g->routes[i - 1].bearer = lua_toboolean(L, -1);
+        lua_pop(L, 1);
         const char *method = lua_tostring(L, -5);
         const char *path = lua_tostring(L, -4);
         const char *where = lua_tostring(L, -3);
@@ -840,16 +844,26 @@ size_t lhost_gen_route_count(const lhost_gen *g)
 
 void lhost_match(lhost_gen *g, request *r)
 {
+    const char *path = r->route_path ? r->route_path : r->path;
     r->route_status =
-        router_lookup(g->router, r->method, r->path, &r->match, r->allow, sizeof r->allow);
+        router_lookup(g->router, r->method, path, &r->match, r->allow, sizeof r->allow);
+    /* the values point into route_path: decode what it left encoded */
+    for (size_t i = 0; r->route_path && r->route_status == ROUTER_FOUND && i < r->match.nparams;
+         i++) {
+        router_param *p = &r->match.params[i];
+        char *v = r->route_path + (p->value - r->route_path);
+        p->value_len = router_param_decode(v, p->value_len);
+    }
     r->body_limit = 0;
     r->wants_json = 0;
     r->body_stream = 0;
+    r->wants_bearer = 0;
     if (r->route_status == ROUTER_FOUND) {
         const route_info *ri = &g->routes[r->match.id - 1];
         r->body_limit = ri->max_body;
         r->wants_json = ri->wants_json;
         r->body_stream = ri->stream;
+        r->wants_bearer = ri->bearer;
     }
 }
 

@@ -82,8 +82,10 @@ uint64_t lhost_gen_number(const lhost_gen *g);
 const char *lhost_gen_hash(const lhost_gen *g);
 size_t lhost_gen_route_count(const lhost_gen *g);
 
-/* Routes r->method and r->path: fills route_status, match, allow and the
- * route's body limit. Call when the headers are in. */
+/* Routes r->method and r->route_path (r->path when that is NULL): fills
+ * route_status, match, allow and the route's body limit; the parameters
+ * are decoded in place in route_path, so call it once per request. Call
+ * when the headers are in. */
 void lhost_match(lhost_gen *g, request *r);
 
 /*

@@ -25,7 +25,8 @@ typedef void (*request_pair_fn)(void *arg, const char *name, const char *value);
 struct request {
     /* set by httpd before lhost sees the request */
     char method[16];
-    char *path; /* decoded path, owned */
+    char *path;       /* decoded path, owned */
+    char *route_path; /* router_path_of_target of the path as sent, owned (NULL: route on path) */
     char request_id[72];
     char client[64];
     strbuf body;          /* raw request body */
@@ -48,8 +49,9 @@ struct request {
     router_match match;
     char allow[96];
     size_t body_limit;
-    int wants_json;  /* route declares a JSON body */
-    int body_stream; /* route declares body = "stream": the handler reads it */
+    int wants_json;   /* route declares a JSON body */
+    int body_stream;  /* route declares body = "stream": the handler reads it */
+    int wants_bearer; /* route declares auth = "bearer" */
 
     /* coroutine state, owned by lhost */
     void *gen; /* lhost_gen the request runs on (referenced) */

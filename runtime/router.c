@@ -211,6 +211,56 @@ err_free_route:
     return -1;
 }
 
+/* The byte of the escape at s ("%XX", within n bytes), or -1 if it is none. */
+static int escape_at(const char *s, size_t n)
+{
+    if (n < 3 || s[0] != '%')
+        return -1;
+    int hi = util_hex_digit(s[1]), lo = util_hex_digit(s[2]);
+    return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+char *router_path_of_target(const char *target, size_t len)
+{
+    char *out = xmalloc(len + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (target[i] != '%') {
+            out[k++] = target[i];
+            continue;
+        }
+        int v = escape_at(target + i, len - i);
+        if (v <= 0) {
+            free(out);
+            return NULL;
+        }
+        if (v == '/' || v == '%') {
+            memcpy(out + k, v == '/' ? "%2F" : "%25", 3);
+            k += 3;
+        } else {
+            out[k++] = (char)v;
+        }
+        i += 2;
+    }
+    out[k] = '\0';
+    return out;
+}
+
+size_t router_param_decode(char *s, size_t len)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = escape_at(s + i, len - i);
+        if (v < 0) {
+            s[k++] = s[i];
+        } else {
+            s[k++] = (char)v;
+            i += 2;
+        }
+    }
+    return k;
+}
+
 /* Splits path into segment offsets; returns the count, or -1 if malformed.
  * A path of more than max segments counts as max: no route has that many,
  * so only a wildcard (which takes the rest of the string) can match it. */

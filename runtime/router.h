@@ -52,12 +52,32 @@ int router_add(router *r, const char *method, const char *pattern, int id, int *
                char *err, size_t errlen);
 
 /*
- * Matches a decoded path. Returns ROUTER_FOUND with m filled,
+ * Matches a path: decoded, or from router_path_of_target (a segment holding
+ * "%2F" is then one segment, and the parameters need router_param_decode).
+ * Returns ROUTER_FOUND with m filled,
  * ROUTER_METHOD_NOT_ALLOWED with the methods that would match in allow
  * ("GET, HEAD, POST"), or ROUTER_NOT_FOUND.
  */
 int router_lookup(const router *r, const char *method, const char *path, router_match *m,
                   char *allow, size_t allowlen);
+
+/*
+ * The path router_lookup should match for a request target's path as it
+ * came (percent-encoded, without the query; len bytes): every escape is
+ * decoded except those of '/' and '%', which stay as "%2F" and "%25", so
+ * that an encoded slash is part of its segment ("/b%2Ff" is one segment)
+ * while "/%62" still matches the literal "/b". Returns a new string (free
+ * it), or NULL when an escape is malformed or encodes NUL. Aborts on
+ * allocation failure.
+ */
+char *router_path_of_target(const char *target, size_t len);
+
+/*
+ * Decodes the escapes left in a parameter value matched on a path from
+ * router_path_of_target (len bytes at s, in place; not NUL-terminated).
+ * Returns the new length.
+ */
+size_t router_param_decode(char *s, size_t len);
 
 /* Number of routes added. */
 size_t router_count(const router *r);

@@ -279,7 +279,7 @@ const char *util_http_date(void)
     return cached;
 }
 
-static int hexval(char c)
+int util_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -297,8 +297,8 @@ size_t util_percent_decode(char *s, int *bad)
     *bad = 0;
     while (*in) {
         if (*in == '%') {
-            int hi = hexval(in[1]);
-            int lo = hi < 0 ? -1 : hexval(in[2]);
+            int hi = util_hex_digit(in[1]);
+            int lo = hi < 0 ? -1 : util_hex_digit(in[2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                 *bad = 1;
                 *out++ = *in++;

@@ -64,6 +64,9 @@ const char *util_http_date(void);
  */
 size_t util_percent_decode(char *s, int *bad);
 
+/* The value of hex digit c (either case), or -1 if it is not one. */
+int util_hex_digit(char c);
+
 /*
  * Copies the first 40 of the n bytes at s into out (UTIL_QUOTE_MAX bytes)
  * for a one-line message: printable ASCII as is, any other byte and '"'

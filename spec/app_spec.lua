@@ -66,6 +66,18 @@ describe("glasgow.app declare", function()
         end)
     end
 
+    it("tells the host which routes declare auth = \"bearer\"", function()
+        local app = fresh_app()
+        app.declare("a.lua", { { method = "PUT", path = "/f", handler = ok_handler, auth = "bearer" },
+                               { method = "PUT", path = "/g", handler = ok_handler,
+                                 auth = "optional" },
+                               { method = "PUT", path = "/h", handler = ok_handler } })
+        local out = app.finalize()
+        assert.is_true(out[1].bearer)
+        assert.is_false(out[2].bearer)
+        assert.is_false(out[3].bearer)
+    end)
+
     it("declares a streamed body: stream flag, limit, no JSON, binary in OpenAPI", function()
         local app = fresh_app()
         app.declare("a.lua", { { method = "PUT", path = "/f", handler = ok_handler,

@@ -179,6 +179,7 @@ function _M.finalize()
             max_body = r.decl.max_body or (r.decl.body and default_max_body or 0),
             json = type(r.decl.body) == "table",
             stream = r.decl.body == "stream",
+            bearer = r.decl.auth == "bearer",
         }
     end
     return out

@@ -5,7 +5,11 @@
  * "METHOD PATH" looks a path up. A reference model written from router.h's
  * contract predicts which patterns are accepted, which conflict, which
  * route a lookup finds with what parameters, and the Allow list of a 405;
- * the router must agree on every line.
+ * the router must agree on every line. Each looked-up path is also read as
+ * a request target: router_path_of_target must refuse exactly the targets
+ * with a malformed or NUL escape, keep every '/' and only those, and with
+ * router_param_decode give back the whole decoded target; the lookup is
+ * then repeated on its result.
  */
 #include "fuzz.h"
 #include "router.h"
@@ -260,6 +264,65 @@ static void lookup(const router *rt, const model_route *routes, size_t n, const 
     }
 }
 
+static int hex(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* The model: decodes every escape of t into out; returns the length, or -1
+ * for a malformed escape or an encoded NUL. */
+static long model_decode(const char *t, char *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; t[i]; i++) {
+        if (t[i] != '%') {
+            out[k++] = t[i];
+            continue;
+        }
+        int hi = hex(t[i + 1]), lo = hi < 0 ? -1 : hex(t[i + 2]);
+        if (hi < 0 || lo < 0 || hi * 16 + lo == 0)
+            return -1;
+        out[k++] = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    return (long)k;
+}
+
+static size_t slashes(const char *s, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += s[i] == '/';
+    return c;
+}
+
+static void check_target(const router *rt, const model_route *routes, size_t n, const char *method,
+                         const char *target)
+{
+    size_t len = strlen(target);
+    char *want = malloc(len + 1);
+    fuzz_check(want, "out of memory");
+    long want_len = model_decode(target, want);
+    char *p = router_path_of_target(target, len);
+    fuzz_check((p == NULL) == (want_len < 0), "target %s: refused %d, malformed %d", target,
+               p == NULL, want_len < 0);
+    if (p) {
+        size_t plen = strlen(p);
+        fuzz_check(slashes(p, plen) == slashes(target, len), "target %s: path %s moved a '/'",
+                   target, p);
+        lookup(rt, routes, n, method, p);
+        size_t dlen = router_param_decode(p, plen);
+        fuzz_check((long)dlen == want_len && !memcmp(p, want, dlen),
+                   "target %s: decodes to %.*s, want %.*s", target, (int)dlen, p, (int)want_len,
+                   want);
+    }
+    free(p);
+    free(want);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = malloc(size + 1);
@@ -284,6 +347,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *arg = sp + 1;
         if (!add) {
             lookup(rt, routes, nroutes, method, arg);
+            check_target(rt, routes, nroutes, method, arg);
             continue;
         }
         if (nroutes == MAX_ROUTES)

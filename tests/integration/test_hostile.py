@@ -228,6 +228,20 @@ def a_date_no_column_holds(fx):
 
 # (name, request bytes, status, error code or None for any): attacks that were answered
 # well when the probe ran; a 500, a hang or a dropped connection here is a regression.
+@case
+def encoded_slash_in_a_bucket_name(fx):
+    """%2F was a '/' for the router: /v1/buckets/B%2Ffiles listed bucket B's files. Now it
+    is one segment, the bucket name "B/files", which no bucket can have."""
+    b = new_bucket(fx)
+    r = fx.server.raw(("GET /v1/buckets/%s%%2Ffiles HTTP/1.1\r\nHost: x\r\n%s\r\n"
+                       % (b["name"], auth(fx))).encode())
+    ok(r.outcome == "response" and r.status in (400, 404) and is_error_shape(r.body),
+       "GET /v1/buckets/<name>%2Ffiles: 400 or 404, not the bucket's files", "got: %r" % (r,))
+    r = fx.server.raw(("GET /v1/buckets/%s/files HTTP/1.1\r\nHost: x\r\n%s\r\n"
+                       % (b["name"], auth(fx))).encode())
+    is_(r.status, 200, "GET /v1/buckets/<name>/files still lists them", r)
+
+
 def sweep_requests(fx):
     a = auth(fx)
     tok = "POST /v1/auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

@@ -1,5 +1,10 @@
 /* Router matching: literals, parameters, wildcards, precedence, 405, conflicts. */
 #include "router.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "tap.h"
 
 static int lookup(router *r, const char *method, const char *path, router_match *m, char *allow)
@@ -155,6 +160,70 @@ static void test_conflicts(void)
     router_destroy(r);
 }
 
+/* router_path_of_target on target, then a lookup; returns the decoded
+ * value of the first parameter (or "" when the lookup finds nothing). */
+static const char *param_of(router *r, const char *target, char *out, size_t outlen)
+{
+    router_match m;
+    char *path = router_path_of_target(target, strlen(target));
+    out[0] = '\0';
+    if (path && router_lookup(r, "GET", path, &m, NULL, 0) == ROUTER_FOUND && m.nparams) {
+        char *v = path + (m.params[0].value - path);
+        size_t n = router_param_decode(v, m.params[0].value_len);
+        snprintf(out, outlen, "%.*s", (int)n, v);
+    }
+    free(path);
+    return out;
+}
+
+static void test_encoded_targets(void)
+{
+    struct {
+        const char *target, *want;
+    } paths[] = {
+        {"/a/b%2Fc", "/a/b%2Fc"}, {"/a/b%2fc", "/a/b%2Fc"},
+        {"/%61/b", "/a/b"},       {"/a/%25", "/a/%25"},
+        {"/a/%252F", "/a/%252F"}, {"/a/%C3%A9", "/a/\xc3\xa9"},
+        {"/a/b%20c", "/a/b c"},   {"", ""},
+    };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        char *p = router_path_of_target(paths[i].target, strlen(paths[i].target));
+        is_str(p, paths[i].want, "path of target '%s'", paths[i].target);
+        free(p);
+    }
+    const char *bad[] = {"/a%", "/a%2", "/a%zz", "/a%00", "/a/%G0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *p = router_path_of_target(bad[i], strlen(bad[i]));
+        ok(p == NULL, "target '%s' is refused", bad[i]);
+        free(p);
+    }
+    char *p = router_path_of_target("/a/b?c=%2F", 4);
+    is_str(p, "/a/b", "only len bytes are read");
+    free(p);
+
+    router *r = router_create();
+    char err[256], out[64];
+    router_add(r, "GET", "/b/:bucket", 1, NULL, err, sizeof err);
+    router_add(r, "GET", "/b/:bucket/files", 2, NULL, err, sizeof err);
+    router_add(r, "GET", "/b/:bucket/files/*name", 3, NULL, err, sizeof err);
+    is_str(param_of(r, "/b/x%2Ffiles", out, sizeof out), "x/files",
+           "%%2F stays in its segment: /b/:bucket, decoded after");
+    is_str(param_of(r, "/b/x%252F", out, sizeof out), "x%2F", "%%25 decodes once");
+    is_str(param_of(r, "/%62/x/files", out, sizeof out), "x", "an escaped literal still matches");
+    router_match m;
+    char *path = router_path_of_target("/b/x/files/d%2Fe/f", 18);
+    ok(path && router_lookup(r, "GET", path, &m, NULL, 0) == ROUTER_FOUND && m.id == 3 &&
+           m.nparams == 2,
+       "a wildcard takes the rest");
+    if (path && m.nparams == 2) {
+        char *v = path + (m.params[1].value - path);
+        size_t n = router_param_decode(v, m.params[1].value_len);
+        ok(n == 5 && !memcmp(v, "d/e/f", 5), "and decodes to d/e/f (got %.*s)", (int)n, v);
+    }
+    free(path);
+    router_destroy(r);
+}
+
 int main(void)
 {
     test_basic();
@@ -162,5 +231,6 @@ int main(void)
     test_explicit_head();
     test_bad_patterns();
     test_conflicts();
+    test_encoded_targets();
     return done_testing();
 }
