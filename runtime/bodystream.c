@@ -17,21 +17,22 @@ const char *const BODY_ERR_TIMEOUT = "timeout";
 const char *const BODY_ERR_TOO_LARGE = "too_large";
 const char *const BODY_ERR_ABORTED = "aborted";
 
-/* A byte ring of BODY_BUF_BYTES, allocated on first use. */
+/* A byte ring of cap bytes (BODY_SRC_BYTES or BODY_BUF_BYTES), allocated on
+ * first use. */
 typedef struct ring {
     char *buf;
-    size_t head, len;
+    size_t cap, head, len;
 } ring;
 
 static size_t ring_put(ring *q, const char *p, size_t n)
 {
     if (!q->buf)
-        q->buf = xmalloc(BODY_BUF_BYTES);
-    size_t room = BODY_BUF_BYTES - q->len;
+        q->buf = xmalloc(q->cap);
+    size_t room = q->cap - q->len;
     if (n > room)
         n = room;
-    size_t tail = (q->head + q->len) % BODY_BUF_BYTES;
-    size_t first = BODY_BUF_BYTES - tail;
+    size_t tail = (q->head + q->len) % q->cap;
+    size_t first = q->cap - tail;
     if (first > n)
         first = n;
     memcpy(q->buf + tail, p, first);
@@ -46,12 +47,12 @@ static size_t ring_get(ring *q, char *out, size_t n)
         n = q->len;
     if (n == 0)
         return 0; /* the ring may not be allocated yet: no memcpy from NULL */
-    size_t first = BODY_BUF_BYTES - q->head;
+    size_t first = q->cap - q->head;
     if (first > n)
         first = n;
     memcpy(out, q->buf + q->head, first);
     memcpy(out + first, q->buf, n - first);
-    q->head = (q->head + n) % BODY_BUF_BYTES;
+    q->head = (q->head + n) % q->cap;
     q->len -= n;
     if (q->len == 0)
         q->head = 0;
@@ -106,6 +107,7 @@ body_source *body_source_create(request *r, const body_transport *t, void *owner
     s->owner = owner;
     s->length = length;
     s->limit = limit;
+    s->q.cap = BODY_SRC_BYTES;
     return s;
 }
 
@@ -157,7 +159,7 @@ void body_source_notify_min(body_source *s, void (*ready)(void *arg), void *arg,
 {
     s->ready = ready;
     s->ready_arg = arg;
-    s->ready_min = min < 1 ? 1 : min > BODY_BUF_BYTES ? BODY_BUF_BYTES : min;
+    s->ready_min = min < 1 ? 1 : min > BODY_SRC_BYTES ? BODY_SRC_BYTES : min;
     if (ready)
         source_poke(s);
 }
@@ -302,6 +304,7 @@ body_sink *body_sink_create(request *r, const body_transport *t, void *owner,
     s->owner = owner;
     s->length = content_length;
     s->head = head;
+    s->q.cap = BODY_BUF_BYTES;
     return s;
 }
 

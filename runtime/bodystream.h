@@ -92,7 +92,7 @@ const char *body_source_error(const body_source *s);
 void body_source_notify(body_source *s, void (*ready)(void *arg), void *arg);
 
 /* body_source_notify, but ready waits until min bytes (at most
- * BODY_BUF_BYTES) are buffered, or the whole of a known-length body has
+ * BODY_SRC_BYTES) are buffered, or the whole of a known-length body has
  * arrived, or the body ended or failed: a consumer that forwards the body
  * in larger pieces than the connection delivers (the S3 client) wakes once
  * per piece. */
@@ -159,9 +159,16 @@ uint64_t body_sink_written(const body_sink *s);
 
 /* ---- the transport side: what the HTTP server (httpd.c) uses ------------------- */
 
-/* Capacity of a source's and of a sink's buffer: what one transfer holds
- * beyond libmicrohttpd's connection buffer. */
+/* Capacity of a sink's buffer, and the most a Lua read takes at once: what
+ * one transfer holds beyond libmicrohttpd's response buffer. */
 #define BODY_BUF_BYTES ((size_t)65536)
+
+/* Capacity of a source's buffer, beyond libmicrohttpd's connection buffer
+ * (which hands over up to about 72 KiB of a body per read, httpd.c): room
+ * for two of those and for the S3 client's 128 KiB batches, so that the
+ * connection is rarely suspended for want of room and the store gets large
+ * sends. */
+#define BODY_SRC_BYTES ((size_t)262144)
 
 /* How a request reaches its transport; set by the server on r->streams. */
 typedef struct body_transport {

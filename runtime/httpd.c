@@ -745,7 +745,7 @@ static void abandon(hreq *h)
 static int can_move(const hreq *h)
 {
     if (h->susp_why == SUSP_BODY)
-        return body_source_buffered(h->source) < BODY_BUF_BYTES || body_source_done(h->source) ||
+        return body_source_buffered(h->source) < BODY_SRC_BYTES || body_source_done(h->source) ||
                handler_done(h);
     if (h->susp_why == SUSP_SINK)
         return body_sink_buffered(h->sink) > 0 || body_sink_state(h->sink) != 0;

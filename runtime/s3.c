@@ -402,6 +402,10 @@ typedef struct s3_call s3_call;
 enum { BODY_NONE, BODY_MEM, BODY_STREAM };
 /* curl's receive buffer for downloads: the most one write callback gets */
 #define S3_RECV_BUFFER 65536
+/* curl's upload buffer for streamed bodies: the most one read callback is
+ * asked for, so the largest send (curl's default is 64 KiB); see SRC_BATCH
+ * in lua_s3.c */
+#define S3_SEND_BUFFER 131072
 /* memory bodies up to this are bounded by request_timeout_ms, larger ones by the low-speed limit */
 #define S3_TIMED_BODY_MAX ((size_t)8 * 1024 * 1024)
 #define MAX_QUERY 6
@@ -994,6 +998,8 @@ static void call_start(s3_call *call)
     }
     if (call->stream_response) /* downloads: fewer, larger writes (the size of a sink's buffer) */
         curl_easy_setopt(e2, CURLOPT_BUFFERSIZE, (long)S3_RECV_BUFFER);
+    if (call->body == BODY_STREAM) /* uploads: fewer, larger sends */
+        curl_easy_setopt(e2, CURLOPT_UPLOAD_BUFFERSIZE, (long)S3_SEND_BUFFER);
     /* a body too large to bound the whole exchange by (one PUT of a large
      * string) is bounded by its pace, like a streamed one */
     int streamed = call->body == BODY_STREAM || call->stream_response ||

@@ -46,7 +46,7 @@ static void fill(char *buf, size_t n, unsigned seed)
 
 static void test_source(void)
 {
-    static char in[3 * BODY_BUF_BYTES], out[3 * BODY_BUF_BYTES];
+    static char in[3 * BODY_SRC_BYTES], out[3 * BODY_SRC_BYTES];
     fill(in, sizeof in, 1);
     body_source *s = body_source_create(&req, &tp, NULL, (int64_t)sizeof in, sizeof in);
     char b[16];
@@ -59,7 +59,7 @@ static void test_source(void)
     is_int(fired, 0, "a notify does not fire while nothing can be read");
 
     size_t k = body_source_push(s, in, sizeof in);
-    is_int(k, BODY_BUF_BYTES, "push takes what fits in the buffer");
+    is_int(k, BODY_SRC_BYTES, "push takes what fits in the buffer");
     is_int(body_source_push(s, in + k, 10), 0, "and nothing more while it is full");
     body_source_fire(s);
     body_source_fire(s);
@@ -124,7 +124,7 @@ static void test_source_limits(void)
  * connection delivers, but never past what the body can still bring. */
 static void test_source_notify_min(void)
 {
-    static char in[100000];
+    static char in[32800 + BODY_SRC_BYTES + 1664];
     char b[64];
     fill(in, sizeof in, 5);
     body_source *s = body_source_create(&req, &tp, NULL, (int64_t)sizeof in, sizeof in);
@@ -149,12 +149,12 @@ static void test_source_notify_min(void)
     }
     fired = 0;
     body_source_notify_min(s, on_ready, NULL, 1u << 30);
-    body_source_push(s, in + got, BODY_BUF_BYTES);
+    body_source_push(s, in + got, BODY_SRC_BYTES);
     body_source_fire(s);
     is_int(fired, 1, "a minimum above the buffer is the buffer's size: a full buffer fires");
     while (body_source_read(s, b, sizeof b) > 0)
         ;
-    got += BODY_BUF_BYTES;
+    got += BODY_SRC_BYTES;
     fired = 0;
     body_source_notify_min(s, on_ready, NULL, 32768);
     body_source_push(s, in + got, sizeof in - got); /* the last 1664 bytes */
