@@ -17,7 +17,7 @@ const char *const BODY_ERR_TIMEOUT = "timeout";
 const char *const BODY_ERR_TOO_LARGE = "too_large";
 const char *const BODY_ERR_ABORTED = "aborted";
 
-/* A byte ring of cap bytes (BODY_SRC_BYTES or BODY_BUF_BYTES), allocated on
+/* A byte ring of cap bytes (BODY_SRC_BYTES or BODY_SINK_BYTES), allocated on
  * first use. */
 typedef struct ring {
     char *buf;
@@ -304,7 +304,7 @@ body_sink *body_sink_create(request *r, const body_transport *t, void *owner,
     s->owner = owner;
     s->length = content_length;
     s->head = head;
-    s->q.cap = BODY_BUF_BYTES;
+    s->q.cap = BODY_SINK_BYTES;
     return s;
 }
 
@@ -349,7 +349,7 @@ size_t body_sink_room(const body_sink *s)
         return 0;
     if (s->head)
         return SIZE_MAX;
-    return BODY_BUF_BYTES - s->q.len;
+    return s->q.cap - s->q.len;
 }
 
 const char *body_sink_error(const body_sink *s)
@@ -425,7 +425,7 @@ int body_sink_waiting(const body_sink *s)
 
 void body_sink_fire(body_sink *s)
 {
-    if (s->ready && (s->err || s->finished || s->head || s->q.len < BODY_BUF_BYTES)) {
+    if (s->ready && (s->err || s->finished || s->head || s->q.len < s->q.cap)) {
         void (*cb)(void *) = s->ready;
         s->ready = NULL;
         progress(s->r);

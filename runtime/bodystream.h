@@ -159,9 +159,14 @@ uint64_t body_sink_written(const body_sink *s);
 
 /* ---- the transport side: what the HTTP server (httpd.c) uses ------------------- */
 
-/* Capacity of a sink's buffer, and the most a Lua read takes at once: what
- * one transfer holds beyond libmicrohttpd's response buffer. */
+/* The most a Lua read (req.body_stream:read) takes at once. */
 #define BODY_BUF_BYTES ((size_t)65536)
+
+/* Capacity of a sink's buffer, and the size of the blocks libmicrohttpd
+ * pulls from it (the response's own buffer): a download moves 256 KiB per
+ * loop turn, a recv from the store and a send to the client (the S3
+ * client's receive buffer is as large, S3_RECV_BUFFER). */
+#define BODY_SINK_BYTES ((size_t)262144)
 
 /* Capacity of a source's buffer, beyond libmicrohttpd's connection buffer
  * (which hands over up to about 72 KiB of a body per read, httpd.c): room

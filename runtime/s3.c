@@ -400,8 +400,9 @@ void s3_global_init(void)
 typedef struct s3_call s3_call;
 
 enum { BODY_NONE, BODY_MEM, BODY_STREAM };
-/* curl's receive buffer for downloads: the most one write callback gets */
-#define S3_RECV_BUFFER 65536
+/* curl's receive buffer for downloads: the most one recv and one write
+ * callback get (curl's default is 16 KiB); a sink's size (BODY_SINK_BYTES) */
+#define S3_RECV_BUFFER 262144
 /* curl's upload buffer for streamed bodies: the most one read callback is
  * asked for, so the largest send (curl's default is 64 KiB); see SRC_BATCH
  * in lua_s3.c */

@@ -178,7 +178,7 @@ static void test_source_notify_min(void)
 
 static void test_sink(void)
 {
-    char b[BODY_BUF_BYTES];
+    static char b[BODY_SINK_BYTES];
     memset(&req, 0, sizeof req);
     req.streams = &tp;
     is_int(request_add_header(&req, "X-A", "1"), 0, "a header");
@@ -192,8 +192,8 @@ static void test_sink(void)
     is_int(request_add_header(&req, "X-C", "1"), -1, "no header after the start");
 
     fill(b, sizeof b, 3);
-    is_int(body_sink_room(k), BODY_BUF_BYTES, "an empty sink has room for its whole buffer");
-    is_int(body_sink_write(k, b, sizeof b), BODY_BUF_BYTES, "a write takes what fits");
+    is_int(body_sink_room(k), BODY_SINK_BYTES, "an empty sink has room for its whole buffer");
+    is_int(body_sink_write(k, b, sizeof b), BODY_SINK_BYTES, "a write takes what fits");
     is_int(body_sink_room(k), 0, "then no room");
     is_int(body_sink_write(k, b, 1), BODY_AGAIN, "then BODY_AGAIN");
     fired = 0;
@@ -231,10 +231,10 @@ static void test_sink(void)
 
     /* HEAD: writes dropped */
     k = body_sink_create(&req, &tp, NULL, -1, 1);
-    is_int(body_sink_write(k, b, sizeof b), BODY_BUF_BYTES, "HEAD: writes accepted");
-    is_int(body_sink_write(k, b, sizeof b), BODY_BUF_BYTES, "and never full");
+    is_int(body_sink_write(k, b, sizeof b), BODY_SINK_BYTES, "HEAD: writes accepted");
+    is_int(body_sink_write(k, b, sizeof b), BODY_SINK_BYTES, "and never full");
     is_int(body_sink_buffered(k), 0, "nothing kept");
-    is_int(body_sink_written(k), 2 * BODY_BUF_BYTES, "written counted");
+    is_int(body_sink_written(k), 2 * BODY_SINK_BYTES, "written counted");
     ok(body_sink_room(k) == SIZE_MAX, "HEAD: unlimited room");
     body_sink_free(k);
 
