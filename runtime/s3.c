@@ -498,7 +498,7 @@ struct s3_op {
     int failed;
     /* response bodies held back by the caller's write callback */
     char *pending;
-    size_t pending_len, pending_off;
+    size_t pending_len, pending_off, pending_cap;
     /* put */
     int phase;
     int64_t length; /* -1: unknown */
@@ -825,7 +825,15 @@ static size_t cb_write(char *ptr, size_t size, size_t nmemb, void *ud)
         set_err(&call->err, S3E_PROTOCOL, "overflow", "paused download kept receiving");
         return 0;
     }
-    op->pending = xrealloc(op->pending, op->pending_len + rest);
+    if (op->pending_len + rest > op->pending_cap) {
+        /* grown, never shrunk: a buffer this size is mmapped by malloc, and
+         * resizing it on every hold faults its pages in again each time */
+        size_t cap = op->pending_len + rest;
+        if (cap < S3_RECV_BUFFER)
+            cap = S3_RECV_BUFFER;
+        op->pending = xrealloc(op->pending, cap);
+        op->pending_cap = cap;
+    }
     memcpy(op->pending + op->pending_len, ptr + taken, rest);
     op->pending_len += rest;
     if (!call->recv_paused) {
