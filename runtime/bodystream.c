@@ -251,6 +251,7 @@ struct body_sink {
     const char *err;
     void (*ready)(void *arg);
     void *ready_arg;
+    size_t ready_room; /* room needed before ready is called */
 };
 
 static void sink_poke(body_sink *s)
@@ -359,8 +360,14 @@ const char *body_sink_error(const body_sink *s)
 
 void body_sink_notify(body_sink *s, void (*ready)(void *arg), void *arg)
 {
+    body_sink_notify_min(s, ready, arg, 1);
+}
+
+void body_sink_notify_min(body_sink *s, void (*ready)(void *arg), void *arg, size_t room)
+{
     s->ready = ready;
     s->ready_arg = arg;
+    s->ready_room = room < 1 ? 1 : room > s->q.cap ? s->q.cap : room;
     if (ready)
         sink_poke(s);
 }
@@ -425,7 +432,7 @@ int body_sink_waiting(const body_sink *s)
 
 void body_sink_fire(body_sink *s)
 {
-    if (s->ready && (s->err || s->finished || s->head || s->q.len < s->q.cap)) {
+    if (s->ready && (s->err || s->finished || s->head || s->q.cap - s->q.len >= s->ready_room)) {
         void (*cb)(void *) = s->ready;
         s->ready = NULL;
         progress(s->r);

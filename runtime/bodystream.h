@@ -145,6 +145,12 @@ const char *body_sink_error(const body_sink *s);
  * second call replaces the first; ready NULL cancels. */
 void body_sink_notify(body_sink *s, void (*ready)(void *arg), void *arg);
 
+/* body_sink_notify, but ready waits until room (at most BODY_SINK_BYTES)
+ * bytes fit, or the sink ended or failed: a writer that must not be
+ * offered more than fits (the S3 client, whose receives bring up to
+ * S3_RECV_BUFFER) resumes once per that much room. */
+void body_sink_notify_min(body_sink *s, void (*ready)(void *arg), void *arg, size_t room);
+
 /* Ends the body: the response completes once the queued bytes are sent.
  * With a Content-Length, finishing short of it is body_sink_fail. */
 void body_sink_finish(body_sink *s);
@@ -162,11 +168,15 @@ uint64_t body_sink_written(const body_sink *s);
 /* The most a Lua read (req.body_stream:read) takes at once. */
 #define BODY_BUF_BYTES ((size_t)65536)
 
-/* Capacity of a sink's buffer, and the size of the blocks libmicrohttpd
- * pulls from it (the response's own buffer): a download moves 256 KiB per
- * loop turn, a recv from the store and a send to the client (the S3
- * client's receive buffer is as large, S3_RECV_BUFFER). */
-#define BODY_SINK_BYTES ((size_t)262144)
+/* Capacity of a sink's buffer: room for two of the S3 client's receives
+ * (S3_RECV_BUFFER, 256 KiB), so that it can take one whole while
+ * libmicrohttpd still has one to send. */
+#define BODY_SINK_BYTES ((size_t)524288)
+
+/* The size of the blocks libmicrohttpd pulls from a sink (the response's
+ * own buffer): a download moves 256 KiB per loop turn, a recv from the
+ * store and a send to the client. */
+#define BODY_SINK_BLOCK ((size_t)262144)
 
 /* Capacity of a source's buffer, beyond libmicrohttpd's connection buffer
  * (which hands over up to about 72 KiB of a body per read, httpd.c): room

@@ -690,7 +690,7 @@ static body_sink *t_sink(request *r, unsigned status, int64_t content_length)
         return h->sink;
     }
     struct MHD_Response *resp = MHD_create_response_from_callback(
-        content_length >= 0 ? (uint64_t)content_length : MHD_SIZE_UNKNOWN, BODY_SINK_BYTES,
+        content_length >= 0 ? (uint64_t)content_length : MHD_SIZE_UNKNOWN, BODY_SINK_BLOCK,
         sink_reader, h, NULL);
     if (!resp)
         die("out of memory creating a response");

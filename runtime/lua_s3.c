@@ -620,6 +620,12 @@ static ssize_t obj_write(void *arg, const char *buf, size_t len)
         body_sink_notify(o->sink, sink_ready, o);
         return n == BODY_AGAIN ? S3_PAUSE : n;
     }
+    if (body_sink_room(o->sink) < S3_RECV_BUFFER) {
+        /* stop receiving while a whole receive still fits, rather than have
+         * s3 hold (copy) what does not fit; go on when one fits again */
+        body_sink_notify_min(o->sink, sink_ready, o, S3_RECV_BUFFER);
+        s3_op_hold(o->op);
+    }
     return n;
 }
 

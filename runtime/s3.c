@@ -400,9 +400,9 @@ void s3_global_init(void)
 typedef struct s3_call s3_call;
 
 enum { BODY_NONE, BODY_MEM, BODY_STREAM };
-/* curl's receive buffer for downloads: the most one recv and one write
- * callback get (curl's default is 16 KiB); a sink's size (BODY_SINK_BYTES) */
-#define S3_RECV_BUFFER 262144
+/* S3_RECV_BUFFER (s3.h): curl's receive buffer for downloads, the most
+ * one recv gets (curl's default is 16 KiB; write callbacks get at most 16
+ * KiB at a time whatever its size) */
 /* curl's upload buffer for streamed bodies: the most one read callback is
  * asked for, so the largest send (curl's default is 64 KiB); see SRC_BATCH
  * in lua_s3.c */
@@ -1304,6 +1304,15 @@ void s3_op_resume(s3_op *op)
         return;
     op->resume_pending = 1;
     loop_timer_start(op->c->lp, &op->event_timer, 0);
+}
+
+void s3_op_hold(s3_op *op)
+{
+    s3_call *call = op ? op->call : NULL;
+    if (!call || !call->easy || call->recv_paused)
+        return;
+    call->recv_paused = 1;
+    curl_easy_pause(call->easy, call->send_paused ? CURLPAUSE_ALL : CURLPAUSE_RECV);
 }
 
 void s3_op_cancel(s3_op *op)

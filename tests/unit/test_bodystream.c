@@ -257,6 +257,38 @@ static void test_sink(void)
     ok(request_body_source(&req) == NULL, "and no source");
 }
 
+/* notify_min on a sink: the S3 client resumes a download only when a whole
+ * receive fits, so nothing it received has to be held back. */
+static void test_sink_notify_min(void)
+{
+    static char b[BODY_SINK_BYTES];
+    char out[4096];
+    body_sink *k = body_sink_create(&req, &tp, NULL, -1, 0);
+    is_int(body_sink_write(k, b, sizeof b - 1000), (long long)(sizeof b - 1000), "nearly full");
+    fired = 0;
+    body_sink_notify_min(k, on_ready, NULL, 10000);
+    body_sink_fire(k);
+    is_int(fired, 0, "notify_min: 1000 bytes of room do not fire it");
+    body_sink_pull(k, out, 4096);
+    body_sink_pull(k, out, 4096);
+    body_sink_fire(k);
+    is_int(fired, 0, "nor 9192");
+    body_sink_pull(k, out, 808);
+    body_sink_fire(k);
+    is_int(fired, 1, "10000 do");
+    body_sink_notify_min(k, on_ready, NULL, 1u << 30);
+    while (body_sink_pull(k, out, sizeof out) > 0)
+        ;
+    body_sink_fire(k);
+    is_int(fired, 2, "a room above the buffer is the buffer's size: an empty sink fires");
+    body_sink_write(k, b, 100);
+    body_sink_notify_min(k, on_ready, NULL, BODY_SINK_BYTES);
+    body_sink_set_error(k, BODY_ERR_CLOSED);
+    body_sink_fire(k);
+    is_int(fired, 3, "a failure fires it whatever the room");
+    body_sink_free(k);
+}
+
 static void test_deadline_progress(void)
 {
     memset(&req, 0, sizeof req);
@@ -280,6 +312,7 @@ int main(void)
     test_source_limits();
     test_source_notify_min();
     test_sink();
+    test_sink_notify_min();
     test_deadline_progress();
     return done_testing();
 }
