@@ -62,7 +62,8 @@
 #define LOG_FLUSH_BYTES 32768
 #define DRAIN_MAX (8u << 20)
 #define EARLY_MAX 4096 /* largest answer send_early writes by hand */
-#define BODY_READ_BYTES ((size_t)128 << 10) /* a connection's pool beyond the header phase's */
+/* a connection's memory pool beyond what its header phase may use */
+#define BODY_READ_BYTES ((size_t)128 << 10)
 
 /* Connections per client address, shared by every worker; hashed slots
  * (a collision only makes the limit stricter for the two addresses). */
@@ -1438,7 +1439,8 @@ httpd *httpd_create(unsigned index, const config *cfg, loop *lp, int listen_fd, 
     srv->daemon = MHD_start_daemon(
         flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, srv,
         MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
-        MHD_OPTION_CONNECTION_HEADER_MEMORY_LIMIT, hdr_mem, MHD_OPTION_CONNECTION_LIMIT, per_worker ? per_worker : 1u, MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_OPTION_CONNECTION_HEADER_MEMORY_LIMIT, hdr_mem, MHD_OPTION_CONNECTION_LIMIT,
+        per_worker ? per_worker : 1u, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(cfg->idle_timeout_ms / 1000), MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
         srv, MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1,
