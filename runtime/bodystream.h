@@ -179,10 +179,9 @@ uint64_t body_sink_written(const body_sink *s);
 #define BODY_SINK_BLOCK ((size_t)262144)
 
 /* Capacity of a source's buffer, beyond libmicrohttpd's connection buffer
- * (which hands over up to about 72 KiB of a body per read, httpd.c): room
- * for two of those and for the S3 client's 128 KiB batches, so that the
- * connection is rarely suspended for want of room and the store gets large
- * sends. */
+ * (which hands over up to about 136 KiB of a body per read, httpd.c): room
+ * for two of the S3 client's 128 KiB batches, so that the connection goes
+ * on being read while one waits and the store gets large sends. */
 #define BODY_SRC_BYTES ((size_t)262144)
 
 /* How a request reaches its transport; set by the server on r->streams. */

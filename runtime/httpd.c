@@ -63,7 +63,7 @@
 #define DRAIN_MAX (8u << 20)
 #define EARLY_MAX 4096 /* largest answer send_early writes by hand */
 /* a connection's memory pool beyond what its header phase may use */
-#define BODY_READ_BYTES ((size_t)128 << 10)
+#define BODY_READ_BYTES ((size_t)256 << 10)
 
 /* Connections per client address, shared by every worker; hashed slots
  * (a collision only makes the limit stricter for the two addresses). */
@@ -1417,11 +1417,11 @@ httpd *httpd_create(unsigned index, const config *cfg, loop *lp, int listen_fd, 
     /* A connection's pool: until its header block is in, a request may use
      * the header limits plus room for the response headers, no more
      * (MHD_OPTION_CONNECTION_HEADER_MEMORY_LIMIT, our patch 0005); then
-     * its body's read buffer grows into BODY_READ_BYTES more, so that a
-     * streamed upload arrives in 64 KiB pieces rather than 8 KiB ones (an
-     * event-loop turn and a recv each). Such a pool is mmapped: the pages
-     * a request does not use are never touched, and the body's are given
-     * back when the request ends. */
+     * its body's read buffer grows into BODY_READ_BYTES more (towards half
+     * the pool), so that an upload arrives in pieces of up to 136 KiB
+     * rather than 8 KiB (an event-loop turn and a recv each). Such a pool
+     * is mmapped: the pages a request does not use are never touched, and
+     * the body's are given back when the request ends. */
     size_t hdr_mem = cfg->max_header_bytes + cfg->max_request_line + 4096;
     long page = sysconf(_SC_PAGESIZE);
     if (page > 0)
