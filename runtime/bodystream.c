@@ -17,21 +17,22 @@ const char *const BODY_ERR_TIMEOUT = "timeout";
 const char *const BODY_ERR_TOO_LARGE = "too_large";
 const char *const BODY_ERR_ABORTED = "aborted";
 
-/* A byte ring of BODY_BUF_BYTES, allocated on first use. */
+/* A byte ring of cap bytes (BODY_SRC_BYTES or BODY_SINK_BYTES), allocated on
+ * first use. */
 typedef struct ring {
     char *buf;
-    size_t head, len;
+    size_t cap, head, len;
 } ring;
 
 static size_t ring_put(ring *q, const char *p, size_t n)
 {
     if (!q->buf)
-        q->buf = xmalloc(BODY_BUF_BYTES);
-    size_t room = BODY_BUF_BYTES - q->len;
+        q->buf = xmalloc(q->cap);
+    size_t room = q->cap - q->len;
     if (n > room)
         n = room;
-    size_t tail = (q->head + q->len) % BODY_BUF_BYTES;
-    size_t first = BODY_BUF_BYTES - tail;
+    size_t tail = (q->head + q->len) % q->cap;
+    size_t first = q->cap - tail;
     if (first > n)
         first = n;
     memcpy(q->buf + tail, p, first);
@@ -46,12 +47,12 @@ static size_t ring_get(ring *q, char *out, size_t n)
         n = q->len;
     if (n == 0)
         return 0; /* the ring may not be allocated yet: no memcpy from NULL */
-    size_t first = BODY_BUF_BYTES - q->head;
+    size_t first = q->cap - q->head;
     if (first > n)
         first = n;
     memcpy(out, q->buf + q->head, first);
     memcpy(out + first, q->buf, n - first);
-    q->head = (q->head + n) % BODY_BUF_BYTES;
+    q->head = (q->head + n) % q->cap;
     q->len -= n;
     if (q->len == 0)
         q->head = 0;
@@ -106,6 +107,7 @@ body_source *body_source_create(request *r, const body_transport *t, void *owner
     s->owner = owner;
     s->length = length;
     s->limit = limit;
+    s->q.cap = BODY_SRC_BYTES;
     return s;
 }
 
@@ -157,7 +159,7 @@ void body_source_notify_min(body_source *s, void (*ready)(void *arg), void *arg,
 {
     s->ready = ready;
     s->ready_arg = arg;
-    s->ready_min = min < 1 ? 1 : min > BODY_BUF_BYTES ? BODY_BUF_BYTES : min;
+    s->ready_min = min < 1 ? 1 : min > BODY_SRC_BYTES ? BODY_SRC_BYTES : min;
     if (ready)
         source_poke(s);
 }
@@ -249,6 +251,7 @@ struct body_sink {
     const char *err;
     void (*ready)(void *arg);
     void *ready_arg;
+    size_t ready_room; /* room needed before ready is called */
 };
 
 static void sink_poke(body_sink *s)
@@ -302,6 +305,7 @@ body_sink *body_sink_create(request *r, const body_transport *t, void *owner,
     s->owner = owner;
     s->length = content_length;
     s->head = head;
+    s->q.cap = BODY_SINK_BYTES;
     return s;
 }
 
@@ -346,7 +350,7 @@ size_t body_sink_room(const body_sink *s)
         return 0;
     if (s->head)
         return SIZE_MAX;
-    return BODY_BUF_BYTES - s->q.len;
+    return s->q.cap - s->q.len;
 }
 
 const char *body_sink_error(const body_sink *s)
@@ -356,8 +360,14 @@ const char *body_sink_error(const body_sink *s)
 
 void body_sink_notify(body_sink *s, void (*ready)(void *arg), void *arg)
 {
+    body_sink_notify_min(s, ready, arg, 1);
+}
+
+void body_sink_notify_min(body_sink *s, void (*ready)(void *arg), void *arg, size_t room)
+{
     s->ready = ready;
     s->ready_arg = arg;
+    s->ready_room = room < 1 ? 1 : room > s->q.cap ? s->q.cap : room;
     if (ready)
         sink_poke(s);
 }
@@ -422,7 +432,7 @@ int body_sink_waiting(const body_sink *s)
 
 void body_sink_fire(body_sink *s)
 {
-    if (s->ready && (s->err || s->finished || s->head || s->q.len < BODY_BUF_BYTES)) {
+    if (s->ready && (s->err || s->finished || s->head || s->q.cap - s->q.len >= s->ready_room)) {
         void (*cb)(void *) = s->ready;
         s->ready = NULL;
         progress(s->r);

@@ -92,7 +92,7 @@ const char *body_source_error(const body_source *s);
 void body_source_notify(body_source *s, void (*ready)(void *arg), void *arg);
 
 /* body_source_notify, but ready waits until min bytes (at most
- * BODY_BUF_BYTES) are buffered, or the whole of a known-length body has
+ * BODY_SRC_BYTES) are buffered, or the whole of a known-length body has
  * arrived, or the body ended or failed: a consumer that forwards the body
  * in larger pieces than the connection delivers (the S3 client) wakes once
  * per piece. */
@@ -145,6 +145,12 @@ const char *body_sink_error(const body_sink *s);
  * second call replaces the first; ready NULL cancels. */
 void body_sink_notify(body_sink *s, void (*ready)(void *arg), void *arg);
 
+/* body_sink_notify, but ready waits until room (at most BODY_SINK_BYTES)
+ * bytes fit, or the sink ended or failed: a writer that must not be
+ * offered more than fits (the S3 client, whose receives bring up to
+ * S3_RECV_BUFFER) resumes once per that much room. */
+void body_sink_notify_min(body_sink *s, void (*ready)(void *arg), void *arg, size_t room);
+
 /* Ends the body: the response completes once the queued bytes are sent.
  * With a Content-Length, finishing short of it is body_sink_fail. */
 void body_sink_finish(body_sink *s);
@@ -159,9 +165,24 @@ uint64_t body_sink_written(const body_sink *s);
 
 /* ---- the transport side: what the HTTP server (httpd.c) uses ------------------- */
 
-/* Capacity of a source's and of a sink's buffer: what one transfer holds
- * beyond libmicrohttpd's connection buffer. */
+/* The most a Lua read (req.body_stream:read) takes at once. */
 #define BODY_BUF_BYTES ((size_t)65536)
+
+/* Capacity of a sink's buffer: room for two of the S3 client's receives
+ * (S3_RECV_BUFFER, 256 KiB), so that it can take one whole while
+ * libmicrohttpd still has one to send. */
+#define BODY_SINK_BYTES ((size_t)524288)
+
+/* The size of the blocks libmicrohttpd pulls from a sink (the response's
+ * own buffer): a download moves 256 KiB per loop turn, a recv from the
+ * store and a send to the client. */
+#define BODY_SINK_BLOCK ((size_t)262144)
+
+/* Capacity of a source's buffer, beyond libmicrohttpd's connection buffer
+ * (which hands over up to about 136 KiB of a body per read, httpd.c): room
+ * for two of the S3 client's 128 KiB batches, so that the connection goes
+ * on being read while one waits and the store gets large sends. */
+#define BODY_SRC_BYTES ((size_t)262144)
 
 /* How a request reaches its transport; set by the server on r->streams. */
 typedef struct body_transport {

@@ -63,6 +63,8 @@
 #define LOG_FLUSH_BYTES 32768
 #define DRAIN_MAX (8u << 20)
 #define EARLY_MAX 4096 /* largest answer send_early writes by hand */
+/* a connection's memory pool beyond what its header phase may use */
+#define BODY_READ_BYTES ((size_t)256 << 10)
 
 /* Connections per client address, shared by every worker; hashed slots
  * (a collision only makes the limit stricter for the two addresses). */
@@ -866,7 +868,7 @@ static body_sink *t_sink(request *r, unsigned status, int64_t content_length)
         return h->sink;
     }
     struct MHD_Response *resp = MHD_create_response_from_callback(
-        content_length >= 0 ? (uint64_t)content_length : MHD_SIZE_UNKNOWN, BODY_BUF_BYTES,
+        content_length >= 0 ? (uint64_t)content_length : MHD_SIZE_UNKNOWN, BODY_SINK_BLOCK,
         sink_reader, h, NULL);
     if (!resp)
         die("out of memory creating a response");
@@ -921,7 +923,7 @@ static void abandon(hreq *h)
 static int can_move(const hreq *h)
 {
     if (h->susp_why == SUSP_BODY)
-        return body_source_buffered(h->source) < BODY_BUF_BYTES || body_source_done(h->source) ||
+        return body_source_buffered(h->source) < BODY_SRC_BYTES || body_source_done(h->source) ||
                handler_done(h);
     if (h->susp_why == SUSP_SINK)
         return body_sink_buffered(h->sink) > 0 || body_sink_state(h->sink) != 0;
@@ -1630,9 +1632,19 @@ httpd *httpd_create(unsigned index, const config *cfg, loop *lp, int listen_fd, 
         snprintf(err, errlen, "worker %u: dup: %s", index, strerror(errno));
         return NULL;
     }
-    /* libmicrohttpd zeroes a connection's pool for every request: size it
-     * to the header limits plus room for the response headers, no more */
-    size_t mem = cfg->max_header_bytes + cfg->max_request_line + 4096;
+    /* A connection's pool: until its header block is in, a request may use
+     * the header limits plus room for the response headers, no more
+     * (MHD_OPTION_CONNECTION_HEADER_MEMORY_LIMIT, our patch 0005); then
+     * its body's read buffer grows into BODY_READ_BYTES more (towards half
+     * the pool), so that an upload arrives in pieces of up to 136 KiB
+     * rather than 8 KiB (an event-loop turn and a recv each). Such a pool
+     * is mmapped: the pages a request does not use are never touched, and
+     * the body's are given back when the request ends. */
+    size_t hdr_mem = cfg->max_header_bytes + cfg->max_request_line + 4096;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page > 0)
+        hdr_mem = (hdr_mem + (size_t)page - 1) / (size_t)page * (size_t)page;
+    size_t mem = hdr_mem + BODY_READ_BYTES;
     /* the Date header comes from a per-second cache (finish_response), not
      * from a gmtime call per response inside libmicrohttpd */
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
@@ -1645,7 +1657,8 @@ httpd *httpd_create(unsigned index, const config *cfg, loop *lp, int listen_fd, 
     srv->daemon = MHD_start_daemon(
         flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, srv,
         MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
-        MHD_OPTION_CONNECTION_LIMIT, per_worker ? per_worker : 1u, MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_OPTION_CONNECTION_HEADER_MEMORY_LIMIT, hdr_mem, MHD_OPTION_CONNECTION_LIMIT,
+        per_worker ? per_worker : 1u, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(cfg->idle_timeout_ms / 1000), MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
         srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1,

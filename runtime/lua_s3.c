@@ -537,10 +537,12 @@ static int l_close(lua_State *L)
 /* ---- streamed bodies: put from the request, pipe to the client ---------------------- */
 
 /* A streamed body goes to the store in pieces of at least SRC_BATCH bytes
- * (or the rest): libmicrohttpd hands it over in pieces of its read buffer
- * (about 8 KiB), and passing each on at once costs a send and a curl
- * wake-up per piece (bench/files.sh: uploads at half the direct rate). */
-#define SRC_BATCH ((size_t)32768)
+ * (or the rest), curl's whole upload buffer (S3_SEND_BUFFER): passing each
+ * piece libmicrohttpd hands over on at once costs a curl wake-up, a send
+ * and a pause per piece (bench/files.sh: uploads at half the direct rate
+ * with 8 KiB pieces). Half the source's buffer, so that the connection
+ * goes on reading while a batch waits. */
+#define SRC_BATCH ((size_t)131072)
 
 static void src_ready(void *arg)
 {
@@ -617,6 +619,12 @@ static ssize_t obj_write(void *arg, const char *buf, size_t len)
         /* the client's buffer is full: s3 holds the rest until it drains */
         body_sink_notify(o->sink, sink_ready, o);
         return n == BODY_AGAIN ? S3_PAUSE : n;
+    }
+    if (body_sink_room(o->sink) < S3_RECV_BUFFER) {
+        /* stop receiving while a whole receive still fits, rather than have
+         * s3 hold (copy) what does not fit; go on when one fits again */
+        body_sink_notify_min(o->sink, sink_ready, o, S3_RECV_BUFFER);
+        s3_op_hold(o->op);
     }
     return n;
 }

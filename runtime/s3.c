@@ -400,8 +400,13 @@ void s3_global_init(void)
 typedef struct s3_call s3_call;
 
 enum { BODY_NONE, BODY_MEM, BODY_STREAM };
-/* curl's receive buffer for downloads: the most one write callback gets */
-#define S3_RECV_BUFFER 65536
+/* S3_RECV_BUFFER (s3.h): curl's receive buffer for downloads, the most
+ * one recv gets (curl's default is 16 KiB; write callbacks get at most 16
+ * KiB at a time whatever its size) */
+/* curl's upload buffer for streamed bodies: the most one read callback is
+ * asked for, so the largest send (curl's default is 64 KiB); see SRC_BATCH
+ * in lua_s3.c */
+#define S3_SEND_BUFFER 131072
 /* memory bodies up to this are bounded by request_timeout_ms, larger ones by the low-speed limit */
 #define S3_TIMED_BODY_MAX ((size_t)8 * 1024 * 1024)
 #define MAX_QUERY 6
@@ -493,7 +498,7 @@ struct s3_op {
     int failed;
     /* response bodies held back by the caller's write callback */
     char *pending;
-    size_t pending_len, pending_off;
+    size_t pending_len, pending_off, pending_cap;
     /* put */
     int phase;
     int64_t length; /* -1: unknown */
@@ -820,7 +825,15 @@ static size_t cb_write(char *ptr, size_t size, size_t nmemb, void *ud)
         set_err(&call->err, S3E_PROTOCOL, "overflow", "paused download kept receiving");
         return 0;
     }
-    op->pending = xrealloc(op->pending, op->pending_len + rest);
+    if (op->pending_len + rest > op->pending_cap) {
+        /* grown, never shrunk: a buffer this size is mmapped by malloc, and
+         * resizing it on every hold faults its pages in again each time */
+        size_t cap = op->pending_len + rest;
+        if (cap < S3_RECV_BUFFER)
+            cap = S3_RECV_BUFFER;
+        op->pending = xrealloc(op->pending, cap);
+        op->pending_cap = cap;
+    }
     memcpy(op->pending + op->pending_len, ptr + taken, rest);
     op->pending_len += rest;
     if (!call->recv_paused) {
@@ -994,6 +1007,8 @@ static void call_start(s3_call *call)
     }
     if (call->stream_response) /* downloads: fewer, larger writes (the size of a sink's buffer) */
         curl_easy_setopt(e2, CURLOPT_BUFFERSIZE, (long)S3_RECV_BUFFER);
+    if (call->body == BODY_STREAM) /* uploads: fewer, larger sends */
+        curl_easy_setopt(e2, CURLOPT_UPLOAD_BUFFERSIZE, (long)S3_SEND_BUFFER);
     /* a body too large to bound the whole exchange by (one PUT of a large
      * string) is bounded by its pace, like a streamed one */
     int streamed = call->body == BODY_STREAM || call->stream_response ||
@@ -1289,6 +1304,15 @@ void s3_op_resume(s3_op *op)
         return;
     op->resume_pending = 1;
     loop_timer_start(op->c->lp, &op->event_timer, 0);
+}
+
+void s3_op_hold(s3_op *op)
+{
+    s3_call *call = op ? op->call : NULL;
+    if (!call || !call->easy || call->recv_paused)
+        return;
+    call->recv_paused = 1;
+    curl_easy_pause(call->easy, call->send_paused ? CURLPAUSE_ALL : CURLPAUSE_RECV);
 }
 
 void s3_op_cancel(s3_op *op)

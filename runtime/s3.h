@@ -340,9 +340,17 @@ typedef struct s3_range {
 s3_op *s3_get(s3_client *c, const char *key, const s3_range *range, s3_headers_fn on_headers,
               s3_write_fn write, s3_done_fn done, void *arg, s3_error *err);
 
-/* Continues an op whose read or write callback returned S3_PAUSE; a no-op
- * otherwise. Never runs callbacks from inside this call. */
+/* Continues an op whose read or write callback returned S3_PAUSE, or that
+ * was held; a no-op otherwise. Never runs callbacks from inside this call. */
 void s3_op_resume(s3_op *op);
+
+/* Called by a download's write callback that took every byte offered but
+ * has little room left: receive no more from the store until s3_op_resume.
+ * Bytes curl has already received may still be offered. A sink that pauses
+ * before it runs out of room never has bytes held back for it (a copy);
+ * S3_RECV_BUFFER is the most one receive brings. */
+void s3_op_hold(s3_op *op);
+#define S3_RECV_BUFFER ((size_t)262144)
 
 /* Stops op at once and frees it: no callback runs afterwards. An upload in
  * progress is aborted in the background (nothing is left in the store

@@ -46,7 +46,7 @@ static void fill(char *buf, size_t n, unsigned seed)
 
 static void test_source(void)
 {
-    static char in[3 * BODY_BUF_BYTES], out[3 * BODY_BUF_BYTES];
+    static char in[3 * BODY_SRC_BYTES], out[3 * BODY_SRC_BYTES];
     fill(in, sizeof in, 1);
     body_source *s = body_source_create(&req, &tp, NULL, (int64_t)sizeof in, sizeof in);
     char b[16];
@@ -59,7 +59,7 @@ static void test_source(void)
     is_int(fired, 0, "a notify does not fire while nothing can be read");
 
     size_t k = body_source_push(s, in, sizeof in);
-    is_int(k, BODY_BUF_BYTES, "push takes what fits in the buffer");
+    is_int(k, BODY_SRC_BYTES, "push takes what fits in the buffer");
     is_int(body_source_push(s, in + k, 10), 0, "and nothing more while it is full");
     body_source_fire(s);
     body_source_fire(s);
@@ -124,7 +124,7 @@ static void test_source_limits(void)
  * connection delivers, but never past what the body can still bring. */
 static void test_source_notify_min(void)
 {
-    static char in[100000];
+    static char in[32800 + BODY_SRC_BYTES + 1664];
     char b[64];
     fill(in, sizeof in, 5);
     body_source *s = body_source_create(&req, &tp, NULL, (int64_t)sizeof in, sizeof in);
@@ -149,12 +149,12 @@ static void test_source_notify_min(void)
     }
     fired = 0;
     body_source_notify_min(s, on_ready, NULL, 1u << 30);
-    body_source_push(s, in + got, BODY_BUF_BYTES);
+    body_source_push(s, in + got, BODY_SRC_BYTES);
     body_source_fire(s);
     is_int(fired, 1, "a minimum above the buffer is the buffer's size: a full buffer fires");
     while (body_source_read(s, b, sizeof b) > 0)
         ;
-    got += BODY_BUF_BYTES;
+    got += BODY_SRC_BYTES;
     fired = 0;
     body_source_notify_min(s, on_ready, NULL, 32768);
     body_source_push(s, in + got, sizeof in - got); /* the last 1664 bytes */
@@ -178,7 +178,7 @@ static void test_source_notify_min(void)
 
 static void test_sink(void)
 {
-    char b[BODY_BUF_BYTES];
+    static char b[BODY_SINK_BYTES];
     memset(&req, 0, sizeof req);
     req.streams = &tp;
     is_int(request_add_header(&req, "X-A", "1"), 0, "a header");
@@ -192,8 +192,8 @@ static void test_sink(void)
     is_int(request_add_header(&req, "X-C", "1"), -1, "no header after the start");
 
     fill(b, sizeof b, 3);
-    is_int(body_sink_room(k), BODY_BUF_BYTES, "an empty sink has room for its whole buffer");
-    is_int(body_sink_write(k, b, sizeof b), BODY_BUF_BYTES, "a write takes what fits");
+    is_int(body_sink_room(k), BODY_SINK_BYTES, "an empty sink has room for its whole buffer");
+    is_int(body_sink_write(k, b, sizeof b), BODY_SINK_BYTES, "a write takes what fits");
     is_int(body_sink_room(k), 0, "then no room");
     is_int(body_sink_write(k, b, 1), BODY_AGAIN, "then BODY_AGAIN");
     fired = 0;
@@ -231,10 +231,10 @@ static void test_sink(void)
 
     /* HEAD: writes dropped */
     k = body_sink_create(&req, &tp, NULL, -1, 1);
-    is_int(body_sink_write(k, b, sizeof b), BODY_BUF_BYTES, "HEAD: writes accepted");
-    is_int(body_sink_write(k, b, sizeof b), BODY_BUF_BYTES, "and never full");
+    is_int(body_sink_write(k, b, sizeof b), BODY_SINK_BYTES, "HEAD: writes accepted");
+    is_int(body_sink_write(k, b, sizeof b), BODY_SINK_BYTES, "and never full");
     is_int(body_sink_buffered(k), 0, "nothing kept");
-    is_int(body_sink_written(k), 2 * BODY_BUF_BYTES, "written counted");
+    is_int(body_sink_written(k), 2 * BODY_SINK_BYTES, "written counted");
     ok(body_sink_room(k) == SIZE_MAX, "HEAD: unlimited room");
     body_sink_free(k);
 
@@ -255,6 +255,38 @@ static void test_sink(void)
     memset(&req, 0, sizeof req);
     ok(request_body_sink(&req, 200, -1) == NULL, "no transport (glasgow run): NULL");
     ok(request_body_source(&req) == NULL, "and no source");
+}
+
+/* notify_min on a sink: the S3 client resumes a download only when a whole
+ * receive fits, so nothing it received has to be held back. */
+static void test_sink_notify_min(void)
+{
+    static char b[BODY_SINK_BYTES];
+    char out[4096];
+    body_sink *k = body_sink_create(&req, &tp, NULL, -1, 0);
+    is_int(body_sink_write(k, b, sizeof b - 1000), (long long)(sizeof b - 1000), "nearly full");
+    fired = 0;
+    body_sink_notify_min(k, on_ready, NULL, 10000);
+    body_sink_fire(k);
+    is_int(fired, 0, "notify_min: 1000 bytes of room do not fire it");
+    body_sink_pull(k, out, 4096);
+    body_sink_pull(k, out, 4096);
+    body_sink_fire(k);
+    is_int(fired, 0, "nor 9192");
+    body_sink_pull(k, out, 808);
+    body_sink_fire(k);
+    is_int(fired, 1, "10000 do");
+    body_sink_notify_min(k, on_ready, NULL, 1u << 30);
+    while (body_sink_pull(k, out, sizeof out) > 0)
+        ;
+    body_sink_fire(k);
+    is_int(fired, 2, "a room above the buffer is the buffer's size: an empty sink fires");
+    body_sink_write(k, b, 100);
+    body_sink_notify_min(k, on_ready, NULL, BODY_SINK_BYTES);
+    body_sink_set_error(k, BODY_ERR_CLOSED);
+    body_sink_fire(k);
+    is_int(fired, 3, "a failure fires it whatever the room");
+    body_sink_free(k);
 }
 
 static void test_deadline_progress(void)
@@ -280,6 +312,7 @@ int main(void)
     test_source_limits();
     test_source_notify_min();
     test_sink();
+    test_sink_notify_min();
     test_deadline_progress();
     return done_testing();
 }
