@@ -290,7 +290,8 @@ static void test_helpers(void)
     lhost_gen_unref(g);
     clear_dir();
     g = build(err, sizeof err);
-    ok(g != NULL && lhost_gen_route_count(g) == 3, "an empty bundle is valid (the three built-in routes)");
+    ok(g != NULL && lhost_gen_route_count(g) == 3,
+       "an empty bundle is valid (the three built-in routes)");
     lhost_gen_unref(g);
 }
 
