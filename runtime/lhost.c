@@ -59,6 +59,25 @@ typedef struct memcap {
     int hit; /* the limit was reached since the flag was last cleared */
 } memcap;
 
+/* The request table's field names, interned once per state and kept in the
+ * registry: lua_setfield hashed and looked up each name on every request. */
+enum {
+    RK_METHOD,
+    RK_PATH,
+    RK_ID,
+    RK_CLIENT,
+    RK_ROUTE,
+    RK_ALLOW,
+    RK_PARAMS,
+    RK_QUERY,
+    RK_HEADERS,
+    RK_BODY,
+    RK_COUNT
+};
+static const char *const req_keys[RK_COUNT] = {
+    "method", "path", "id", "client", "route", "allow", "params", "query", "headers", "body",
+};
+
 struct lhost_gen {
     /* coroutines whose handler returned normally, kept for the next
      * requests: a finished LuaJIT thread can run a new function, which
@@ -70,7 +89,8 @@ struct lhost_gen {
     router *router;
     route_info *routes; /* indexed by route id - 1 */
     size_t nroutes;
-    int handle_ref; /* app.handle */
+    int handle_ref;        /* app.handle */
+    int key_ref[RK_COUNT]; /* the request table's field names (req_keys) */
     unsigned refs;
     uint64_t number;
     char hash[65];
@@ -805,6 +825,10 @@ static int load_generation(lhost_gen *g, const bundle *b, char *err, size_t errl
         return -1;
     lua_getfield(L, app, "handle");
     g->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    for (int i = 0; i < RK_COUNT; i++) {
+        lua_pushstring(L, req_keys[i]);
+        g->key_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     return 0;
 }
 
@@ -919,23 +943,33 @@ static void set_query_pair(void *arg, const char *name, const char *value)
     store_pair(arg, name, strlen(name), value);
 }
 
+/* Sets field k of the table below the value at the top of co to that value
+ * (popped); the same as lua_setfield with req_keys[k], without hashing it. */
+static void set_key(lua_State *co, const lhost_gen *g, int k)
+{
+    lua_rawgeti(co, LUA_REGISTRYINDEX, g->key_ref[k]);
+    lua_insert(co, -2);
+    lua_rawset(co, -3);
+}
+
 static void push_request_table(lua_State *co, request *r)
 {
+    const lhost_gen *g = r->gen;
     lua_createtable(co, 0, 12);
     lua_pushstring(co, r->method);
-    lua_setfield(co, -2, "method");
+    set_key(co, g, RK_METHOD);
     lua_pushstring(co, r->path);
-    lua_setfield(co, -2, "path");
+    set_key(co, g, RK_PATH);
     lua_pushstring(co, r->request_id);
-    lua_setfield(co, -2, "id");
+    set_key(co, g, RK_ID);
     lua_pushstring(co, r->client);
-    lua_setfield(co, -2, "client");
+    set_key(co, g, RK_CLIENT);
     if (r->route_status == ROUTER_FOUND) {
         lua_pushstring(co, r->match.pattern);
-        lua_setfield(co, -2, "route");
+        set_key(co, g, RK_ROUTE);
     } else if (r->route_status == ROUTER_METHOD_NOT_ALLOWED) {
         lua_pushstring(co, r->allow);
-        lua_setfield(co, -2, "allow");
+        set_key(co, g, RK_ALLOW);
     }
     lua_createtable(co, 0, (int)r->match.nparams);
     if (r->route_status == ROUTER_FOUND)
@@ -945,18 +979,18 @@ static void push_request_table(lua_State *co, request *r)
             lua_pushlstring(co, p->value, p->value_len);
             lua_rawset(co, -3);
         }
-    lua_setfield(co, -2, "params");
+    set_key(co, g, RK_PARAMS);
     lua_newtable(co);
     if (r->each_query)
         r->each_query(r, set_query_pair, co);
-    lua_setfield(co, -2, "query");
+    set_key(co, g, RK_QUERY);
     lua_createtable(co, 0, 8);
     if (r->each_header)
         r->each_header(r, set_header_pair, co);
-    lua_setfield(co, -2, "headers");
+    set_key(co, g, RK_HEADERS);
     if (r->body.len > 0 || r->body.buf) {
         lua_pushlstring(co, r->body.buf ? r->body.buf : "", r->body.len);
-        lua_setfield(co, -2, "body");
+        set_key(co, g, RK_BODY);
     }
     if (r->streams)
         lua_stream_decorate(co, r);
