@@ -943,34 +943,39 @@ static void set_query_pair(void *arg, const char *name, const char *value)
     store_pair(arg, name, strlen(name), value);
 }
 
-/* Sets field k of the table below the value at the top of co to that value
- * (popped); the same as lua_setfield with req_keys[k], without hashing it. */
-static void set_key(lua_State *co, const lhost_gen *g, int k)
+/* Pushes the field name req_keys[k] (interned once per state): the key of a
+ * lua_rawset into the request table once its value is pushed above it. */
+static void push_key(lua_State *co, const lhost_gen *g, int k)
 {
     lua_rawgeti(co, LUA_REGISTRYINDEX, g->key_ref[k]);
-    lua_insert(co, -2);
-    lua_rawset(co, -3);
 }
 
 static void push_request_table(lua_State *co, request *r)
 {
     const lhost_gen *g = r->gen;
     lua_createtable(co, 0, 12);
+    push_key(co, g, RK_METHOD);
     lua_pushstring(co, r->method);
-    set_key(co, g, RK_METHOD);
+    lua_rawset(co, -3);
+    push_key(co, g, RK_PATH);
     lua_pushstring(co, r->path);
-    set_key(co, g, RK_PATH);
+    lua_rawset(co, -3);
+    push_key(co, g, RK_ID);
     lua_pushstring(co, r->request_id);
-    set_key(co, g, RK_ID);
+    lua_rawset(co, -3);
+    push_key(co, g, RK_CLIENT);
     lua_pushstring(co, r->client);
-    set_key(co, g, RK_CLIENT);
+    lua_rawset(co, -3);
     if (r->route_status == ROUTER_FOUND) {
+        push_key(co, g, RK_ROUTE);
         lua_pushstring(co, r->match.pattern);
-        set_key(co, g, RK_ROUTE);
+        lua_rawset(co, -3);
     } else if (r->route_status == ROUTER_METHOD_NOT_ALLOWED) {
+        push_key(co, g, RK_ALLOW);
         lua_pushstring(co, r->allow);
-        set_key(co, g, RK_ALLOW);
+        lua_rawset(co, -3);
     }
+    push_key(co, g, RK_PARAMS);
     lua_createtable(co, 0, (int)r->match.nparams);
     if (r->route_status == ROUTER_FOUND)
         for (size_t i = 0; i < r->match.nparams; i++) {
@@ -979,18 +984,21 @@ static void push_request_table(lua_State *co, request *r)
             lua_pushlstring(co, p->value, p->value_len);
             lua_rawset(co, -3);
         }
-    set_key(co, g, RK_PARAMS);
+    lua_rawset(co, -3);
+    push_key(co, g, RK_QUERY);
     lua_newtable(co);
     if (r->each_query)
         r->each_query(r, set_query_pair, co);
-    set_key(co, g, RK_QUERY);
+    lua_rawset(co, -3);
+    push_key(co, g, RK_HEADERS);
     lua_createtable(co, 0, 8);
     if (r->each_header)
         r->each_header(r, set_header_pair, co);
-    set_key(co, g, RK_HEADERS);
+    lua_rawset(co, -3);
     if (r->body.len > 0 || r->body.buf) {
+        push_key(co, g, RK_BODY);
         lua_pushlstring(co, r->body.buf ? r->body.buf : "", r->body.len);
-        set_key(co, g, RK_BODY);
+        lua_rawset(co, -3);
     }
     if (r->streams)
         lua_stream_decorate(co, r);
