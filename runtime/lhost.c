@@ -60,6 +60,25 @@ typedef struct memcap {
     int hit; /* the limit was reached since the flag was last cleared */
 } memcap;
 
+/* The request table's field names, interned once per state and kept in the
+ * registry: lua_setfield hashed and looked up each name on every request. */
+enum {
+    RK_METHOD,
+    RK_PATH,
+    RK_ID,
+    RK_CLIENT,
+    RK_ROUTE,
+    RK_ALLOW,
+    RK_PARAMS,
+    RK_QUERY,
+    RK_HEADERS,
+    RK_BODY,
+    RK_COUNT
+};
+static const char *const req_keys[RK_COUNT] = {
+    "method", "path", "id", "client", "route", "allow", "params", "query", "headers", "body",
+};
+
 struct lhost_gen {
     /* coroutines whose handler returned normally, kept for the next
      * requests: a finished LuaJIT thread can run a new function, which
@@ -71,7 +90,8 @@ struct lhost_gen {
     router *router;
     route_info *routes; /* indexed by route id - 1 */
     size_t nroutes;
-    int handle_ref; /* app.handle */
+    int handle_ref;        /* app.handle */
+    int key_ref[RK_COUNT]; /* the request table's field names (req_keys) */
     unsigned refs;
     uint64_t number;
     char hash[65];
@@ -809,6 +829,10 @@ static int load_generation(lhost_gen *g, const bundle *b, char *err, size_t errl
         return -1;
     lua_getfield(L, app, "handle");
     g->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    for (int i = 0; i < RK_COUNT; i++) {
+        lua_pushstring(L, req_keys[i]);
+        g->key_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     return 0;
 }
 
@@ -933,24 +957,39 @@ static void set_query_pair(void *arg, const char *name, const char *value)
     store_pair(arg, name, strlen(name), value);
 }
 
+/* Pushes the field name req_keys[k] (interned once per state): the key of a
+ * lua_rawset into the request table once its value is pushed above it. */
+static void push_key(lua_State *co, const lhost_gen *g, int k)
+{
+    lua_rawgeti(co, LUA_REGISTRYINDEX, g->key_ref[k]);
+}
+
 static void push_request_table(lua_State *co, request *r)
 {
+    const lhost_gen *g = r->gen;
     lua_createtable(co, 0, 12);
+    push_key(co, g, RK_METHOD);
     lua_pushstring(co, r->method);
-    lua_setfield(co, -2, "method");
+    lua_rawset(co, -3);
+    push_key(co, g, RK_PATH);
     lua_pushstring(co, r->path);
-    lua_setfield(co, -2, "path");
+    lua_rawset(co, -3);
+    push_key(co, g, RK_ID);
     lua_pushstring(co, r->request_id);
-    lua_setfield(co, -2, "id");
+    lua_rawset(co, -3);
+    push_key(co, g, RK_CLIENT);
     lua_pushstring(co, r->client);
-    lua_setfield(co, -2, "client");
+    lua_rawset(co, -3);
     if (r->route_status == ROUTER_FOUND) {
+        push_key(co, g, RK_ROUTE);
         lua_pushstring(co, r->match.pattern);
-        lua_setfield(co, -2, "route");
+        lua_rawset(co, -3);
     } else if (r->route_status == ROUTER_METHOD_NOT_ALLOWED) {
+        push_key(co, g, RK_ALLOW);
         lua_pushstring(co, r->allow);
-        lua_setfield(co, -2, "allow");
+        lua_rawset(co, -3);
     }
+    push_key(co, g, RK_PARAMS);
     lua_createtable(co, 0, (int)r->match.nparams);
     if (r->route_status == ROUTER_FOUND)
         for (size_t i = 0; i < r->match.nparams; i++) {
@@ -959,18 +998,21 @@ static void push_request_table(lua_State *co, request *r)
             lua_pushlstring(co, p->value, p->value_len);
             lua_rawset(co, -3);
         }
-    lua_setfield(co, -2, "params");
+    lua_rawset(co, -3);
+    push_key(co, g, RK_QUERY);
     lua_newtable(co);
     if (r->each_query)
         r->each_query(r, set_query_pair, co);
-    lua_setfield(co, -2, "query");
+    lua_rawset(co, -3);
+    push_key(co, g, RK_HEADERS);
     lua_createtable(co, 0, 8);
     if (r->each_header)
         r->each_header(r, set_header_pair, co);
-    lua_setfield(co, -2, "headers");
+    lua_rawset(co, -3);
     if (r->body.len > 0 || r->body.buf) {
+        push_key(co, g, RK_BODY);
         lua_pushlstring(co, r->body.buf ? r->body.buf : "", r->body.len);
-        lua_setfield(co, -2, "body");
+        lua_rawset(co, -3);
     }
     if (r->streams)
         lua_stream_decorate(co, r);

@@ -47,6 +47,10 @@
  *       Marks t (or a new table) as a JSON array / object and returns it.
  *   is_array(v) -> boolean
  *       Whether v is a table marked as an array.
+ *   is_uuid(s) -> boolean
+ *       Whether the string s is a UUID in its text form: 36 bytes, hex
+ *       digits of either case in groups of 8-4-4-4-12 joined by "-" (the
+ *       JSON Schema format "uuid"). Raises if s is not a string or number.
  *   null, array_mt, object_mt
  *       null is the light userdata NULL, the same value as cjson.null.
  */

@@ -370,8 +370,12 @@ static void ensure_metatables(lua_State *L)
 
 void lua_stream_decorate(lua_State *L, request *r)
 {
-    ensure_metatables(L);
     luaL_getmetatable(L, REQUEST_MT);
+    if (!lua_istable(L, -1)) { /* the state's first request: one lookup after */
+        lua_pop(L, 1);
+        ensure_metatables(L);
+        luaL_getmetatable(L, REQUEST_MT);
+    }
     lua_setmetatable(L, -2);
     body_source *s = request_body_source(r);
     if (!s)

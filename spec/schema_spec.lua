@@ -615,8 +615,27 @@ describe("glasgow.schema", function()
             uuid = {
                 valid = { "123e4567-e89b-12d3-a456-426614174000",
                           "00000000-0000-0000-0000-000000000000",
-                          "ABCDEF01-2345-6789-ABCD-EF0123456789" },
+                          "ABCDEF01-2345-6789-ABCD-EF0123456789",
+                          "aBcDeF01-2345-6789-AbCd-ef0123456789" },
                 invalid = { "", "123e4567e89b12d3a456426614174000",
+                            "123e4567-e89b-12d3-a456-4266141740", -- 34
+                            "123e4567e-89b-12d3-a456-426614174000", -- hyphen moved
+                            "123e456-7e89b-12d3-a456-426614174000",
+                            "123e4567-e89b-12d3-a4564-26614174000",
+                            "123e4567-e89b-12d3-a456-426614174-00",
+                            "123e4567-e89b-12d3a-456-426614174000",
+                            "123e4567xe89b-12d3-a456-426614174000", -- not a hyphen
+                            "123e4567-e89b-12d3-a456_426614174000",
+                            "123e4567-e89b-12d3-a456-42661417400g", -- non-hex
+                            "123e4567-e89b-12d3-a456-42661417400G",
+                            "123e4567-e89b-12d3-a456-42661417400:",
+                            "123e4567-e89b-12d3-a456-42661417400@",
+                            "123e4567-e89b-12d3-a456-42661417400`",
+                            "123e4567-e89b-12d3-a456-42661417400/",
+                            "123e4567-e89b-12d3-a456-42661417400\0",
+                            "123e4567-e89b-12d3-a456-42661417400\255",
+                            "------------------------------------",
+                            "123e4567-e89b-12d3-a456-4266141740\195\169",
                             "123e4567-e89b-12d3-a456-42661417400",
                             "123e4567-e89b-12d3-a456-4266141740000",
                             "g23e4567-e89b-12d3-a456-426614174000",
@@ -676,6 +695,28 @@ describe("glasgow.schema", function()
                 end)
             end
         end
+
+        it("accepts the same uuids as the pattern it replaced", function()
+            -- every one-byte change of a valid uuid, at every position
+            local hexes = ("%x"):rep(8) .. "%-" .. ("%x"):rep(4) .. "%-" .. ("%x"):rep(4)
+                .. "%-" .. ("%x"):rep(4) .. "%-" .. ("%x"):rep(12)
+            local pattern = "^" .. hexes .. "$"
+            local s = { type = "string", format = "uuid" }
+            local base = "0123abcd-ABCD-4567-89ef-0123456789AB"
+            local checked = 0
+            for i = 1, #base do
+                for c = 0, 255 do
+                    local v = base:sub(1, i - 1) .. string.char(c) .. base:sub(i + 1)
+                    local want = v:find(pattern) ~= nil
+                    local got = schema.validate(s, v, "f") ~= nil
+                    if want ~= got then
+                        error(("%q: pattern %s, check %s"):format(v, tostring(want), tostring(got)))
+                    end
+                    checked = checked + 1
+                end
+            end
+            assert.equal(36 * 256, checked)
+        end)
 
         it("ignores format for non-strings", function()
             assert.equal(5, schema.validate({ format = "uuid" }, 5))

@@ -42,6 +42,7 @@ Checked schemas are cached and must not be mutated afterwards.
 ]]
 
 local json = require "glasgow.json"
+local jsonc = require "glasgow.jsonc"
 
 local _M = {}
 
@@ -51,9 +52,9 @@ local type, pairs, ipairs = type, pairs, ipairs
 local tostring, tonumber, error, pcall = tostring, tonumber, error, pcall
 local setmetatable, getmetatable = setmetatable, getmetatable
 local floor, huge = math.floor, math.huge
-local byte, find, format, match, sub, gsub, rep =
+local byte, find, format, match, sub, gsub =
     string.byte, string.find, string.format, string.match, string.sub,
-    string.gsub, string.rep
+    string.gsub
 local concat, sort = table.concat, table.sort
 
 -- Largest magnitude accepted as an integer: 2^53 - 1, like JavaScript's
@@ -321,12 +322,10 @@ local function valid_date_time(s)
     return true
 end
 
-local UUID_PATTERN = "^" .. rep("%x", 8) .. "%-" .. rep("%x", 4) .. "%-"
-    .. rep("%x", 4) .. "%-" .. rep("%x", 4) .. "%-" .. rep("%x", 12) .. "$"
-
-local function valid_uuid(s)
-    return find(s, UUID_PATTERN) ~= nil
-end
+-- 8-4-4-4-12 hex digits of either case joined by hyphens, checked in C
+-- (runtime/lua_json.c): a path parameter of many routes goes through it on
+-- every request, and a Lua pattern of 36 classes cost ten times as much.
+local valid_uuid = jsonc.is_uuid
 
 -- Pragmatic addr-spec: an ASCII dot-atom local part (no quoted strings, no
 -- comments), "@", and a domain of at least two DNS labels.

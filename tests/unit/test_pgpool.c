@@ -249,6 +249,23 @@ static void test_live(const char *url)
     ok(a3.conn == c2, "the released connection goes to the waiter");
     c2 = a3.conn;
 
+    /* idle connections are a stack: the most recently released one is lent
+     * first, so a light load keeps to a few hot backends and the rest sleep */
+    if (c1 && c2) {
+        pgpool_release(c1);
+        pgpool_release(c2);
+        acq b1, b2;
+        pgpool_conn *x = acquire(p, &b1);
+        ok(x == c2, "with two idle, an acquire gets the one released last");
+        pgpool_release(x);
+        x = acquire(p, &b1);
+        ok(x == c2, "... and again after it is released once more");
+        pgpool_conn *y = acquire(p, &b2);
+        ok(y == c1, "the one released earlier comes next");
+        c1 = y;
+        c2 = x;
+    }
+
     /* the client-side deadline: answered at once, the connection dropped */
     query(c1, "SELECT pg_sleep(3)", 0, NULL, 300, &q);
     ok(q.kind == PGE_TIMEOUT && q.took_ms < 2500,
