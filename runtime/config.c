@@ -344,8 +344,8 @@ int config_parse_public_url(const char *text, char *out, size_t outlen, char *wh
 {
     const char *problem = NULL;
     size_t n = text ? strlen(text) : 0;
-    const char *p = text, *scheme;
-    size_t slen;
+    const char *p = text, *scheme = NULL;
+    size_t slen = 0;
     if (n == 0) {
         problem = "is empty";
     } else if (n > CONFIG_PUBLIC_URL_MAX || outlen <= CONFIG_PUBLIC_URL_MAX) {

@@ -11,7 +11,7 @@ static void accepts(const char *in, const char *want)
     int rc = config_parse_public_url(in, out, sizeof out, why, sizeof why);
     is_int(rc, 0, "accepts %s", in);
     if (rc == 0)
-        is_str(out, want, "... as %s", want);
+        is_str(out, want, "... as %s", want ? want : "(null)");
     else
         ok(0, "... (refused: %s)", why);
 }
