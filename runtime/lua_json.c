@@ -1175,6 +1175,31 @@ static int json_is_uuid(lua_State *L)
     return 1;
 }
 
+/* The number of code points in a string, or nil when it is not well-formed
+ * UTF-8 (the rules utf8_len applies): schema checks every string value this
+ * way, path parameters on every request, where a Lua pattern for the ASCII
+ * case cost about 80 instructions a byte. */
+static int json_utf8_length(lua_State *L)
+{
+    size_t n;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+    size_t count = 0;
+    for (size_t i = 0; i < n; count++) {
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = utf8_len(s + i, n - i);
+        if (k == 0) {
+            lua_pushnil(L);
+            return 1;
+        }
+        i += k;
+    }
+    lua_pushnumber(L, (lua_Number)count);
+    return 1;
+}
+
 int luaopen_glasgow_jsonc(lua_State *L)
 {
     static const luaL_Reg fns[] = {
@@ -1184,6 +1209,7 @@ int luaopen_glasgow_jsonc(lua_State *L)
         {"object", json_object},
         {"is_array", json_is_array},
         {"is_uuid", json_is_uuid},
+        {"utf8_length", json_utf8_length},
         {NULL, NULL},
     };
     lua_createtable(L, 0, 8);

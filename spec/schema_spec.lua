@@ -932,6 +932,34 @@ describe("glasgow.schema", function()
             end)
         end
 
+        it("names the same field on every call, per base", function()
+            local spec = { type = "object", required = { "id" },
+                           additionalProperties = false,
+                           properties = { id = { type = "integer" },
+                                          ["odd name"] = { type = "integer" } } }
+            for _ = 1, 3 do
+                local _, err = schema.validate_object_of_strings(spec, { id = "x" }, "params")
+                assert.same({ field = "params.id", reason = "must be an integer" }, err)
+                _, err = schema.validate_object_of_strings(spec, { id = "1", ["odd name"] = "y" },
+                                                           "query")
+                assert.same({ field = 'query["odd name"]', reason = "must be an integer" }, err)
+                _, err = schema.validate_object_of_strings(spec, { id = "1", zz = "1" }, "query")
+                assert.same({ field = "query.zz", reason = "unknown field" }, err)
+                _, err = schema.validate_object_of_strings(spec, {}, "params")
+                assert.same({ field = "params.id", reason = "is required" }, err)
+            end
+        end)
+
+        it("checks declared and undeclared keys in sorted order", function()
+            local spec = { type = "object", properties = { b = { type = "integer" },
+                                                           d = { type = "integer" } } }
+            local _, err = schema.validate_object_of_strings(spec, { d = "x", b = "y", a = "1" },
+                                                             "q")
+            assert.same("q.b", err.field)
+            local out = schema.validate_object_of_strings(spec, { d = "4", c = "z", a = "1" }, "q")
+            assert.same({ a = "1", c = "z", d = 4 }, out)
+        end)
+
         it("raises on misuse", function()
             assert.has_error(function() schema.validate_object_of_strings(QUERY, "id=1") end)
             assert.has_error(function() schema.validate_object_of_strings(QUERY, { [1] = "x" }) end)
@@ -955,6 +983,88 @@ describe("glasgow.schema", function()
 
         it("raises for non-strings", function()
             assert.has_error(function() schema.utf8_length(1) end)
+        end)
+
+        -- The check moved from Lua to C (glasgow.jsonc): the Lua loop it
+        -- replaced is the reference, on every string of one or two bytes
+        -- and on every lead byte of a longer sequence with continuation
+        -- bytes at and around their limits.
+        local function reference(s)
+            local n, i, len = 0, 1, #s
+            while i <= len do
+                local c = s:byte(i)
+                local need, lo, hi
+                if c < 0x80 then
+                    need, lo, hi = 0, 0x80, 0xBF
+                elseif c >= 0xC2 and c <= 0xDF then
+                    need, lo, hi = 1, 0x80, 0xBF
+                elseif c >= 0xE0 and c <= 0xEF then
+                    need = 2
+                    lo = c == 0xE0 and 0xA0 or 0x80
+                    hi = c == 0xED and 0x9F or 0xBF
+                elseif c >= 0xF0 and c <= 0xF4 then
+                    need = 3
+                    lo = c == 0xF0 and 0x90 or 0x80
+                    hi = c == 0xF4 and 0x8F or 0xBF
+                else
+                    return nil
+                end
+                if i + need > len then
+                    return nil
+                end
+                for k = 1, need do
+                    local b = s:byte(i + k)
+                    local l, h = 0x80, 0xBF
+                    if k == 1 then
+                        l, h = lo, hi
+                    end
+                    if b < l or b > h then
+                        return nil
+                    end
+                end
+                i = i + need + 1
+                n = n + 1
+            end
+            return n
+        end
+
+        it("agrees with the Lua reference on every 1- and 2-byte string", function()
+            local char = string.char
+            local bad = 0
+            for a = 0, 255 do
+                if schema.utf8_length(char(a)) ~= reference(char(a)) then
+                    bad = bad + 1
+                end
+                for b = 0, 255 do
+                    local s = char(a, b)
+                    if schema.utf8_length(s) ~= reference(s) then
+                        bad = bad + 1
+                    end
+                end
+            end
+            assert.equal(0, bad)
+        end)
+
+        it("agrees with the Lua reference on longer sequences at their limits", function()
+            local char = string.char
+            local edges = { 0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF }
+            local bad, tried = 0, 0
+            for lead = 0xE0, 0xFF do
+                for _, b2 in ipairs(edges) do
+                    for _, b3 in ipairs(edges) do
+                        for _, s in ipairs({ char(lead, b2, b3), char(lead, b2, b3, 0x80),
+                                             char(lead, b2, b3, 0xBF), char(lead, b2, b3, 0xC0),
+                                             "x" .. char(lead, b2, b3) .. "y" }) do
+                            tried = tried + 1
+                            if schema.utf8_length(s) ~= reference(s) then
+                                bad = bad + 1
+                            end
+                        end
+                    end
+                end
+            end
+            assert.is_true(tried > 10000)
+            assert.equal(0, bad)
         end)
     end)
 

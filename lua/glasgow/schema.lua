@@ -89,6 +89,11 @@ local compiled = setmetatable({}, { __mode = "k" })
 -- Object schemas already accepted by check_object_of_strings.
 local param_checked = setmetatable({}, { __mode = "k" })
 
+-- Field paths ("params.id") of declared names, per compiled object schema
+-- and base: validate_object_of_strings runs on every request of a route
+-- with params or query, and the path only names the field in an error.
+local field_paths = setmetatable({}, { __mode = "k" })
+
 --[[ Helpers ]]
 
 local function is_integer(v)
@@ -147,61 +152,11 @@ end
 
 --[[
 Returns the number of code points in s, or nil if s is not well-formed
-UTF-8 (overlong forms, surrogates and values above U+10FFFF are rejected).
+UTF-8 (overlong forms, surrogates and values above U+10FFFF are rejected):
+glasgow.jsonc's, the rules its decoder applies, in C (a string value is
+checked on every request of a route with params).
 ]]
-local function utf8_length(s)
-    if not find(s, "[\128-\255]") then
-        return #s
-    end
-    local n, i, len = 0, 1, #s
-    while i <= len do
-        local c = byte(s, i)
-        if c < 0x80 then
-            i = i + 1
-        elseif c >= 0xC2 and c <= 0xDF then
-            local c2 = byte(s, i + 1)
-            if not c2 or c2 < 0x80 or c2 > 0xBF then
-                return nil
-            end
-            i = i + 2
-        elseif c >= 0xE0 and c <= 0xEF then
-            local c2, c3 = byte(s, i + 1, i + 2)
-            if not c3 then
-                return nil
-            end
-            local lo, hi = 0x80, 0xBF
-            if c == 0xE0 then
-                lo = 0xA0
-            elseif c == 0xED then
-                hi = 0x9F
-            end
-            if c2 < lo or c2 > hi or c3 < 0x80 or c3 > 0xBF then
-                return nil
-            end
-            i = i + 3
-        elseif c >= 0xF0 and c <= 0xF4 then
-            local c2, c3, c4 = byte(s, i + 1, i + 3)
-            if not c4 then
-                return nil
-            end
-            local lo, hi = 0x80, 0xBF
-            if c == 0xF0 then
-                lo = 0x90
-            elseif c == 0xF4 then
-                hi = 0x8F
-            end
-            if c2 < lo or c2 > hi or c3 < 0x80 or c3 > 0xBF
-                or c4 < 0x80 or c4 > 0xBF then
-                return nil
-            end
-            i = i + 4
-        else
-            return nil
-        end
-        n = n + 1
-    end
-    return n
-end
+local utf8_length = jsonc.utf8_length
 
 local function escape_byte(c)
     return format("\\x%02x", byte(c))
@@ -1010,42 +965,78 @@ function _M.validate_object_of_strings(spec, tbl, where)
     if where ~= nil and type(where) ~= "string" then
         arg_error(3, "validate_object_of_strings", "string", where)
     end
-    _M.check_object_of_strings(spec, where)
+    if not param_checked[spec] then
+        _M.check_object_of_strings(spec, where)
+    end
     where = where or "value"
     tbl = tbl or {}
     local c = compiled[spec]
     local props = spec.properties or {}
-    local names = {}
-    local seen = {}
-    for i = 1, #c.names do
-        names[i] = c.names[i]
-        seen[names[i]] = true
-    end
+    local required = c.required
+    -- The names to check, in sorted order: the declared ones (c.names is
+    -- sorted), and any others tbl has, sorted in with them.
+    local names = c.names
+    local extra = false
     for k in pairs(tbl) do
         if type(k) ~= "string" then
             error("bad argument #2 to 'validate_object_of_strings' (keys must be strings)", 2)
         end
-        if not seen[k] then
-            names[#names + 1] = k
+        if props[k] == nil and not required[k] then
+            extra = true
         end
     end
-    sort(names)
+    if extra then
+        local all, seen = {}, {}
+        for i = 1, #names do
+            all[i] = names[i]
+            seen[names[i]] = true
+        end
+        for k in pairs(tbl) do
+            if not seen[k] then
+                all[#all + 1] = k
+            end
+        end
+        sort(all)
+        names = all
+    end
+    local paths = field_paths[c]
+    if not paths then
+        paths = {}
+        field_paths[c] = paths
+    end
+    local known = paths[where]
+    if not known then
+        known = {}
+        paths[where] = known
+    end
     local out = {}
     local closed = spec.additionalProperties == false
     for i = 1, #names do
         local name = names[i]
         local v = tbl[name]
-        local field = key_path(where, name)
+        local p = props[name]
+        local field = known[name]
+        if not field then
+            field = key_path(where, name)
+            if p ~= nil or required[name] then
+                known[name] = field
+            end
+        end
         if v == nil then
-            if c.required[name] then
+            if required[name] then
                 return fail(field, "is required")
             end
-        elseif props[name] then
+        elseif p then
             if type(v) ~= "string" then
                 return fail(field, "must be a single value")
             end
-            local cv, err = _M.coerce(props[name], v, field)
-            if err then
+            -- _M.coerce without its argument checks: p was checked with spec
+            local cv, reason = coerce_string(compiled[p], v)
+            if cv == nil then
+                return fail(field, reason)
+            end
+            local ok, err = validate_node(p, cv, field)
+            if not ok then
                 return nil, err
             end
             out[name] = cv
