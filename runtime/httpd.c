@@ -673,12 +673,19 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* The query's share of the request line, and how many pairs it has. */
+typedef struct query_sum {
+    size_t line;
+    unsigned pairs;
+} query_sum;
+
 static enum MHD_Result sum_query(void *cls, enum MHD_ValueKind kind, const char *key,
                                  const char *value)
 {
-    size_t *n = cls;
+    query_sum *q = cls;
     (void)kind;
-    *n += strlen(key) + (value ? strlen(value) : 0) + 2;
+    q->line += strlen(key) + (value ? strlen(value) : 0) + 2;
+    q->pairs++;
     return MHD_YES;
 }
 
@@ -712,9 +719,11 @@ static void check_headers(hreq *h, const char *url, const char *version)
         util_hex((const unsigned char *)id, sizeof id, h->r.request_id);
     }
 
-    size_t line = strlen(url) + strlen(h->r.method) + 12;
-    MHD_get_connection_values(h->conn, MHD_GET_ARGUMENT_KIND, sum_query, &line);
-    if (line > cfg->max_request_line)
+    query_sum q = {.line = strlen(url) + strlen(h->r.method) + 12, .pairs = 0};
+    MHD_get_connection_values(h->conn, MHD_GET_ARGUMENT_KIND, sum_query, &q);
+    h->r.nheaders = s.count;
+    h->r.nquery = q.pairs;
+    if (q.line > cfg->max_request_line)
         set_error(h, 414, "uri_too_long", "the request line is longer than the limit");
     if (s.count > cfg->max_headers)
         set_error(h, 431, "too_many_headers", "the request has more header fields than allowed");

@@ -964,10 +964,20 @@ static void push_key(lua_State *co, const lhost_gen *g, int k)
     lua_rawgeti(co, LUA_REGISTRYINDEX, g->key_ref[k]);
 }
 
+/* Sizes a table for n pairs: a hash part too large is garbage of its own
+ * on every request, and one too small is rebuilt as it fills. */
+static int table_hint(unsigned n)
+{
+    return n > 64 ? 64 : (int)n;
+}
+
 static void push_request_table(lua_State *co, request *r)
 {
     const lhost_gen *g = r->gen;
-    lua_createtable(co, 0, 12);
+    /* method, path, id, client, route or allow, params, query, headers;
+     * a body adds body (and raw_body once decoded), a stream body_stream */
+    int has_body = r->body.len > 0 || r->body.buf;
+    lua_createtable(co, 0, 8 + (has_body ? 2 : 0) + (r->body_stream ? 1 : 0));
     push_key(co, g, RK_METHOD);
     lua_pushstring(co, r->method);
     lua_rawset(co, -3);
@@ -1000,16 +1010,16 @@ static void push_request_table(lua_State *co, request *r)
         }
     lua_rawset(co, -3);
     push_key(co, g, RK_QUERY);
-    lua_newtable(co);
+    lua_createtable(co, 0, table_hint(r->nquery));
     if (r->each_query)
         r->each_query(r, set_query_pair, co);
     lua_rawset(co, -3);
     push_key(co, g, RK_HEADERS);
-    lua_createtable(co, 0, 8);
+    lua_createtable(co, 0, r->nheaders ? table_hint(r->nheaders) : 8);
     if (r->each_header)
         r->each_header(r, set_header_pair, co);
     lua_rawset(co, -3);
-    if (r->body.len > 0 || r->body.buf) {
+    if (has_body) {
         push_key(co, g, RK_BODY);
         lua_pushlstring(co, r->body.buf ? r->body.buf : "", r->body.len);
         lua_rawset(co, -3);

@@ -34,6 +34,8 @@ struct request {
     uint64_t deadline_us; /* monotonic; the handler is stopped then (0: none) */
     void (*each_header)(request *r, request_pair_fn fn, void *arg);
     void (*each_query)(request *r, request_pair_fn fn, void *arg);
+    unsigned nheaders; /* how many pairs each_header gives (0: unknown), to size the table */
+    unsigned nquery;   /* how many pairs each_query gives (0: unknown or none) */
     /* Called once when the handler finished, synchronously or after a yield;
      * lhost_result() is valid only during this call. */
     void (*on_complete)(request *r);

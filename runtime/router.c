@@ -250,7 +250,7 @@ size_t router_param_decode(char *s, size_t len)
 {
     size_t k = 0;
     for (size_t i = 0; i < len; i++) {
-        int v = escape_at(s + i, len - i);
+        int v = s[i] == '%' ? escape_at(s + i, len - i) : -1;
         if (v < 0) {
             s[k++] = s[i];
         } else {
