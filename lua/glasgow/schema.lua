@@ -876,6 +876,19 @@ function _M.validate(spec, value, where)
     return value
 end
 
+-- coerce for a checked spec and a string: the value, or nil and the error.
+local function coerce_checked(spec, str, where)
+    local v, reason = coerce_string(compiled[spec], str)
+    if v == nil then
+        return fail(where, reason)
+    end
+    local ok, err = validate_node(spec, v, where)
+    if not ok then
+        return nil, err
+    end
+    return v
+end
+
 --[[
 schema.coerce(spec, str [, where]) -> value | nil, err
 Converts a path or query string to the declared scalar type, then
@@ -890,16 +903,7 @@ function _M.coerce(spec, str, where)
     if type(str) ~= "string" then
         arg_error(2, "coerce", "string", str)
     end
-    where = where or "value"
-    local v, reason = coerce_string(compiled[spec], str)
-    if v == nil then
-        return fail(where, reason)
-    end
-    local ok, err = validate_node(spec, v, where)
-    if not ok then
-        return nil, err
-    end
-    return v
+    return coerce_checked(spec, str, where or "value")
 end
 
 --[[
@@ -1031,12 +1035,8 @@ function _M.validate_object_of_strings(spec, tbl, where)
                 return fail(field, "must be a single value")
             end
             -- _M.coerce without its argument checks: p was checked with spec
-            local cv, reason = coerce_string(compiled[p], v)
+            local cv, err = coerce_checked(p, v, field)
             if cv == nil then
-                return fail(field, reason)
-            end
-            local ok, err = validate_node(p, cv, field)
-            if not ok then
                 return nil, err
             end
             out[name] = cv
