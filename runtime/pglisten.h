@@ -18,6 +18,14 @@
  * pglisten_destroy: on_state(data, 1) after the LISTEN is confirmed,
  * on_state(data, 0) when an up connection is lost, on_notify(data,
  * payload) for each notification in the order the server sent them.
+ *
+ * Ordering: the connection's socket is a priority watcher of the loop
+ * (loop_io_add_first), and its event is handled by reading until the
+ * socket is empty (up to 64 reads). So whatever had reached the socket
+ * when the loop read a batch of events (notifications, a FATAL message,
+ * an end of file) is delivered, or the loss reported, before any other
+ * watcher's event of that batch is dispatched. What arrives while a
+ * batch is dispatched waits for the next one, or for pglisten_sync.
  */
 #ifndef GLASGOW_PGLISTEN_H
 #define GLASGOW_PGLISTEN_H
@@ -60,13 +68,16 @@ void pglisten_destroy(pglisten *l);
 int pglisten_up(const pglisten *l);
 
 /*
- * Reads whatever the server has already sent without waiting (one
- * non-blocking read) and processes it as the loop would: notifications
- * are delivered and a loss is reported before this returns. Call it
- * before trusting what the notifications guard, so that one already in
- * the socket is never overtaken by a request. Returns pglisten_up(l).
+ * Returns pglisten_up(l) once everything that reached the socket more
+ * than max_age_us ago has been processed: when the socket was last read
+ * longer ago than that (a batch that ran long, or a listener that has had
+ * nothing to say), it is read now until empty, and notifications are
+ * delivered and a loss is reported before this returns; otherwise nothing
+ * is read. With the priority watcher (above) this bounds how long a
+ * notification can wait behind requests, without a system call per call:
+ * under load the socket is read at most once per max_age_us.
  */
-int pglisten_poll(pglisten *l);
+int pglisten_sync(pglisten *l, uint64_t max_age_us);
 
 /* Connections made and lost so far (for metrics). */
 uint64_t pglisten_connects(const pglisten *l);
