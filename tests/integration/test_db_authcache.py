@@ -442,6 +442,17 @@ check(ac.put(ac.ticket(), crypto.sha256("x"), 0, "id-x", "x", "X", "user") == fa
       "an expired token is not stored")
 ac.forget_token(h)
 check(ac.get(h) == nil, "forget_token evicts at once")
+-- check(): the Authorization value read, the token hashed and looked up in one call
+local tok = crypto.random(32)
+local key = crypto.sha256(tok)
+check(ac.check("Bearer " .. crypto.base64url(tok)) == key, "check returns the token's SHA-256")
+check(select("#", ac.check("Bearer " .. crypto.base64url(tok))) == 1, "a miss: the hash alone")
+check(ac.put(ac.ticket(), key, 60, "id-k", "k@x", "K", "admin"), "stored under check's key")
+local k2, id2, email2, name2, role2 = ac.check("bearer " .. crypto.base64url(tok))
+check(k2 == key and id2 == "id-k" and email2 == "k@x" and name2 == "K" and role2 == "admin",
+      "a hit: the hash and the cached fields")
+check(ac.check("Bearer " .. crypto.base64url(tok) .. "A") == nil, "a malformed value is nil")
+check(ac.check("Basic " .. crypto.base64url(tok)) == nil, "another scheme is nil")
 check(not pcall(ac.get, "short"), "a hash of the wrong length raises")
 io.write(table.concat(out, "\n"), "\n")
 """
@@ -455,7 +466,7 @@ def stale_answers_are_not_stored(fx):
     env = {"DATABASE_URL": fx.db.url, "GLASGOW_AUTH_CACHE_TTL_S": "60"}
     p = harness.run_glasgow(["run", script], env=env, timeout=60)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith(("ok ", "not ok "))]
-    ok(p.returncode == 0 and len(lines) >= 13 and all(ln.startswith("ok ") for ln in lines),
+    ok(p.returncode == 0 and len(lines) >= 19 and all(ln.startswith("ok ") for ln in lines),
        "glasgow run: the ticket guards put()", p.stdout[-2000:], p.stderr[-2000:])
 
 
