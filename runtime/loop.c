@@ -40,6 +40,7 @@ struct loop {
     posted *post_head, *post_tail;
     int wakefd;
     uint64_t now;
+    uint64_t batch_us; /* when the last wait returned */
     loop_timer **heap;
     size_t heap_len;
     size_t heap_cap;
@@ -97,7 +98,8 @@ loop *loop_create(void)
         goto err_close_ep;
     if (loop_io_add(lp, &lp->wake_io, lp->wakefd, EPOLLIN, loop_drain_wake, NULL) < 0)
         goto err_close_wake;
-    lp->now = loop_clock_ms();
+    lp->batch_us = loop_clock_us();
+    lp->now = lp->batch_us / 1000u;
     return lp;
 
 err_close_wake:
@@ -159,6 +161,11 @@ void loop_post(loop *lp, void (*fn)(void *arg), void *arg)
 uint64_t loop_now(const loop *lp)
 {
     return lp->now;
+}
+
+uint64_t loop_batch_us(const loop *lp)
+{
+    return lp->batch_us;
 }
 
 /* Heap helpers: the heap is ordered by due_us; each timer knows its slot. */
@@ -329,7 +336,8 @@ int loop_run_once(loop *lp, int64_t max_wait_ms)
     int n = epoll_wait(lp->epfd, events, LOOP_MAX_EVENTS, (int)wait);
     if (n < 0 && errno != EINTR)
         die_errno("epoll_wait");
-    lp->now = loop_clock_ms();
+    lp->batch_us = loop_clock_us();
+    lp->now = lp->batch_us / 1000u;        /* what loop_clock_ms would say */
     struct epoll_event *outer = lp->batch; /* a nested run (none today) */
     int outer_len = lp->batch_len;
     lp->batch = events;

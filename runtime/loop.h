@@ -45,6 +45,13 @@ void loop_destroy(loop *lp);
 /* Monotonic milliseconds, refreshed once per iteration (cheap to call). */
 uint64_t loop_now(const loop *lp);
 
+/* Monotonic microseconds (loop_clock_us) at which the current iteration's
+ * wait for events returned, so loop_now(lp) == loop_batch_us(lp) / 1000.
+ * Everything until the next wait (the events, the timers, what the owner
+ * runs between iterations) belongs to that batch: now minus this is how
+ * long ago the loop last looked at its descriptors. */
+uint64_t loop_batch_us(const loop *lp);
+
 /* Monotonic milliseconds read from the clock now. */
 uint64_t loop_clock_ms(void);
 

@@ -67,12 +67,13 @@
  *       notification that had arrived when the batch was read is applied
  *       before any request of that batch runs, at no cost per request.
  *     - A batch can run long (a handler that computes for a second), and
- *       libmicrohttpd reads sockets during it: a request can arrive after
- *       a notification and still be served in the same batch. So get(),
- *       ticket() and put() read the socket themselves when it was last
- *       read more than SYNC_US (1 ms) ago (pglisten_sync; the clock read
- *       is the vDSO's, no system call). Under load that is at most one
- *       recv per millisecond per worker, not one per request.
+ *       libmicrohttpd reads sockets during it and after it: a request can
+ *       arrive after a notification and still be served in that batch.
+ *       So get(), ticket() and put() read the socket themselves when the
+ *       batch began more than SYNC_US (1 ms) ago and the socket has not
+ *       been read since then (pglisten_sync; the clock read is the
+ *       vDSO's, no system call). Batches under load take microseconds:
+ *       there this reads nothing.
  *     So a notification that reached the socket 1 ms or more before a
  *     lookup, or before the batch the lookup runs in, is always applied
  *     first. The window of (b) grows from the notification's trip to that
@@ -99,8 +100,8 @@
 #include "util.h"
 
 #define CHANNEL "glasgow_auth"
-/* A lookup reads the listener's socket first when it was last read longer
- * ago than this (d): the longest a notification can wait behind requests. */
+/* A lookup in a batch older than this reads the listener's socket first
+ * (d): the longest a notification can wait behind requests. */
 #define SYNC_US 1000
 #define APP_NAME "glasgow auth listener"
 
@@ -204,9 +205,9 @@ static void start_listener(ac_thread *t)
     t->listener = pglisten_create(t->lp, &lc, &cbs);
 }
 
-/* Makes the cache current (the log, and the listener's socket unless it
- * was read within SYNC_US) and returns non-zero when it may be used: see
- * (d) above. */
+/* Makes the cache current (the log, and the listener's socket when the
+ * batch is older than SYNC_US) and returns non-zero when it may be used:
+ * see (d) above. */
 static int usable(ac_thread *t)
 {
     sync_log(t);

@@ -374,7 +374,8 @@ int pglisten_sync(pglisten *l, uint64_t max_age_us)
 {
     if (!l || l->state != ST_UP)
         return 0;
-    if (loop_clock_us() - l->read_us > max_age_us)
+    uint64_t now = loop_clock_us();
+    if (now - l->read_us > max_age_us && now - loop_batch_us(l->lp) > max_age_us)
         drain(l);
     return l->state == ST_UP;
 }

@@ -315,6 +315,18 @@ static void test_priority(void)
     loop_destroy(lp);
 }
 
+static void test_batch_time(void)
+{
+    loop *lp = loop_create();
+    uint64_t before = loop_clock_us();
+    loop_run_once(lp, 5);
+    uint64_t after = loop_clock_us();
+    uint64_t b = loop_batch_us(lp);
+    ok(b >= before + 4000 && b <= after, "the batch time is when the wait returned");
+    is_int(loop_now(lp), b / 1000, "loop_now is the batch time in milliseconds");
+    loop_destroy(lp);
+}
+
 int main(void)
 {
     test_order();
@@ -324,5 +336,6 @@ int main(void)
     test_remove_in_batch(0);
     test_remove_in_batch(1);
     test_priority();
+    test_batch_time();
     return done_testing();
 }
