@@ -359,9 +359,11 @@ function _M.end_sessions(tx, id, caller)
 end
 
 -- Raises 404 unless user may see the record id (itself, or everything as
--- admin): someone else's record looks exactly like a missing one.
+-- admin): someone else's record looks exactly like a missing one. id may
+-- be in either case (a uuid path parameter); only a non-admin's check
+-- needs it lower-cased.
 function _M.check_access(user, id)
-    if user.role ~= "admin" and user.id ~= id then
+    if user.role ~= "admin" and user.id ~= id:lower() then
         fail(404, "not_found", "no such user")
     end
 end

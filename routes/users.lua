@@ -255,7 +255,7 @@ end
 
 local function get(req)
     local caller = auth.authenticate(req)
-    local id = user_id(req)
+    local id = req.params.id -- PostgreSQL reads a uuid in either case
     auth.check_access(caller, id)
     return 200, one(db.call(SELECT_ONE, id))
 end
