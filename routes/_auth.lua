@@ -48,9 +48,11 @@ local function bytea(raw)
     return "\\x" .. crypto.hex(raw)
 end
 
--- The token from "Authorization: Bearer <token>" as raw bytes, or raises 401.
-local function bearer(req)
-    if req.query.access_token ~= nil or req.query.token ~= nil then
+-- The Authorization header's value, or raises 401 when the request has
+-- none, has several, or carries a token in the URL.
+local function authorization(req)
+    local query = req.query
+    if query.access_token ~= nil or query.token ~= nil then
         fail(401, "invalid_request", "send the token in the Authorization header, not the URL",
              nil, INVALID)
     end
@@ -61,23 +63,25 @@ local function bearer(req)
     if type(h) ~= "string" then
         fail(401, "invalid_token", "send one Authorization header", nil, INVALID)
     end
-    local token = h:match("^[Bb]earer ([%w_%-]+)$")
-    local raw = token and #token == 43 and crypto.base64url_decode(token)
-    if not raw or #raw ~= 32 then
-        fail(401, "invalid_token", "the Authorization header is not a valid bearer token", nil,
-             INVALID)
-    end
-    return raw
+    return h
 end
 
--- Returns the caller {id, email, name, role, token_hash} or raises 401.
+local check = authcache.check
+
+-- Returns the caller {id, email, name, role, token_hash} or raises 401;
+-- token_hash is the token's SHA-256 (32 raw bytes; bytea() makes it a
+-- parameter). authcache.check reads "Bearer <token>" (43 base64url
+-- characters for 32 bytes), hashes the token and looks it up in one C call.
 -- A token the worker's cache holds costs no query; otherwise the answer
 -- is stored unless an invalidation came while the query ran (the ticket).
 function _M.authenticate(req)
-    local h = crypto.sha256(bearer(req))
-    local id, email, name, role = authcache.get(h)
+    local h, id, email, name, role = check(authorization(req))
+    if not h then
+        fail(401, "invalid_token", "the Authorization header is not a valid bearer token", nil,
+             INVALID)
+    end
     if id then
-        return { id = id, email = email, name = name, role = role, token_hash = bytea(h) }
+        return { id = id, email = email, name = name, role = role, token_hash = h }
     end
     local ticket = authcache.ticket()
     local rows = db.call([[
@@ -92,15 +96,8 @@ function _M.authenticate(req)
     local user = rows[1]
     authcache.put(ticket, h, user.ttl, user.id, user.email, user.name, user.role)
     user.ttl = nil
-    user.token_hash = bytea(h)
+    user.token_hash = h
     return user
-end
-
--- The raw bytes of a bytea hex parameter made by bytea().
-local function unbytea(param)
-    return (param:sub(3):gsub("%x%x", function(c)
-        return string.char(tonumber(c, 16))
-    end))
 end
 
 -- Tells every worker of this process to stop trusting what it cached for
@@ -313,8 +310,8 @@ end
 -- Revokes the token the request was authenticated with.
 function _M.logout(user)
     db.call("UPDATE auth_tokens SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL",
-            user.token_hash)
-    authcache.forget_token(unbytea(user.token_hash)) -- committed: see forget_user
+            bytea(user.token_hash))
+    authcache.forget_token(user.token_hash) -- committed: see forget_user
 end
 
 -- Counts one password change of user id, or raises 429 with Retry-After
@@ -354,7 +351,7 @@ end
 -- be spared the account's login delay. The caller calls forget_user(id)
 -- once tx has committed.
 function _M.end_sessions(tx, id, caller)
-    local keep = caller.id == id and caller.token_hash or db.null
+    local keep = caller.id == id and bytea(caller.token_hash) or db.null
     tx.call([[UPDATE auth_tokens SET revoked_at = now()
                WHERE user_id = $1 AND revoked_at IS NULL
                  AND ($2::bytea IS NULL OR token_hash <> $2::bytea)]], id, keep)
@@ -362,9 +359,11 @@ function _M.end_sessions(tx, id, caller)
 end
 
 -- Raises 404 unless user may see the record id (itself, or everything as
--- admin): someone else's record looks exactly like a missing one.
+-- admin): someone else's record looks exactly like a missing one. id may
+-- be in either case (a uuid path parameter); only a non-admin's check
+-- needs it lower-cased.
 function _M.check_access(user, id)
-    if user.role ~= "admin" and user.id ~= id then
+    if user.role ~= "admin" and user.id ~= id:lower() then
         fail(404, "not_found", "no such user")
     end
 end

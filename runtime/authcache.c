@@ -226,6 +226,47 @@ size_t authcache_apply_payload(authcache *c, const char *payload)
     return n;
 }
 
+/* The value of a base64url character, or -1. */
+static int b64url_digit(unsigned char ch)
+{
+    if ((unsigned)(ch - 'A') < 26u)
+        return ch - 'A';
+    if ((unsigned)(ch - 'a') < 26u)
+        return ch - 'a' + 26;
+    if ((unsigned)(ch - '0') < 10u)
+        return ch - '0' + 52;
+    return ch == '-' ? 62 : ch == '_' ? 63 : -1;
+}
+
+int authcache_bearer(const char *value, size_t n, uint8_t raw[AUTHCACHE_TOKEN_LEN])
+{
+    static const char scheme[] = "earer ";
+    if (n != 1 + sizeof scheme - 1 + AUTHCACHE_TOKEN_CHARS ||
+        (value[0] != 'B' && value[0] != 'b') || memcmp(value + 1, scheme, sizeof scheme - 1) != 0)
+        return -1;
+    const unsigned char *s = (const unsigned char *)value + sizeof scheme;
+    int d[AUTHCACHE_TOKEN_CHARS];
+    for (size_t i = 0; i < AUTHCACHE_TOKEN_CHARS; i++)
+        if ((d[i] = b64url_digit(s[i])) < 0)
+            return -1;
+    /* 43 characters carry 258 bits: the last one's low 2 must be zero, so
+     * that each token has exactly one accepted spelling */
+    if (d[AUTHCACHE_TOKEN_CHARS - 1] & 3)
+        return -1;
+    size_t o = 0, i = 0;
+    for (; i + 4 <= AUTHCACHE_TOKEN_CHARS; i += 4) {
+        uint32_t v = (uint32_t)d[i] << 18 | (uint32_t)d[i + 1] << 12 | (uint32_t)d[i + 2] << 6 |
+                     (uint32_t)d[i + 3];
+        raw[o++] = (uint8_t)(v >> 16);
+        raw[o++] = (uint8_t)(v >> 8);
+        raw[o++] = (uint8_t)v;
+    }
+    uint32_t v = (uint32_t)d[i] << 18 | (uint32_t)d[i + 1] << 12 | (uint32_t)d[i + 2] << 6;
+    raw[o++] = (uint8_t)(v >> 16);
+    raw[o] = (uint8_t)(v >> 8);
+    return 0;
+}
+
 size_t authcache_size(const authcache *c)
 {
     return c->count;

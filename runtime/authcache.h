@@ -85,6 +85,19 @@ void authcache_flush(authcache *c);
  */
 size_t authcache_apply_payload(authcache *c, const char *payload);
 
+#define AUTHCACHE_TOKEN_LEN 32   /* a bearer token's raw bytes */
+#define AUTHCACHE_TOKEN_CHARS 43 /* the same in unpadded base64url */
+
+/*
+ * Reads an Authorization header value of the form "Bearer <token>" (or
+ * "bearer <token>"; one space; nothing after the token) whose token is
+ * AUTHCACHE_TOKEN_CHARS base64url characters, canonically encoded (the
+ * unused low bits of the last character are zero), and writes the
+ * token's AUTHCACHE_TOKEN_LEN raw bytes to raw. value may hold NUL bytes
+ * (n counts them). Returns 0, or -1 for anything else (raw unchanged).
+ */
+int authcache_bearer(const char *value, size_t n, uint8_t raw[AUTHCACHE_TOKEN_LEN]);
+
 /* Entries held now. */
 size_t authcache_size(const authcache *c);
 

@@ -6,6 +6,10 @@
  * epoll batch. loop_io_del therefore forgets that watcher's pending events
  * (it clears their pointers in the batch being dispatched), and dispatch
  * skips cleared entries: a removed watcher is never called nor read.
+ *
+ * Priority watchers (loop_io_add_first) are dispatched in a first pass
+ * over the batch, the others in a second; the first pass runs only while
+ * some priority watcher is registered, so loops without one pay nothing.
  */
 #include "loop.h"
 
@@ -36,12 +40,14 @@ struct loop {
     posted *post_head, *post_tail;
     int wakefd;
     uint64_t now;
+    uint64_t batch_us; /* when the last wait returned */
     loop_timer **heap;
     size_t heap_len;
     size_t heap_cap;
     loop_io wake_io;
     struct epoll_event *batch; /* the events being dispatched, or NULL */
     int batch_len;
+    unsigned firsts; /* priority watchers registered */
     void (*wake_cb)(loop *lp, void *data);
     void *wake_data;
 };
@@ -92,7 +98,8 @@ loop *loop_create(void)
         goto err_close_ep;
     if (loop_io_add(lp, &lp->wake_io, lp->wakefd, EPOLLIN, loop_drain_wake, NULL) < 0)
         goto err_close_wake;
-    lp->now = loop_clock_ms();
+    lp->batch_us = loop_clock_us();
+    lp->now = lp->batch_us / 1000u;
     return lp;
 
 err_close_wake:
@@ -154,6 +161,11 @@ void loop_post(loop *lp, void (*fn)(void *arg), void *arg)
 uint64_t loop_now(const loop *lp)
 {
     return lp->now;
+}
+
+uint64_t loop_batch_us(const loop *lp)
+{
+    return lp->batch_us;
 }
 
 /* Heap helpers: the heap is ordered by due_us; each timer knows its slot. */
@@ -246,13 +258,29 @@ int64_t loop_next_timeout(const loop *lp)
     return due > now ? (int64_t)((due - now + 999) / 1000) : 0; /* round up */
 }
 
-int loop_io_add(loop *lp, loop_io *io, int fd, uint32_t events, loop_io_cb cb, void *data)
+static int io_add(loop *lp, loop_io *io, int fd, uint32_t events, loop_io_cb cb, void *data,
+                  int first)
 {
     struct epoll_event ev = {.events = events, .data.ptr = io};
     io->fd = fd;
+    io->first = 0;
     io->cb = cb;
     io->data = data;
-    return epoll_ctl(lp->epfd, EPOLL_CTL_ADD, fd, &ev);
+    if (epoll_ctl(lp->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        return -1;
+    io->first = first;
+    lp->firsts += (unsigned)first;
+    return 0;
+}
+
+int loop_io_add(loop *lp, loop_io *io, int fd, uint32_t events, loop_io_cb cb, void *data)
+{
+    return io_add(lp, io, fd, events, cb, data, 0);
+}
+
+int loop_io_add_first(loop *lp, loop_io *io, int fd, uint32_t events, loop_io_cb cb, void *data)
+{
+    return io_add(lp, io, fd, events, cb, data, 1);
 }
 
 int loop_io_mod(loop *lp, loop_io *io, uint32_t events)
@@ -264,6 +292,10 @@ int loop_io_mod(loop *lp, loop_io *io, uint32_t events)
 void loop_io_del(loop *lp, loop_io *io)
 {
     epoll_ctl(lp->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    if (io->first) {
+        lp->firsts--;
+        io->first = 0;
+    }
     /* at most LOOP_MAX_EVENTS entries, and only while dispatching */
     for (int i = 0; i < lp->batch_len; i++)
         if (lp->batch[i].data.ptr == io)
@@ -304,17 +336,22 @@ int loop_run_once(loop *lp, int64_t max_wait_ms)
     int n = epoll_wait(lp->epfd, events, LOOP_MAX_EVENTS, (int)wait);
     if (n < 0 && errno != EINTR)
         die_errno("epoll_wait");
-    lp->now = loop_clock_ms();
+    lp->batch_us = loop_clock_us();
+    lp->now = lp->batch_us / 1000u;        /* what loop_clock_ms would say */
     struct epoll_event *outer = lp->batch; /* a nested run (none today) */
     int outer_len = lp->batch_len;
     lp->batch = events;
     lp->batch_len = n;
-    for (int i = 0; i < n; i++) {
-        loop_io *io = events[i].data.ptr;
-        if (!io)
-            continue; /* removed by an earlier callback of this batch */
-        events[i].data.ptr = NULL;
-        io->cb(lp, io, events[i].events);
+    for (int pass = lp->firsts ? 0 : 1; pass < 2; pass++) {
+        for (int i = 0; i < n; i++) {
+            loop_io *io = events[i].data.ptr;
+            if (!io)
+                continue; /* removed by an earlier callback, or dispatched in pass 0 */
+            if (pass == 0 && !io->first)
+                continue;
+            events[i].data.ptr = NULL;
+            io->cb(lp, io, events[i].events);
+        }
     }
     lp->batch = outer;
     lp->batch_len = outer_len;

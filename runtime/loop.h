@@ -29,6 +29,7 @@ struct loop_timer {
 
 struct loop_io {
     int fd;
+    int first; /* dispatched before ordinary watchers in a batch (loop_io_add_first) */
     loop_io_cb cb;
     void *data;
 };
@@ -43,6 +44,13 @@ void loop_destroy(loop *lp);
 
 /* Monotonic milliseconds, refreshed once per iteration (cheap to call). */
 uint64_t loop_now(const loop *lp);
+
+/* Monotonic microseconds (loop_clock_us) at which the current iteration's
+ * wait for events returned, so loop_now(lp) == loop_batch_us(lp) / 1000.
+ * Everything until the next wait (the events, the timers, what the owner
+ * runs between iterations) belongs to that batch: now minus this is how
+ * long ago the loop last looked at its descriptors. */
+uint64_t loop_batch_us(const loop *lp);
 
 /* Monotonic milliseconds read from the clock now. */
 uint64_t loop_clock_ms(void);
@@ -66,7 +74,17 @@ int loop_timer_active(const loop_timer *t);
  * registration. Returns 0, or -1 with errno from epoll_ctl. */
 int loop_io_add(loop *lp, loop_io *io, int fd, uint32_t events, loop_io_cb cb, void *data);
 
-/* Changes the event mask of a registered watcher. */
+/*
+ * Like loop_io_add, but io is a priority watcher: in every batch of events
+ * the loop dispatches those of priority watchers before any other, so an
+ * event that was pending when the batch was read (data that had arrived on
+ * fd) is handled before every ordinary watcher's event of that batch, in
+ * whatever order the kernel reported them. For a descriptor whose data
+ * changes how the others' events must be handled (an invalidation feed).
+ */
+int loop_io_add_first(loop *lp, loop_io *io, int fd, uint32_t events, loop_io_cb cb, void *data);
+
+/* Changes the event mask of a registered watcher (it keeps its priority). */
 int loop_io_mod(loop *lp, loop_io *io, uint32_t events);
 
 /* Stops watching io's descriptor (does not close it). Safe from any
@@ -95,8 +113,9 @@ int64_t loop_next_timeout(const loop *lp);
 
 /*
  * Runs one iteration: waits for I/O at most min(max_wait_ms, next timer)
- * milliseconds (max_wait_ms < 0 means no cap), dispatches ready watchers,
- * then runs every timer that is due. Returns the number of events seen.
+ * milliseconds (max_wait_ms < 0 means no cap), dispatches ready watchers
+ * (priority watchers first, then the others in the kernel's order), then
+ * runs every timer that is due. Returns the number of events seen.
  */
 int loop_run_once(loop *lp, int64_t max_wait_ms);
 

@@ -21,12 +21,12 @@
  *     notification, or a log entry). The query's snapshot may predate the
  *     revocation, so its answer ("valid") is stale. ticket() captures the
  *     cache's generation before the query; every applied invalidation
- *     advances it, and put() (which first applies whatever is pending)
- *     stores only when the generation is unchanged and the listener is up.
+ *     advances it, and put() (which first applies the log) stores only
+ *     when the generation is unchanged and the listener is up.
  *     A revocation committed after the query's snapshot whose notification
  *     arrives only after put() is no problem: the entry is stored, then
- *     evicted when the notification is processed, and every get() processes
- *     what is already in the listener's socket first (pglisten_poll).
+ *     evicted when the notification is processed, which happens before
+ *     any request of the next batch of events runs (d).
  * (b) "Refused on the very next request, on every worker." Notifications
  *     are asynchronous: the revoking request's response could reach the
  *     client, and its next request reach another worker, before that
@@ -39,8 +39,8 @@
  *     The push must come after the commit: pushed earlier, a concurrent
  *     miss could read the pre-commit row and store it with a fresh ticket.
  *     Other processes, other pods and psql writers rely on the NOTIFY,
- *     delivered once the writer commits (and read by the very next get()
- *     once it is in the socket); the window is the notification's trip
+ *     delivered once the writer commits (and applied before any request
+ *     read after its arrival, (d)); the window is the notification's trip
  *     from the database to this process.
  * (c) Listener loss. Notifications sent while the listener is not
  *     LISTENing are lost, so the cache is flushed the moment a loss is
@@ -48,19 +48,43 @@
  *     connection has confirmed its LISTEN, and filled again only by queries
  *     ticketed after that (the loss and the reconnect advance the
  *     generation). A loss is seen at once when the server closes the
- *     connection or says FATAL (pg_terminate_backend, a restart): get()
- *     reads the socket first, so even a request already waiting behind
- *     the event is refused the cache. A silent loss (a network partition,
+ *     connection or says FATAL (pg_terminate_backend, a restart): the
+ *     loop handles the listener's event before the other events of its
+ *     batch (d), so even a request already waiting behind the event is
+ *     refused the cache. A silent loss (a network partition,
  *     a frozen server) is seen only when a ping goes unanswered: at most
  *     GLASGOW_DB_HEALTH_INTERVAL_MS + GLASGOW_DB_HEALTH_TIMEOUT_MS
  *     (3 s by default) late; the maximum age (GLASGOW_AUTH_CACHE_TTL_S)
  *     bounds any staleness in all cases, and revocations made by this
  *     process never depend on the listener at all.
+ * (d) Ordering without a system call per request. Every lookup used to
+ *     read the listener's socket first (one recv per authenticated
+ *     request). Now two things bound how long a notification can wait:
+ *     - The socket is a priority watcher of the worker's loop
+ *       (loop_io_add_first): in each batch of events epoll returns, its
+ *       event is handled (the socket read until empty, every notification
+ *       applied, a loss reported) before any other event of the batch. A
+ *       notification that had arrived when the batch was read is applied
+ *       before any request of that batch runs, at no cost per request.
+ *     - A batch can run long (a handler that computes for a second), and
+ *       libmicrohttpd reads sockets during it and after it: a request can
+ *       arrive after a notification and still be served in that batch.
+ *       So get(), ticket() and put() read the socket themselves when the
+ *       batch began more than SYNC_US (1 ms) ago and the socket has not
+ *       been read since then (pglisten_sync; the clock read is the
+ *       vDSO's, no system call). Batches under load take microseconds:
+ *       there this reads nothing.
+ *     So a notification that reached the socket 1 ms or more before a
+ *     lookup, or before the batch the lookup runs in, is always applied
+ *     first. The window of (b) grows from the notification's trip to that
+ *     trip plus at most 1 ms. test_db_authcache.py holds a worker in a
+ *     long handler while a request and then a notification arrive.
  */
 #include "lua_authcache.h"
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -76,6 +100,9 @@
 #include "util.h"
 
 #define CHANNEL "glasgow_auth"
+/* A lookup in a batch older than this reads the listener's socket first
+ * (d): the longest a notification can wait behind requests. */
+#define SYNC_US 1000
 #define APP_NAME "glasgow auth listener"
 
 /* The cache is only as good as the triggers that announce changes: without
@@ -110,6 +137,7 @@ typedef struct ac_thread {
     atomic_ullong hits, misses, bypasses, stores, stale, invalidations, connects, losses;
     atomic_ullong entries;
     atomic_int up;
+    EVP_MD_CTX *md_ctx; /* SHA-256 of bearer tokens; NULL: EVP_Digest */
     struct ac_thread *next;
 } ac_thread;
 
@@ -177,14 +205,15 @@ static void start_listener(ac_thread *t)
     t->listener = pglisten_create(t->lp, &lc, &cbs);
 }
 
-/* Makes the cache current (log, then whatever the listener has received);
- * returns non-zero when it may be used. */
+/* Makes the cache current (the log, and the listener's socket when the
+ * batch is older than SYNC_US) and returns non-zero when it may be used:
+ * see (d) above. */
 static int usable(ac_thread *t)
 {
     sync_log(t);
     if (!t->listener)
         start_listener(t);
-    return pglisten_poll(t->listener);
+    return pglisten_sync(t->listener, SYNC_US);
 }
 
 static const uint8_t *check_hash(lua_State *L, int arg)
@@ -196,9 +225,10 @@ static const uint8_t *check_hash(lua_State *L, int arg)
     return (const uint8_t *)h;
 }
 
-static int ac_get(lua_State *L)
+/* Looks key up in this thread's cache; pushes id, email, name and role
+ * and returns 4 on a hit, else 0 (counted as a miss or a bypass). */
+static int lookup(lua_State *L, const uint8_t *key)
 {
-    const uint8_t *key = check_hash(L, 1);
     ac_thread *t = tl;
     if (!t)
         return 0;
@@ -218,6 +248,56 @@ static int ac_get(lua_State *L)
     lua_pushstring(L, e->name);
     lua_pushstring(L, e->role);
     return 4;
+}
+
+static int ac_get(lua_State *L)
+{
+    return lookup(L, check_hash(L, 1));
+}
+
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md; /* fetched once: EVP_Digest looks it up on every call */
+
+static void fetch_sha256(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* SHA-256 of the n bytes at data into out, through this thread's digest
+ * context when it has one (about half the instructions of EVP_Digest,
+ * which fetches the algorithm and allocates a context per call). */
+static int sha256(ac_thread *t, const void *data, size_t n, uint8_t out[AUTHCACHE_KEY_LEN])
+{
+    unsigned len = 0;
+    if (t && t->md_ctx)
+        return EVP_DigestInit_ex2(t->md_ctx, NULL, NULL) == 1 &&
+                       EVP_DigestUpdate(t->md_ctx, data, n) == 1 &&
+                       EVP_DigestFinal_ex(t->md_ctx, out, &len) == 1 && len == AUTHCACHE_KEY_LEN
+                   ? 0
+                   : -1;
+    return EVP_Digest(data, n, out, &len, EVP_sha256(), NULL) == 1 && len == AUTHCACHE_KEY_LEN ? 0
+                                                                                               : -1;
+}
+
+/*
+ * check(value) -> nil when value (an Authorization header) is not "Bearer
+ * <token>" with a well-formed token (authcache_bearer); else the token's
+ * SHA-256 (32 bytes, the cache key and auth_tokens.token_hash), followed
+ * by id, email, name, role when this worker's cache holds it. One call
+ * instead of a pattern match, a decode, a hash and a lookup, with no
+ * intermediate Lua strings. Raises when the digest cannot be computed.
+ */
+static int ac_check(lua_State *L)
+{
+    size_t n;
+    const char *value = luaL_checklstring(L, 1, &n);
+    uint8_t raw[AUTHCACHE_TOKEN_LEN], key[AUTHCACHE_KEY_LEN];
+    if (authcache_bearer(value, n, raw) < 0)
+        return 0;
+    if (sha256(tl, raw, sizeof raw, key) < 0)
+        return luaL_error(L, "sha256 failed");
+    lua_pushlstring(L, (const char *)key, sizeof key);
+    return 1 + lookup(L, key);
 }
 
 static int ac_ticket(lua_State *L)
@@ -292,6 +372,7 @@ static int ac_enabled(lua_State *L)
 int luaopen_glasgow_authcache(lua_State *L)
 {
     static const luaL_Reg fns[] = {
+        {"check", ac_check},
         {"get", ac_get},
         {"ticket", ac_ticket},
         {"put", ac_put},
@@ -312,6 +393,12 @@ static void *ac_thread_start(loop *lp)
     ac_thread *t = xcalloc(1, sizeof *t);
     t->cache = authcache_create(settings.capacity);
     t->lp = lp;
+    pthread_once(&sha256_once, fetch_sha256);
+    if (sha256_md && (t->md_ctx = EVP_MD_CTX_new()) != NULL &&
+        EVP_DigestInit_ex2(t->md_ctx, sha256_md, NULL) != 1) {
+        EVP_MD_CTX_free(t->md_ctx);
+        t->md_ctx = NULL;
+    }
     /* entries pushed before this thread existed concern no entry of its cache */
     t->seen = atomic_load(&revocations.seq);
     pthread_mutex_lock(&threads_mu);
@@ -337,6 +424,7 @@ static void ac_thread_stop(void *state)
     }
     pthread_mutex_unlock(&threads_mu);
     pglisten_destroy(t->listener);
+    EVP_MD_CTX_free(t->md_ctx);
     authcache_destroy(t->cache);
     free(t);
     tl = NULL;

@@ -44,6 +44,7 @@ struct pglisten {
     int failing;           /* the last attempt failed and was logged: log the next success */
     char last_logged[256]; /* the failure logged last: the same one is not repeated */
     uint64_t connects, losses;
+    uint64_t read_us; /* when the socket was last read (loop_clock_us) */
 };
 
 static void start_connect(pglisten *l);
@@ -82,7 +83,10 @@ static void watch(pglisten *l, uint32_t events)
         l->io_fd = -1;
         if (fd < 0)
             return;
-        if (loop_io_add(l->lp, &l->io, fd, events, on_io, l) == 0) {
+        /* a priority watcher: a notification that had reached the socket
+         * when the loop read its batch is applied before any request of
+         * that batch runs (pglisten.h) */
+        if (loop_io_add_first(l->lp, &l->io, fd, events, on_io, l) == 0) {
             l->io_fd = fd;
             l->io_events = events;
         }
@@ -154,28 +158,47 @@ static int process(pglisten *l)
         }
     }
     PGnotify *n;
+    int delivered = 0;
     /* PQnotifies also parses what PQconsumeInput read, so a FATAL message
      * reaches on_notice here at the latest */
     while (l->pg && (n = PQnotifies(l->pg)) != NULL) {
         if (l->state == ST_UP)
             l->cbs.on_notify(l->cbs.data, n->extra);
         PQfreemem(n);
+        delivered++;
     }
     if (l->fatal || PQstatus(l->pg) != CONNECTION_OK) {
         lost(l, "the server ended the connection");
         return -1;
     }
-    return 0;
+    return delivered;
 }
 
-/* Reads without waiting and processes; returns 0 or -1 (lost). */
+/* Reads without waiting and processes; returns the notifications
+ * delivered, or -1 (lost). */
 static int read_and_process(pglisten *l)
 {
+    l->read_us = loop_clock_us();
     if (!PQconsumeInput(l->pg)) {
         lost(l, PQerrorMessage(l->pg));
         return -1;
     }
     return process(l);
+}
+
+/*
+ * Reads and processes until the socket holds nothing more: libpq reads
+ * one buffer (16 KiB at first) per call, and a burst of notifications (a
+ * mass revocation) may be longer. Each read that delivered some is
+ * followed by another, which costs one recv only when notifications came.
+ * Bounded, so that a flood cannot keep the loop from its other watchers;
+ * what is left is read at the start of the next batch.
+ */
+static void drain(pglisten *l)
+{
+    for (int i = 0; i < 64; i++)
+        if (read_and_process(l) <= 0)
+            return;
 }
 
 static void connect_step(pglisten *l)
@@ -213,7 +236,7 @@ static void on_io(loop *lp, loop_io *io, uint32_t events)
             watch(l, EPOLLIN);
     }
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-        read_and_process(l);
+        drain(l);
 }
 
 static void on_timer(loop *lp, loop_timer *t)
@@ -226,7 +249,11 @@ static void on_timer(loop *lp, loop_timer *t)
     case ST_LISTENING: lost(l, "connecting took too long"); break;
     case ST_UP:
         if (l->pinging) {
-            lost(l, "the server did not answer a ping in time");
+            /* the answer may be waiting in the socket behind a long batch
+             * (timers run after the batch's events): read before judging */
+            drain(l);
+            if (l->state == ST_UP && l->pinging)
+                lost(l, "the server did not answer a ping in time");
         } else if (send_sql(l, "") < 0) {
             lost(l, PQerrorMessage(l->pg));
         } else {
@@ -343,11 +370,13 @@ int pglisten_up(const pglisten *l)
     return l && l->state == ST_UP;
 }
 
-int pglisten_poll(pglisten *l)
+int pglisten_sync(pglisten *l, uint64_t max_age_us)
 {
     if (!l || l->state != ST_UP)
         return 0;
-    read_and_process(l);
+    uint64_t now = loop_clock_us();
+    if (now - l->read_us > max_age_us && now - loop_batch_us(l->lp) > max_age_us)
+        drain(l);
     return l->state == ST_UP;
 }
 

@@ -14,7 +14,9 @@ notification reaches them), API revocations are still refused at once on
 every worker, by the in-process log alone. With the listener connections killed
 (pg_terminate_backend) right before a psql revocation, the revoked token is
 never accepted, and the cache works again once the listeners are back.
-Listeners open at a worker's first token check; a disabled notify trigger
+A notification that reaches a busy worker after a request is applied before that
+request runs (the listener's socket is a priority watcher of the loop). Listeners open
+at a worker's first token check; a disabled notify trigger
 or an unreachable listener leaves the cache bypassed; a `glasgow run`
 script checks the stale-answer guard (race (a)): an invalidation applied
 between ticket() and put() keeps the answer out; GLASGOW_AUTH_CACHE_TTL_S=0
@@ -22,6 +24,7 @@ turns the cache off; dead tokens deleted (as gc does) notify nobody.
 """
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -439,6 +442,17 @@ check(ac.put(ac.ticket(), crypto.sha256("x"), 0, "id-x", "x", "X", "user") == fa
       "an expired token is not stored")
 ac.forget_token(h)
 check(ac.get(h) == nil, "forget_token evicts at once")
+-- check(): the Authorization value read, the token hashed and looked up in one call
+local tok = crypto.random(32)
+local key = crypto.sha256(tok)
+check(ac.check("Bearer " .. crypto.base64url(tok)) == key, "check returns the token's SHA-256")
+check(select("#", ac.check("Bearer " .. crypto.base64url(tok))) == 1, "a miss: the hash alone")
+check(ac.put(ac.ticket(), key, 60, "id-k", "k@x", "K", "admin"), "stored under check's key")
+local k2, id2, email2, name2, role2 = ac.check("bearer " .. crypto.base64url(tok))
+check(k2 == key and id2 == "id-k" and email2 == "k@x" and name2 == "K" and role2 == "admin",
+      "a hit: the hash and the cached fields")
+check(ac.check("Bearer " .. crypto.base64url(tok) .. "A") == nil, "a malformed value is nil")
+check(ac.check("Basic " .. crypto.base64url(tok)) == nil, "another scheme is nil")
 check(not pcall(ac.get, "short"), "a hash of the wrong length raises")
 io.write(table.concat(out, "\n"), "\n")
 """
@@ -452,8 +466,148 @@ def stale_answers_are_not_stored(fx):
     env = {"DATABASE_URL": fx.db.url, "GLASGOW_AUTH_CACHE_TTL_S": "60"}
     p = harness.run_glasgow(["run", script], env=env, timeout=60)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith(("ok ", "not ok "))]
-    ok(p.returncode == 0 and len(lines) >= 13 and all(ln.startswith("ok ") for ln in lines),
+    ok(p.returncode == 0 and len(lines) >= 19 and all(ln.startswith("ok ") for ln in lines),
        "glasgow run: the ticket guards put()", p.stdout[-2000:], p.stderr[-2000:])
+
+
+SPIN_ROUTE = r"""
+local glasgow = require "glasgow"
+local auth = require "routes._auth"
+return {
+    {
+        method = "GET", path = "/test/late/:ms",
+        params = { type = "object", properties = { ms = { type = "string" } }, required = { "ms" } },
+        handler = function(req)
+            glasgow.sleep(tonumber(req.params.ms)) -- resumed by a timer, then checks the token
+            return 200, { id = auth.authenticate(req).id }
+        end,
+    },
+    {
+        method = "GET", path = "/test/spin/:ms",
+        params = { type = "object", properties = { ms = { type = "string" } }, required = { "ms" } },
+        handler = function(req)
+            local ms = tonumber(req.params.ms)
+            -- resumed by a timer, the spin runs inside the loop's iteration, after it
+            -- read its events: what arrives meanwhile is read by libmicrohttpd or handled
+            -- by timers before the loop reads its sockets again
+            glasgow.sleep(1)
+            glasgow.log("info", "spin started")
+            local deadline = glasgow.monotonic_ms() + ms
+            while glasgow.monotonic_ms() < deadline do end -- holds the worker's loop
+            return 200, { spun = ms }
+        end,
+    },
+}
+"""
+
+
+class RawConn:
+    """One keep-alive connection on which a request can be sent before its answer is
+    read (harness.Client reads each answer at once)."""
+
+    def __init__(self, srv):
+        self.sock = socket.create_connection((harness.HOST, srv.port), timeout=30)
+        self.buf = b""
+
+    def send(self, path, headers=None):
+        lines = ["GET %s HTTP/1.1" % path, "Host: test"]
+        lines += ["%s: %s" % kv for kv in (headers or {}).items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    def status(self):
+        """Reads one whole answer (headers, then Content-Length bytes); its status."""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                return "closed: %r" % self.buf[:200]
+            self.buf += chunk
+        head, _, rest = self.buf.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(rest) < length:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        self.buf = rest[length:]
+        return int(head.split(b" ", 2)[1])
+
+    def get(self, path, headers=None):
+        self.send(path, headers)
+        return self.status()
+
+    def close(self):
+        self.sock.close()
+
+
+def notified_while_busy(fx, srv, how):
+    """One worker is held by a handler that spins; a request with a cached token is
+    sent (how: "pipelined" behind the spin on its connection, on "another connection"
+    kept alive, or "after a sleep": a request that checks the token when a timer
+    resumes it, before the loop reads its sockets again), then the token is revoked in
+    psql, so its NOTIFY reaches the socket after the request. Once the worker is free
+    the request must be refused."""
+    pipelined = how == "pipelined"
+    u = new_user(fx.admin)
+    path = "/v1/users/" + u["id"]
+    auth = {"Authorization": "Bearer " + u["token"]}
+    conn, spin = RawConn(srv), RawConn(srv)
+    try:
+        firsts = [conn.get(path, auth)]
+        ok(wait_until(lambda: srv.metric("glasgow_auth_cache_listener_up") == 1, 15),
+           "the listener is up")
+        firsts += [conn.get(path, auth) for _ in range(2)]
+        is_(spin.get("/test/spin/0"), 200, "the spin route answers")
+        hits = srv.metric("glasgow_auth_cache_hits_total")
+        bypasses = srv.metric("glasgow_auth_cache_bypasses_total")
+        ok(firsts == [200] * 3 and hits >= 1, "the token is cached", repr(firsts), hits)
+        started = srv.stdout().count("spin started")
+        if pipelined:
+            conn.send("/test/spin/2000")
+            conn.send(path, auth)
+        elif how == "after a sleep":
+            conn.send("/test/late/500", auth)  # its timer is due while the worker spins
+            spin.send("/test/spin/2000")
+        else:
+            spin.send("/test/spin/2000")
+        ok(wait_until(lambda: srv.stdout().count("spin started") > started, 10),
+           "the worker is busy")
+        t0 = time.monotonic()
+        if how == "another connection":
+            conn.send(path, auth)
+        fx.db.sql("UPDATE auth_tokens SET revoked_at = now() WHERE token_hash = '\\x%s'" %
+                  token_hash_hex(u["token"]))
+        took = time.monotonic() - t0
+        ok(took < 1.2, "%s: the revocation committed while the worker was still busy" % how,
+           "%.2f s" % took)
+        is_((conn if pipelined else spin).status(), 200, "the spinning handler finished")
+        is_(conn.status(), 401, "%s: the request that was waiting is refused" % how)
+        is_(srv.metric("glasgow_auth_cache_hits_total"), hits, "no hit for the revoked token")
+        is_(srv.metric("glasgow_auth_cache_bypasses_total"), bypasses,
+            "nor a bypass: the cache was consulted and the entry was gone")
+    finally:
+        conn.close()
+        spin.close()
+
+
+@case(timeout=90)
+def notification_overtakes_waiting_request(fx):
+    """No system call per lookup, and still no request overtakes a notification that
+    arrived before it by 1 ms or more: the listener's socket is a priority watcher of
+    the loop (runtime/loop.c), and a lookup in a batch that has run longer than that
+    reads the socket itself (pglisten_sync)."""
+    # no ping while the worker spins: a ping left unanswered past its timeout would take
+    # the listener down and bypass the cache, and the request would be refused for that
+    env = dict(ENV, GLASGOW_WORKERS="1", GLASGOW_LUA_RUN_LIMIT_MS="20000",
+               GLASGOW_DB_HEALTH_INTERVAL_MS="60000", GLASGOW_DB_HEALTH_TIMEOUT_MS="60000")
+    with dbh.DbServer(fx.db, env=env, extra_routes={"spin.lua": SPIN_ROUTE}) as srv:
+        for how in ("after a sleep", "pipelined", "another connection"):
+            notified_while_busy(fx, srv, how)
+        is_(srv.metric("glasgow_auth_cache_listener_losses_total"), 0,
+            "the listener stayed up throughout")
 
 
 def listener_count(fx):

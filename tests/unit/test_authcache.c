@@ -1,7 +1,7 @@
 /* authcache: hits and misses, deadlines, LRU eviction at capacity, eviction
  * by token, by user and by notification payload, the generation that every
- * invalidation advances, and the revocation log across threads (including
- * a reader that fell behind the ring). */
+ * invalidation advances, the revocation log across threads (including
+ * a reader that fell behind the ring), and the Authorization header reader. */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -207,11 +207,113 @@ static void test_log(void)
     pthread_mutex_destroy(&l.mu);
 }
 
+/* Unpadded base64url of n bytes into out (NUL-terminated), written the
+ * plain way, as the reference the reader is checked against. */
+static void b64url(const uint8_t *in, size_t n, char *out)
+{
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)in[i + 1] << 8;
+        if (i + 2 < n)
+            v |= in[i + 2];
+        out[o++] = a[v >> 18 & 63];
+        out[o++] = a[v >> 12 & 63];
+        if (i + 1 < n)
+            out[o++] = a[v >> 6 & 63];
+        if (i + 2 < n)
+            out[o++] = a[v & 63];
+    }
+    out[o] = '\0';
+}
+
+static int bearer_str(const char *value, uint8_t raw[AUTHCACHE_TOKEN_LEN])
+{
+    return authcache_bearer(value, strlen(value), raw);
+}
+
+static void test_bearer(void)
+{
+    uint8_t tok[AUTHCACHE_TOKEN_LEN], raw[AUTHCACHE_TOKEN_LEN];
+    char enc[64], hdr[128];
+    int roundtrip = 1;
+    unsigned seed = 12345;
+    for (int round = 0; round < 200; round++) {
+        for (size_t i = 0; i < sizeof tok; i++) {
+            seed = seed * 1103515245u + 12345u;
+            tok[i] = (uint8_t)(round == 0 ? 0 : round == 1 ? 0xff : seed >> 16);
+        }
+        b64url(tok, sizeof tok, enc);
+        snprintf(hdr, sizeof hdr, "%s %s", round % 2 ? "bearer" : "Bearer", enc);
+        memset(raw, 0, sizeof raw);
+        if (strlen(enc) != AUTHCACHE_TOKEN_CHARS || bearer_str(hdr, raw) != 0 ||
+            memcmp(raw, tok, sizeof tok) != 0)
+            roundtrip = 0;
+    }
+    ok(roundtrip, "200 tokens (all zero, all 0xff, random) read back, Bearer and bearer");
+
+    b64url(tok, sizeof tok, enc);
+    snprintf(hdr, sizeof hdr, "Bearer %s", enc);
+    is_int(bearer_str(hdr, raw), 0, "the last token reads");
+    static const char *const bad_prefix[] = {"BEARER ", "Bearer  ", " Bearer ", "Basic ",
+                                             "Token ",  "Bearer\t", "bEarer ",  ""};
+    int refused = 1;
+    for (size_t i = 0; i < sizeof bad_prefix / sizeof bad_prefix[0]; i++) {
+        snprintf(hdr, sizeof hdr, "%s%s", bad_prefix[i], enc);
+        if (bearer_str(hdr, raw) == 0) {
+            refused = 0;
+            printf("# accepted prefix '%s'\n", bad_prefix[i]);
+        }
+    }
+    ok(refused, "other schemes, spellings and spacing are refused");
+    snprintf(hdr, sizeof hdr, "Bearer %s ", enc);
+    is_int(bearer_str(hdr, raw), -1, "a trailing space is refused");
+    snprintf(hdr, sizeof hdr, "Bearer %.42s", enc);
+    is_int(bearer_str(hdr, raw), -1, "42 characters are refused");
+    snprintf(hdr, sizeof hdr, "Bearer %sA", enc);
+    is_int(bearer_str(hdr, raw), -1, "44 characters are refused");
+    is_int(bearer_str("Bearer", raw), -1, "no token is refused");
+
+    /* every position, every byte that is not base64url: refused */
+    int all_refused = 1;
+    for (size_t pos = 0; pos < AUTHCACHE_TOKEN_CHARS; pos++) {
+        for (int ch = 0; ch < 256; ch++) {
+            if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                ch == '-' || ch == '_')
+                continue;
+            snprintf(hdr, sizeof hdr, "Bearer %s", enc);
+            hdr[7 + pos] = (char)ch;
+            if (authcache_bearer(hdr, 7 + AUTHCACHE_TOKEN_CHARS, raw) == 0)
+                all_refused = 0;
+        }
+    }
+    ok(all_refused,
+       "a byte outside base64url (NUL, '+', '/', '=', space, 0x80..) anywhere is refused");
+
+    /* the last character's two unused bits must be zero: 'A','E',... only */
+    int canonical = 1;
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (int v = 0; v < 64; v++) {
+        snprintf(hdr, sizeof hdr, "Bearer %s", enc);
+        hdr[7 + AUTHCACHE_TOKEN_CHARS - 1] = alphabet[v];
+        if ((bearer_str(hdr, raw) == 0) != ((v & 3) == 0))
+            canonical = 0;
+    }
+    ok(canonical, "a last character with non-zero unused bits is refused, the others read");
+    memset(raw, 0x5a, sizeof raw);
+    bearer_str("Bearer !", raw);
+    ok(raw[0] == 0x5a && raw[31] == 0x5a, "a refused value leaves raw unchanged");
+}
+
 int main(void)
 {
     test_get_put();
     test_lru();
     test_invalidation();
     test_log();
+    test_bearer();
     return done_testing();
 }

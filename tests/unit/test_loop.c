@@ -1,7 +1,9 @@
 /* Event loop: timer ordering, cancellation, re-arming, cross-thread wake,
- * watchers removed by another watcher's callback in the same batch. */
+ * watchers removed by another watcher's callback in the same batch,
+ * priority watchers dispatched before the rest of their batch. */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -192,6 +194,139 @@ static void test_remove_in_batch(int free_peer)
     loop_destroy(lp);
 }
 
+/* Records the order in which watchers of one batch are called. */
+typedef struct order_watch {
+    loop_io io;
+    int pipefd[2];
+    char name;
+    char *log;                  /* appended to: one character per call */
+    struct order_watch *victim; /* removed (not freed) by this one's callback, if set */
+} order_watch;
+
+static void on_order_ready(loop *lp, loop_io *io, uint32_t events)
+{
+    order_watch *w = io->data;
+    char c;
+    (void)events;
+    if (read(w->pipefd[0], &c, 1) != 1)
+        abort();
+    size_t n = strlen(w->log);
+    w->log[n] = w->name;
+    w->log[n + 1] = '\0';
+    if (w->victim) {
+        loop_io_del(lp, &w->victim->io);
+        w->victim = NULL;
+    }
+}
+
+static void order_open(loop *lp, order_watch *w, char name, char *log, int first)
+{
+    memset(w, 0, sizeof *w);
+    w->name = name;
+    w->log = log;
+    if (pipe(w->pipefd) < 0)
+        abort();
+    int rc = first ? loop_io_add_first(lp, &w->io, w->pipefd[0], EPOLLIN, on_order_ready, w)
+                   : loop_io_add(lp, &w->io, w->pipefd[0], EPOLLIN, on_order_ready, w);
+    if (rc < 0)
+        abort();
+}
+
+static void order_ready(order_watch *w)
+{
+    if (write(w->pipefd[1], "x", 1) != 1)
+        abort();
+}
+
+static void order_close(loop *lp, order_watch *w, int registered)
+{
+    if (registered)
+        loop_io_del(lp, &w->io);
+    close(w->pipefd[0]);
+    close(w->pipefd[1]);
+}
+
+/* The order the batch is dispatched in when a, b, c became ready in that
+ * order and only the watchers marked in first[] have priority. */
+static void run_order(const int first[3], char *log)
+{
+    loop *lp = loop_create();
+    order_watch w[3];
+    log[0] = '\0';
+    for (int i = 0; i < 3; i++)
+        order_open(lp, &w[i], (char)('a' + i), log, first[i]);
+    for (int i = 0; i < 3; i++)
+        order_ready(&w[i]);
+    int n = loop_run_once(lp, 1000);
+    if (n != 3)
+        printf("# expected one batch of 3 events, got %d\n", n);
+    for (int i = 0; i < 3; i++)
+        order_close(lp, &w[i], 1);
+    loop_destroy(lp);
+}
+
+static void test_priority(void)
+{
+    char log[16];
+    run_order((const int[3]){0, 0, 0}, log);
+    is_str(log, "abc", "without priority watchers a batch runs in the kernel's order");
+    run_order((const int[3]){0, 0, 1}, log);
+    is_str(log, "cab", "a priority watcher ready last runs first, the rest in order");
+    run_order((const int[3]){0, 1, 1}, log);
+    is_str(log, "bca", "two priority watchers run first, in the kernel's order");
+
+    /* a priority watcher removes an ordinary one of its batch: never called */
+    loop *lp = loop_create();
+    order_watch a, b;
+    log[0] = '\0';
+    order_open(lp, &a, 'a', log, 0);
+    order_open(lp, &b, 'b', log, 1);
+    b.victim = &a;
+    order_ready(&a);
+    order_ready(&b);
+    loop_run_once(lp, 1000);
+    is_str(log, "b", "a watcher removed by a priority watcher's callback is not called");
+    order_close(lp, &a, 0);
+
+    /* once the priority watcher is removed, the loop keeps the kernel's order */
+    loop_io_del(lp, &b.io);
+    order_watch c, d;
+    order_open(lp, &c, 'c', log, 0);
+    order_open(lp, &d, 'd', log, 0);
+    log[0] = '\0';
+    order_ready(&c);
+    order_ready(&d);
+    order_ready(&b); /* no longer watched */
+    loop_run_once(lp, 1000);
+    is_str(log, "cd", "a removed priority watcher is neither called nor reorders the batch");
+    /* c becomes ready before b is watched again (b's byte is still unread):
+     * the kernel reports c first, the priority puts b first, also after a
+     * loop_io_mod */
+    log[0] = '\0';
+    order_ready(&c);
+    if (loop_io_add_first(lp, &b.io, b.pipefd[0], EPOLLIN, on_order_ready, &b) < 0 ||
+        loop_io_mod(lp, &b.io, EPOLLIN) < 0)
+        abort();
+    loop_run_once(lp, 1000);
+    is_str(log, "bc", "a priority watcher keeps its priority through loop_io_mod");
+    order_close(lp, &b, 1);
+    order_close(lp, &c, 1);
+    order_close(lp, &d, 1);
+    loop_destroy(lp);
+}
+
+static void test_batch_time(void)
+{
+    loop *lp = loop_create();
+    uint64_t before = loop_clock_us();
+    loop_run_once(lp, 5);
+    uint64_t after = loop_clock_us();
+    uint64_t b = loop_batch_us(lp);
+    ok(b >= before + 4000 && b <= after, "the batch time is when the wait returned");
+    is_int(loop_now(lp), b / 1000, "loop_now is the batch time in milliseconds");
+    loop_destroy(lp);
+}
+
 int main(void)
 {
     test_order();
@@ -200,5 +335,7 @@ int main(void)
     test_many();
     test_remove_in_batch(0);
     test_remove_in_batch(1);
+    test_priority();
+    test_batch_time();
     return done_testing();
 }
