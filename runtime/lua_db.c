@@ -579,8 +579,8 @@ static int db_query(lua_State *L)
     dbcall *dc = lua_newuserdata(L, sizeof *dc);
     dc->r = r;
     pg_error err;
-    if (pgpool_submit(tl_pool, &dc->call, cls, sql, nparams, values, lengths,
-                      statement_deadline_ms, on_call_result, dc, &err) < 0) {
+    if (pgpool_submit(tl_pool, &dc->call, cls, sql, nparams, values, lengths, statement_deadline_ms,
+                      on_call_result, dc, &err) < 0) {
         lua_settop(L, base);
         return push_error(L, &err);
     }

@@ -48,7 +48,7 @@ typedef struct stmt {
     uint64_t hash;
     char *sql;
     unsigned uses;
-    int prepared; /* ST_*: ST_PREPARING while a pipelined Prepare is unanswered */
+    int prepared;     /* ST_*: ST_PREPARING while a pipelined Prepare is unanswered */
     unsigned runs;    /* completed pipelined runs, for ewma_us */
     unsigned ewma_us; /* their server time, smoothed (1/8 per run) */
     char name[16];
@@ -125,10 +125,10 @@ struct pgpool_conn {
     uint64_t query_start_us;
     pipe_slot *pipe; /* CS_SHARED: a ring of depth slots, oldest at phead */
     unsigned phead, npipe;
-    unsigned nblock;        /* slots that nothing may be queued behind */
-    int pipeline_on;        /* libpq is in pipeline mode */
-    uint64_t last_done_us;  /* when the last pipelined statement completed */
-    uint64_t armed_ms;      /* deadline the timer is set for (CS_SHARED) */
+    unsigned nblock;          /* slots that nothing may be queued behind */
+    int pipeline_on;          /* libpq is in pipeline mode */
+    uint64_t last_done_us;    /* when the last pipelined statement completed */
+    uint64_t armed_ms;        /* deadline the timer is set for (CS_SHARED) */
     pgpool_conn *prev, *next; /* every connection of the pool */
     pgpool_conn *idle_next;   /* idle stack */
 };
@@ -161,8 +161,8 @@ struct pgpool {
     atomic_ullong health_probes;
     atomic_ullong health_timeouts;
     atomic_int server_up;
-    unsigned depth;   /* pipeline depth; 1: no pipelining */
-    batch *batches;   /* deliveries under way (nested when a callback causes one) */
+    unsigned depth; /* pipeline depth; 1: no pipelining */
+    batch *batches; /* deliveries under way (nested when a callback causes one) */
     atomic_uint nshared;
     atomic_ullong pipelined;
 };
@@ -1391,8 +1391,7 @@ static int call_send(pgpool_conn *c, pgpool_call *q, const char *sql, int nparam
     s->preparing = preparing;
     s->sent_us = loop_clock_us();
     s->deadline_ms = q->deadline_ms ? loop_clock_ms() + q->deadline_ms : 0;
-    s->blocks = !(q->cls == PGPOOL_SHARE_READ && st && st->runs > 0 &&
-                  st->ewma_us <= PIPE_FAST_US);
+    s->blocks = !(q->cls == PGPOOL_SHARE_READ && st && st->runs > 0 && st->ewma_us <= PIPE_FAST_US);
     if (c->npipe > 0)
         atomic_fetch_add(&p->pipelined, 1);
     c->npipe++;

@@ -227,8 +227,8 @@ static void test_share_class(void)
         {"/* unterminated", PGPOOL_SHARE_NO},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        is_int(pgpool_share_class(cases[i].sql), cases[i].cls, "share class of case %zu (%.12s)",
-               i, strchr(cases[i].sql, '\n') ? "multi-line" : cases[i].sql);
+        is_int(pgpool_share_class(cases[i].sql), cases[i].cls, "share class of case %zu (%.12s)", i,
+               strchr(cases[i].sql, '\n') ? "multi-line" : cases[i].sql);
 }
 
 /* Pipelining against PostgreSQL: statements of several callers on one
@@ -284,8 +284,7 @@ static void test_pipeline(const char *url)
     ok(r[1].kind == PGE_SQL && !strcmp(r[1].sqlstate, "22012"),
        "the failing one: sql, 22012 (%s, %s)", pgpool_kind_name(r[1].kind), r[1].sqlstate);
     ok(r[2].kind == PGE_NONE && !strcmp(r[2].value, "103"),
-       "the one queued behind it is answered (%s, %s)", pgpool_kind_name(r[2].kind),
-       r[2].value);
+       "the one queued behind it is answered (%s, %s)", pgpool_kind_name(r[2].kind), r[2].value);
     ok(stats(p).pipelined - piped0 >= 5, "... and it was queued behind (pipelined)");
 
     /* a failed Prepare (second run of a bad statement) is its own error, and
@@ -411,15 +410,15 @@ static void test_pipeline(const char *url)
     submit(p, &r[0], nap, 1, half, 5000);
     submit(p, &r[1], add, 1, v1, 5000);
     submit(p, &r[2], add, 1, v2, 5000);
-    ok(stats(p).shared == 1, "three statements on one connection (shared %u, size %u, waiting %u)", stats(p).shared, stats(p).size, stats(p).waiting);
+    ok(stats(p).shared == 1, "three statements on one connection (shared %u, size %u, waiting %u)",
+       stats(p).shared, stats(p).size, stats(p).waiting);
     run_for(30);
     PGresult *kres = PQexec(admin, kill_sql);
     ok(PQresultStatus(kres) == PGRES_TUPLES_OK, "the backend is terminated from outside");
     PQclear(kres);
     PQfinish(admin);
     run_all(r, 3, 5000);
-    ok(r[0].kind == PGE_CONNECTION && r[1].kind == PGE_CONNECTION &&
-           r[2].kind == PGE_CONNECTION,
+    ok(r[0].kind == PGE_CONNECTION && r[1].kind == PGE_CONNECTION && r[2].kind == PGE_CONNECTION,
        "a lost connection fails the running statement and the two queued: connection (%s %s "
        "%s)",
        pgpool_kind_name(r[0].kind), pgpool_kind_name(r[1].kind), pgpool_kind_name(r[2].kind));
