@@ -708,7 +708,7 @@ static int db_configure(const config *conf, config_getenv_fn get, char *err, siz
         {"GLASGOW_DB_STATEMENT_TIMEOUT_MS", 5000, 0, 3600000},
         {"GLASGOW_DB_MAX_WAITERS", 1024, 0, 1000000},
         {"GLASGOW_DB_CONNECT_TIMEOUT_MS", 5000, 1000, 600000},
-        {"GLASGOW_DB_PIPELINE_DEPTH", 4, 1, PGPOOL_PIPELINE_MAX},
+        {"GLASGOW_DB_PIPELINE_DEPTH", 8, 1, PGPOOL_PIPELINE_MAX},
     };
     uint64_t vals[6];
     for (size_t i = 0; i < 6; i++) {

@@ -1617,11 +1617,12 @@ static void pipe_progress(pgpool_conn *c, uint32_t events)
         }
         conn_watch(c, f == 0 ? WATCH_IN : WATCH_IN | EPOLLOUT);
     }
-    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
-        if (!PQconsumeInput(c->pg) || pipe_read(c, &b) < 0) {
-            pipe_break(c, &b, 0);
-            return;
-        }
+    /* a flush that could not send everything may have read what the server
+     * sent meanwhile into libpq's buffer: parse after EPOLLOUT too */
+    if (((events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) && !PQconsumeInput(c->pg)) ||
+        pipe_read(c, &b) < 0) {
+        pipe_break(c, &b, 0);
+        return;
     }
     if (b.n == 0)
         return;

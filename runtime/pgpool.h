@@ -17,6 +17,13 @@
  * health_timeout_ms, or a statement that outlives its client-side
  * deadline, marks it down until the next answer. A busy pool sends no
  * probes at all; an idle one sends one per interval.
+ *
+ * Two ways to run a statement: acquire a connection (pgpool_acquire, then
+ * pgpool_query and pgpool_release), which a transaction needs; or give one
+ * autocommit statement to the pool (pgpool_submit), which may queue it in
+ * libpq's pipeline mode on a connection already carrying other callers'
+ * statements (pipeline_depth), each its own Sync, so that a backend finds
+ * its next statement waiting and fewer backends are busy at once.
  */
 #ifndef GLASGOW_PGPOOL_H
 #define GLASGOW_PGPOOL_H

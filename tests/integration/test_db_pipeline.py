@@ -235,5 +235,17 @@ def depth_one_pipelines_nothing(fx):
         is_(s.metrics().get("glasgow_db_pipelined_total", 0), 0, "... and none was pipelined")
 
 
+@case
+def bad_depth_stops_start_up(fx):
+    for bad in ("0", "33", "four"):
+        p = harness.run_glasgow(["serve"], env={
+            "DATABASE_URL": fx.db.url, "GLASGOW_DB_PIPELINE_DEPTH": bad,
+            "GLASGOW_LISTEN": "127.0.0.1:%d" % harness.free_port(),
+            "GLASGOW_ADMIN_LISTEN": "127.0.0.1:%d" % harness.free_port()})
+        ok(p.returncode not in (0, None) and "GLASGOW_DB_PIPELINE_DEPTH" in p.stderr,
+           "GLASGOW_DB_PIPELINE_DEPTH=%s stops start-up, naming the variable" % bad,
+           p.returncode, p.stderr[-300:])
+
+
 if __name__ == "__main__":
     main(dbh.DbFixture("pipe", env=ENV, extra_routes={"t_pipe.lua": ROUTES}))
