@@ -8,10 +8,12 @@ while its statement is in flight or queued (client gone, request deadline)
 leaves the connection usable (the same backend serves the next request; the
 old pool closed it); a connection lost under several queued statements
 answers each of their requests 503, retryable, and the pool reconnects; a
-transaction gets the connection once the pipeline drains; with the depth set
-to 1 nothing is pipelined.
+transaction gets the connection once the pipeline drains; SIGTERM answers
+the statements queued before it; with the depth set to 1 nothing is
+pipelined, and a bad depth stops start-up.
 """
 import os
+import signal
 import socket
 import sys
 import time
@@ -233,6 +235,37 @@ def depth_one_pipelines_nothing(fx):
             fx.server = old
         ok(all(r.status == 200 for r in res), "with depth 1 the statements are answered")
         is_(s.metrics().get("glasgow_db_pipelined_total", 0), 0, "... and none was pipelined")
+
+
+@case
+def drain_answers_queued_statements(fx):
+    with dbh.DbServer(fx.db, env=ENV, extra_routes={"t_pipe.lua": ROUTES}) as s:
+        old = fx.server
+        fx.server = s
+        try:
+            warm(fx)
+            before = pipelined(fx)
+            socks = open_socks(fx, 3)
+            for sock, path in zip(socks, [nap(0.4), "/t/div?d=2", "/t/div?d=5"]):
+                sock.sendall(("GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path).encode())
+            time.sleep(0.1)
+            ok(pipelined(fx) >= before + 2, "two statements are queued behind the first")
+            s.proc.send_signal(signal.SIGTERM)
+            res = [harness.read_response(sock, 10) for sock in socks]
+            for sock in socks:
+                sock.close()
+            ok([r.status for r in res] == [200, 200, 200] and
+               (res[1].json_or_none() or {}).get("q") == 50 and
+               (res[2].json_or_none() or {}).get("q") == 20,
+               "SIGTERM: the running and the queued statements are all answered",
+               [r.status for r in res])
+            try:
+                rc = s.proc.wait(timeout=10)
+            except Exception:  # noqa: BLE001 - reported below
+                rc = None
+            is_(rc, 0, "... and the server drains and exits 0")
+        finally:
+            fx.server = old
 
 
 @case
