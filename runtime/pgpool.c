@@ -50,7 +50,7 @@ typedef struct stmt {
     unsigned uses;
     int prepared;     /* ST_*: ST_PREPARING while a pipelined Prepare is unanswered */
     unsigned runs;    /* completed pipelined runs, for ewma_us */
-    unsigned ewma_us; /* their server time, smoothed (1/8 per run) */
+    unsigned ewma_us; /* their time, smoothed (the mean of the first 8 runs, then 1/8 a run) */
     char name[16];
 } stmt;
 
@@ -70,8 +70,8 @@ typedef struct stmt {
  * read that turns slow (a plan change, a lock taken by DDL): the at most
  * depth - 1 statements already behind it wait with it, up to its timeout.
  */
-#define PIPE_FAST_US 10000
-#define PIPE_STALL_MS 20
+#define PIPE_FAST_US 10000 /* defaults of pgpool_config.pipeline_fast_us */
+#define PIPE_STALL_MS 20   /* ... and pipeline_stall_ms */
 
 typedef struct pipe_slot {
     pgpool_call *call; /* NULL once withdrawn: the result is read and dropped */
@@ -956,6 +956,10 @@ pgpool *pgpool_create(loop *lp, const pgpool_config *cfg)
     p->depth = cfg->pipeline_depth ? cfg->pipeline_depth : 1;
     if (p->depth > PGPOOL_PIPELINE_MAX)
         p->depth = PGPOOL_PIPELINE_MAX;
+    if (!p->cfg.pipeline_fast_us)
+        p->cfg.pipeline_fast_us = PIPE_FAST_US;
+    if (!p->cfg.pipeline_stall_ms)
+        p->cfg.pipeline_stall_ms = PIPE_STALL_MS;
     snprintf(p->options, sizeof p->options,
              "-c statement_timeout=%u -c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601",
              cfg->statement_timeout_ms);
@@ -1345,7 +1349,7 @@ static int can_append(pgpool_conn *c)
         return 1;
     const pipe_slot *head = &c->pipe[c->phead];
     uint64_t since = head->sent_us > c->last_done_us ? head->sent_us : c->last_done_us;
-    return loop_clock_us() - since <= (uint64_t)PIPE_STALL_MS * 1000;
+    return loop_clock_us() - since <= (uint64_t)p->cfg.pipeline_stall_ms * 1000;
 }
 
 /* Sends q's statement on c (CS_SHARED) as one Sync segment. */
@@ -1391,7 +1395,8 @@ static int call_send(pgpool_conn *c, pgpool_call *q, const char *sql, int nparam
     s->preparing = preparing;
     s->sent_us = loop_clock_us();
     s->deadline_ms = q->deadline_ms ? loop_clock_ms() + q->deadline_ms : 0;
-    s->blocks = !(q->cls == PGPOOL_SHARE_READ && st && st->runs > 0 && st->ewma_us <= PIPE_FAST_US);
+    s->blocks = !(q->cls == PGPOOL_SHARE_READ && st && st->runs > 0 &&
+                  st->ewma_us <= p->cfg.pipeline_fast_us);
     if (c->npipe > 0)
         atomic_fetch_add(&p->pipelined, 1);
     c->npipe++;
@@ -1484,8 +1489,14 @@ static void pipe_pop(pgpool_conn *c, batch *b)
     unsigned took = (unsigned)(now - since);
     c->last_done_us = now;
     if (s->st) {
-        s->st->ewma_us = s->st->runs ? s->st->ewma_us - s->st->ewma_us / 8 + took / 8 : took;
-        s->st->runs++;
+        /* a plain mean over the first runs (one hiccup does not brand a
+         * statement slow for long), then an average moving by 1/8 a run */
+        stmt *st = s->st;
+        if (st->runs < 8)
+            st->ewma_us = (unsigned)(((uint64_t)st->ewma_us * st->runs + took) / (st->runs + 1));
+        else
+            st->ewma_us = st->ewma_us - st->ewma_us / 8 + took / 8;
+        st->runs++;
     }
     if (s->err.kind != PGE_CONNECTION)
         pool_answered(p);

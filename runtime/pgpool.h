@@ -69,6 +69,10 @@ typedef struct pgpool_config {
     unsigned pipeline_depth;     /* statements one connection may carry at once for
                                     pgpool_submit (0 or 1: one, no pipelining; at most
                                     PGPOOL_PIPELINE_MAX) */
+    unsigned pipeline_fast_us;   /* a read with at most this smoothed time may have
+                                    statements queued behind it (0: 10000) */
+    unsigned pipeline_stall_ms;  /* ... unless the one in front has been running this
+                                    long (0: 20) */
 } pgpool_config;
 
 #define PGPOOL_PIPELINE_MAX 32

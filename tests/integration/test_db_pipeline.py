@@ -112,12 +112,13 @@ def send_all(socks, paths):
         sock.sendall(("GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path).encode())
 
 
-def queue_up(fx, paths, need, settle=0.1, attempts=3):
+def queue_up(fx, paths, need, settle=0.1, attempts=5):
     """Sends paths (the first a nap the others queue behind) on connections of
     their own, back to back; returns the open sockets once at least `need`
     statements went out behind another. The 20 ms window after the first
     statement can be missed on a loaded machine (or a sanitizer build): then
-    the answers are read and it tries again. Returns (socks, queued)."""
+    the answers are read and it tries again (five times at most). Returns
+    (socks, queued)."""
     for _ in range(attempts):
         before = pipelined(fx)
         socks = open_socks(fx, len(paths))
