@@ -27,6 +27,7 @@
 #define MAX_PARAMS 100
 
 static _Thread_local pgpool *tl_pool;
+static pgpool_config db_cfg;
 static unsigned statement_deadline_ms = 6000;
 
 typedef struct dbconn dbconn;
@@ -503,6 +504,91 @@ static int db_exec(lua_State *L)
     return lua_yield(L, 1);
 }
 
+/* ---- query: one statement given to the pool (pipelined) ------------------------------ */
+
+/* A statement in flight through pgpool_submit; the userdata is yielded, so
+ * it stays alive until the coroutine resumes, and a request that ends
+ * first withdraws it (cancel_call) before it can be collected. */
+typedef struct dbcall {
+    pgpool_call call;
+    request *r;
+} dbcall;
+
+static void cancel_call(request *r)
+{
+    dbcall *dc = r->op;
+    pgpool_call_cancel(&dc->call);
+}
+
+static void on_call_result(void *arg, PGresult *res, const pg_error *err)
+{
+    dbcall *dc = arg;
+    request *r = dc->r;
+    lua_State *co = r->co;
+    r->cancel = NULL;
+    r->op = NULL;
+    if (err) {
+        lwait_resume(r, push_error(co, err));
+        return;
+    }
+    dbresult *dr = lua_newuserdata(co, sizeof *dr);
+    dr->res = res;
+    luaL_getmetatable(co, DBRESULT_MT);
+    lua_setmetatable(co, -2);
+    lwait_resume(r, 1);
+}
+
+/* pg.share_class(sql) -> 0 (a connection of its own), 1 (may queue behind
+ * others) or 2 (a read others may queue behind); 0 when pipelining is off. */
+static int db_share_class(lua_State *L)
+{
+    const char *sql = luaL_checkstring(L, 1);
+    lua_pushinteger(L, db_cfg.pipeline_depth > 1 ? pgpool_share_class(sql) : PGPOOL_SHARE_NO);
+    return 1;
+}
+
+/* pg.query(cls, sql, ...) -> result | nil, kind, sqlstate, message */
+static int db_query(lua_State *L)
+{
+    int cls = (int)luaL_checkinteger(L, 1);
+    const char *sql = luaL_checkstring(L, 2);
+    request *r = lwait_request_of(L, "query");
+    if (!tl_pool)
+        return luaL_error(L, "query: no database is configured (set DATABASE_URL)");
+    if (cls != PGPOOL_SHARE_READ && cls != PGPOOL_SHARE_TAIL)
+        return luaL_argerror(L, 1, "a class from share_class, not 0");
+    int nparams = lua_gettop(L) - 2;
+    if (nparams > MAX_PARAMS)
+        return luaL_error(L, "query: at most %d parameters", MAX_PARAMS);
+    const char *values[MAX_PARAMS];
+    int lengths[MAX_PARAMS];
+    int base = lua_gettop(L);
+    for (int i = 0; i < nparams; i++) {
+        if (push_param(L, 3 + i)) {
+            size_t len;
+            values[i] = lua_tolstring(L, -1, &len);
+            if (len > (size_t)0x3fffffff)
+                return luaL_argerror(L, 3 + i, "value too large");
+            lengths[i] = (int)len;
+        } else {
+            lua_pushnil(L); /* keep one slot per parameter */
+            values[i] = NULL;
+            lengths[i] = 0;
+        }
+    }
+    dbcall *dc = lua_newuserdata(L, sizeof *dc);
+    dc->r = r;
+    pg_error err;
+    if (pgpool_submit(tl_pool, &dc->call, cls, sql, nparams, values, lengths, statement_deadline_ms,
+                      on_call_result, dc, &err) < 0) {
+        lua_settop(L, base);
+        return push_error(L, &err);
+    }
+    r->cancel = cancel_call;
+    r->op = dc;
+    return lua_yield(L, 1); /* the dbcall, kept alive on the stack */
+}
+
 static int db_release(lua_State *L)
 {
     dbconn *d = luaL_checkudata(L, 1, DBCONN_MT);
@@ -525,6 +611,10 @@ static int db_stats(lua_State *L)
     lua_setfield(L, -2, "waiting");
     lua_pushboolean(L, st.server_up);
     lua_setfield(L, -2, "up");
+    lua_pushinteger(L, st.shared);
+    lua_setfield(L, -2, "shared");
+    lua_pushnumber(L, (lua_Number)st.pipelined);
+    lua_setfield(L, -2, "pipelined");
     return 1;
 }
 
@@ -558,6 +648,8 @@ int luaopen_glasgow_pg(lua_State *L)
     lua_setfield(L, -2, "stats");
     lua_pushcfunction(L, db_configured);
     lua_setfield(L, -2, "configured");
+    lua_pushcfunction(L, db_share_class);
+    lua_setfield(L, -2, "share_class");
 
     /* exec's upvalue: json encode; rows': json decode and the array metatable */
     lua_getglobal(L, "require");
@@ -572,6 +664,9 @@ int luaopen_glasgow_pg(lua_State *L)
     lua_pushboolean(L, 1);
     lua_pushcclosure(L, db_exec, 2);
     lua_setfield(L, -3, "exec_script");
+    lua_getfield(L, json, "encode");
+    lua_pushcclosure(L, db_query, 1);
+    lua_setfield(L, -3, "query");
     lua_getfield(L, json, "decode");
     lua_getfield(L, json, "array_mt");
     lua_pushcclosure(L, db_rows, 2);
@@ -579,8 +674,6 @@ int luaopen_glasgow_pg(lua_State *L)
     lua_pop(L, 1); /* json */
     return 1;
 }
-
-static pgpool_config db_cfg;
 
 static void *db_thread_start(loop *lp)
 {
@@ -615,9 +708,10 @@ static int db_configure(const config *conf, config_getenv_fn get, char *err, siz
         {"GLASGOW_DB_STATEMENT_TIMEOUT_MS", 5000, 0, 3600000},
         {"GLASGOW_DB_MAX_WAITERS", 1024, 0, 1000000},
         {"GLASGOW_DB_CONNECT_TIMEOUT_MS", 5000, 1000, 600000},
+        {"GLASGOW_DB_PIPELINE_DEPTH", 8, 1, PGPOOL_PIPELINE_MAX},
     };
-    uint64_t vals[5];
-    for (size_t i = 0; i < 5; i++) {
+    uint64_t vals[6];
+    for (size_t i = 0; i < 6; i++) {
         const char *s = get(knobs[i].name);
         vals[i] = knobs[i].def;
         if (s && config_parse_uint(s, knobs[i].min, knobs[i].max, 0, &v) < 0) {
@@ -633,6 +727,7 @@ static int db_configure(const config *conf, config_getenv_fn get, char *err, siz
     cfg->statement_timeout_ms = (unsigned)vals[2];
     cfg->max_waiters = (unsigned)vals[3];
     cfg->connect_timeout_ms = (unsigned)vals[4];
+    cfg->pipeline_depth = (unsigned)vals[5];
     cfg->health_interval_ms = conf->db_health_interval_ms;
     cfg->health_timeout_ms = conf->db_health_timeout_ms;
     /* the client-side deadline backs up the server's statement_timeout */

@@ -7,11 +7,19 @@
  *   result | nil, kind, sqlstate, message = pg.exec(conn, sql, ...)  (waits)
  *   result | nil, kind, sqlstate, message = pg.exec_script(conn, sql) (waits;
  *                  several statements, no parameters, no deadline: migrations)
+ *   cls = pg.share_class(sql)              (0: needs a connection of its own, or
+ *                  pipelining is off; 1: a write; 2: a read: see
+ *                  pgpool_share_class; db.lua caches it per SQL text)
+ *   result | nil, kind, sqlstate, message = pg.query(cls, sql, ...)  (waits;
+ *                  one autocommit statement given to the pool, which may
+ *                  pipeline it behind other requests' statements; cls must
+ *                  not be 0)
  *   rows, affected, tag = pg.rows(result)  (converts and frees the result;
  *                  affected: PQcmdTuples as a number, 0 when it has none;
  *                  tag: the command tag, e.g. "INSERT 0 1")
  *   pg.release(conn)                        (also the connection's __gc)
- *   { size, in_use, waiting, up } | nothing = pg.stats()  (nothing: no pool)
+ *   { size, in_use, waiting, up, shared, pipelined } | nothing = pg.stats()
+ *                  (nothing: no pool)
  *   configured = pg.configured()            (a pool exists on this thread)
  *
  * kind is pgpool_kind_name()'s: "sql", "connection", "timeout",
@@ -23,7 +31,8 @@
  *
  * A request's connections are also released when the request ends, however
  * it ends (deadline, client gone, error), by a request cleanup, so none can
- * leak.
+ * leak; a pg.query statement still queued or running then is withdrawn
+ * (its result is read and dropped; the connection serves on).
  */
 #ifndef GLASGOW_LUA_DB_H
 #define GLASGOW_LUA_DB_H

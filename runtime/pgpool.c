@@ -13,8 +13,9 @@
 #include "log.h"
 #include "metrics.h"
 
-/* CS_PROBING: an idle connection carrying a health probe (not lent, not idle). */
-enum { CS_CONNECTING, CS_IDLE, CS_ACQUIRED, CS_RESETTING, CS_PROBING };
+/* CS_PROBING: an idle connection carrying a health probe (not lent, not idle).
+ * CS_SHARED: carrying statements of pgpool_submit, in libpq's pipeline mode. */
+enum { CS_CONNECTING, CS_IDLE, CS_ACQUIRED, CS_RESETTING, CS_PROBING, CS_SHARED };
 
 /* A connected socket is always watched for input: an idle connection
  * notices a server that closes it, and a query's interest never changes,
@@ -40,13 +41,62 @@ enum { CS_CONNECTING, CS_IDLE, CS_ACQUIRED, CS_RESETTING, CS_PROBING };
  */
 #define STMT_CACHE 32
 
+/* stmt.prepared */
+enum { ST_UNPREPARED, ST_PREPARING, ST_PREPARED };
+
 typedef struct stmt {
     uint64_t hash;
     char *sql;
     unsigned uses;
-    int prepared;
+    int prepared;     /* ST_*: ST_PREPARING while a pipelined Prepare is unanswered */
+    unsigned runs;    /* completed pipelined runs, for ewma_us */
+    unsigned ewma_us; /* their time, smoothed (the mean of the first 8 runs, then 1/8 a run) */
     char name[16];
 } stmt;
+
+/*
+ * Pipelining (pgpool_submit). A statement that may share a connection is
+ * sent in libpq's pipeline mode, followed by its own Sync: the server runs
+ * it in its own implicit transaction, and an error in it aborts nothing
+ * else. Statements are queued behind others on a busy connection (up to the
+ * configured depth), so that its backend finds the next statement waiting
+ * instead of sleeping, and fewer backends are busy at once. What is queued
+ * waits for whatever is ahead of it, so only fast reads may have statements
+ * behind them: a read whose statement has been seen on the connection and
+ * took at most PIPE_FAST_US (smoothed; as the client sees it, so under load
+ * it includes the time a result waits to be read), on a connection that has
+ * not been working on the one in front for longer than PIPE_STALL_MS. A
+ * write may wait on a row lock: it goes last. What stays exposed is a fast
+ * read that turns slow (a plan change, a lock taken by DDL): the at most
+ * depth - 1 statements already behind it wait with it, up to its timeout.
+ */
+#define PIPE_FAST_US 10000 /* defaults of pgpool_config.pipeline_fast_us */
+#define PIPE_STALL_MS 20   /* ... and pipeline_stall_ms */
+
+typedef struct pipe_slot {
+    pgpool_call *call; /* NULL once withdrawn: the result is read and dropped */
+    stmt *st;
+    PGresult *result;
+    pg_error err;
+    uint64_t sent_us;
+    uint64_t deadline_ms; /* loop clock; 0: none */
+    int preparing;        /* its Sync segment begins with a Prepare, answered first */
+    int blocks;           /* nothing may be queued behind it */
+} pipe_slot;
+
+/* Completed statements, handed to their callers once the connection is in
+ * a consistent state; a call withdrawn meanwhile is dropped from it. */
+typedef struct delivery {
+    pgpool_call *call;
+    PGresult *res;
+    pg_error err;
+} delivery;
+
+typedef struct batch {
+    delivery d[PGPOOL_PIPELINE_MAX];
+    unsigned n;
+    struct batch *up;
+} batch;
 
 struct pgpool_conn {
     stmt stmts[STMT_CACHE];
@@ -73,6 +123,12 @@ struct pgpool_conn {
     int probe;      /* this connect or query is a health probe */
     int probe_late; /* ... which has already missed its timeout */
     uint64_t query_start_us;
+    pipe_slot *pipe; /* CS_SHARED: a ring of depth slots, oldest at phead */
+    unsigned phead, npipe;
+    unsigned nblock;          /* slots that nothing may be queued behind */
+    int pipeline_on;          /* libpq is in pipeline mode */
+    uint64_t last_done_us;    /* when the last pipelined statement completed */
+    uint64_t armed_ms;        /* deadline the timer is set for (CS_SHARED) */
     pgpool_conn *prev, *next; /* every connection of the pool */
     pgpool_conn *idle_next;   /* idle stack */
 };
@@ -105,6 +161,10 @@ struct pgpool {
     atomic_ullong health_probes;
     atomic_ullong health_timeouts;
     atomic_int server_up;
+    unsigned depth; /* pipeline depth; 1: no pipelining */
+    batch *batches; /* deliveries under way (nested when a callback causes one) */
+    atomic_uint nshared;
+    atomic_ullong pipelined;
 };
 
 /* ---- process-wide metrics -------------------------------------------------------- */
@@ -155,7 +215,8 @@ void pgpool_observe(const char *sqlstate, double seconds)
 static void collect(strbuf *out)
 {
     unsigned size = 0, in_use = 0, waiting = 0;
-    unsigned long long timeouts = 0, failures = 0, probes = 0, silences = 0;
+    unsigned long long timeouts = 0, failures = 0, probes = 0, silences = 0, pipelined = 0;
+    unsigned shared = 0;
     int up = 0, npools = 0;
     pthread_mutex_lock(&pools_mu);
     for (int i = 0; i < MAX_POOLS; i++) {
@@ -170,6 +231,8 @@ static void collect(strbuf *out)
         failures += atomic_load(&p->connect_failures);
         probes += atomic_load(&p->health_probes);
         silences += atomic_load(&p->health_timeouts);
+        pipelined += atomic_load(&p->pipelined);
+        shared += atomic_load(&p->nshared);
         up |= atomic_load(&p->server_up);
     }
     pthread_mutex_unlock(&pools_mu);
@@ -198,6 +261,14 @@ static void collect(strbuf *out)
                 "# HELP glasgow_db_up 1 when the server answered lately (any worker).\n"
                 "# TYPE glasgow_db_up gauge\nglasgow_db_up %d\n",
                 size, in_use, waiting, timeouts, failures, probes, silences, up);
+    strbuf_addf(out,
+                "# HELP glasgow_db_pool_shared Connections carrying pipelined statements "
+                "(counted in in_use too).\n"
+                "# TYPE glasgow_db_pool_shared gauge\nglasgow_db_pool_shared %u\n"
+                "# HELP glasgow_db_pipelined_total Statements queued behind another on a busy "
+                "connection (GLASGOW_DB_PIPELINE_DEPTH).\n"
+                "# TYPE glasgow_db_pipelined_total counter\nglasgow_db_pipelined_total %llu\n",
+                shared, pipelined);
     strbuf_adds(out, "# HELP glasgow_db_query_duration_seconds Statement round trips.\n"
                      "# TYPE glasgow_db_query_duration_seconds histogram\n");
     for (int b = 0; b < NBUCKETS; b++)
@@ -341,8 +412,10 @@ static void conn_close(pgpool_conn *c)
         p->connecting--;
     if (p->probing == c)
         p->probing = NULL;
-    if (c->state == CS_ACQUIRED || c->state == CS_RESETTING)
-        atomic_fetch_sub(&p->nacquired, c->state == CS_ACQUIRED ? 1 : 0);
+    if (c->state == CS_ACQUIRED || c->state == CS_SHARED)
+        atomic_fetch_sub(&p->nacquired, 1);
+    if (c->state == CS_SHARED)
+        atomic_fetch_sub(&p->nshared, 1);
     if (c->state == CS_IDLE) {
         pgpool_conn **pp = &p->idle;
         while (*pp && *pp != c)
@@ -361,6 +434,13 @@ static void conn_close(pgpool_conn *c)
     for (unsigned i = 0; i < c->nstmts; i++)
         free(c->stmts[i].sql);
     free_pending(c);
+    if (c->pipe) {
+        /* slots still here were withdrawn by pgpool_destroy: no callbacks */
+        for (unsigned i = 0; i < p->depth; i++)
+            if (c->pipe[i].result)
+                PQclear(c->pipe[i].result);
+        free(c->pipe);
+    }
     free(c);
 }
 
@@ -413,10 +493,23 @@ static void grow_for_waiters(pgpool *p)
         start_connect(p, 0);
 }
 
+static void share_begin(pgpool_conn *c);
+static void refill(pgpool_conn *c);
+
 /* c is free: hand it to the first waiter or park it. */
 static void conn_available(pgpool_conn *c)
 {
     pgpool *p = c->pool;
+    if (p->wait_head && p->wait_head->is_call) {
+        /* statements wait: c carries them (as many as may share it) */
+        share_begin(c);
+        refill(c);
+        if (c->npipe == 0) {
+            conn_close(c); /* the sends failed: the connection is broken */
+            grow_for_waiters(p);
+        }
+        return;
+    }
     if (p->wait_head) {
         pgpool_waiter *w = p->wait_head;
         waiter_unlink(p, w);
@@ -608,10 +701,10 @@ static void start_connect(pgpool *p, int probe)
 
 /* ---- queries ------------------------------------------------------------------------- */
 
-/* Classifies a failed result into c->qerr. */
-static void record_error(pgpool_conn *c, const PGresult *res)
+/* Classifies a failed result into *e (unless e already holds an error). */
+static void classify_error(pgpool_conn *c, const PGresult *res, pg_error *e)
 {
-    if (c->qerr.kind != PGE_NONE)
+    if (e->kind != PGE_NONE)
         return;
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -632,7 +725,13 @@ static void record_error(pgpool_conn *c, const PGresult *res)
     } else if (!strcmp(state, "0A000") || !strcmp(state, "26000")) {
         c->discard = 1; /* a cached plan went stale (schema change): start afresh */
     }
-    set_err(&c->qerr, kind, state ? state : "08006", msg);
+    set_err(e, kind, state ? state : "08006", msg);
+}
+
+/* Classifies a failed result into c->qerr. */
+static void record_error(pgpool_conn *c, const PGresult *res)
+{
+    classify_error(c, res, &c->qerr);
 }
 
 static int send_prepared(pgpool_conn *c, const stmt *st, int n, const char *const *values,
@@ -655,7 +754,7 @@ static int finish_prepare(pgpool_conn *c)
         PQclear(c->result);
         c->result = NULL;
     }
-    st->prepared = 1;
+    st->prepared = ST_PREPARED;
     int ok = send_prepared(c, st, c->pend_n, (const char *const *)c->pend_values, c->pend_lengths);
     free_pending(c);
     if (!ok || PQflush(c->pg) < 0) {
@@ -751,10 +850,17 @@ static void reset_done(void *arg, PGresult *res, const pg_error *err)
     conn_available(c);
 }
 
+static void pipe_progress(pgpool_conn *c, uint32_t events);
+static void pipe_deadline(pgpool_conn *c);
+
 static void on_conn_timer(loop *lp, loop_timer *t)
 {
     pgpool_conn *c = t->data;
     pgpool *p = c->pool;
+    if (c->state == CS_SHARED) {
+        pipe_deadline(c);
+        return;
+    }
     if (c->state == CS_CONNECTING) {
         if (c->probe && !c->probe_late && p->cfg.health_timeout_ms < p->cfg.connect_timeout_ms) {
             /* not ready, but the handshake may still finish within its own bound */
@@ -801,6 +907,10 @@ static void conn_io(loop *lp, loop_io *io, uint32_t events)
         connect_step(c);
         return;
     }
+    if (c->state == CS_SHARED) {
+        pipe_progress(c, events);
+        return;
+    }
     if (c->querying) {
         query_progress(c, events);
         return;
@@ -843,6 +953,13 @@ pgpool *pgpool_create(loop *lp, const pgpool_config *cfg)
         p->cfg.connect_timeout_ms = 5000;
     snprintf(p->connect_timeout, sizeof p->connect_timeout, "%u",
              (p->cfg.connect_timeout_ms + 999) / 1000);
+    p->depth = cfg->pipeline_depth ? cfg->pipeline_depth : 1;
+    if (p->depth > PGPOOL_PIPELINE_MAX)
+        p->depth = PGPOOL_PIPELINE_MAX;
+    if (!p->cfg.pipeline_fast_us)
+        p->cfg.pipeline_fast_us = PIPE_FAST_US;
+    if (!p->cfg.pipeline_stall_ms)
+        p->cfg.pipeline_stall_ms = PIPE_STALL_MS;
     snprintf(p->options, sizeof p->options,
              "-c statement_timeout=%u -c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601",
              cfg->statement_timeout_ms);
@@ -925,6 +1042,7 @@ pgpool_conn *pgpool_acquire(pgpool *p, pgpool_waiter *w, pg_error *err)
         return NULL;
     }
     /* w->cb is set by the caller; w->data carries the pool for the timer */
+    w->is_call = 0;
     w->queued = 1;
     w->next = NULL;
     w->prev = p->wait_tail;
@@ -977,14 +1095,23 @@ int pgpool_query(pgpool_conn *c, const char *sql, int nparams, const char *const
             set_err(err, PGE_INVALID, "22021", "a text value contains a NUL byte");
             return -1;
         }
+    if (c->pipeline_on) {
+        /* it last carried pipelined statements; all were answered */
+        if (!PQexitPipelineMode(c->pg)) {
+            set_err(err, PGE_CONNECTION, "08006", PQerrorMessage(c->pg));
+            c->discard = 1;
+            return -1;
+        }
+        c->pipeline_on = 0;
+    }
     int sent;
     stmt *st = nparams < 0 ? NULL : stmt_find(c, sql);
     if (nparams < 0) {
         /* the simple protocol, which runs a script of several statements */
         sent = PQsendQuery(c->pg, sql);
-    } else if (st && st->prepared) {
+    } else if (st && st->prepared == ST_PREPARED) {
         sent = send_prepared(c, st, nparams, values, lengths);
-    } else if (st && st->uses > 0) {
+    } else if (st && st->uses > 0 && st->prepared == ST_UNPREPARED) {
         /* second run: prepare it now; the execute follows (finish_prepare) */
         c->pend_n = nparams;
         c->pend_values = xcalloc((size_t)nparams + 1, sizeof *c->pend_values);
@@ -998,7 +1125,7 @@ int pgpool_query(pgpool_conn *c, const char *sql, int nparams, const char *const
         if (!sent)
             free_pending(c);
     } else {
-        if (st)
+        if (st && st->prepared == ST_UNPREPARED)
             st->uses++;
         sent = PQsendQueryParams(c->pg, sql, nparams, NULL, values, lengths, NULL, 0);
     }
@@ -1068,6 +1195,628 @@ void pgpool_release(pgpool_conn *c)
     }
 }
 
+/* ---- pipelined statements (pgpool_submit) ------------------------------------------- */
+
+/* Skips blanks, comments and opening parentheses. */
+static const char *skip_lead(const char *s)
+{
+    for (;;) {
+        while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == '(')
+            s++;
+        if (s[0] == '-' && s[1] == '-') {
+            while (*s && *s != '\n')
+                s++;
+        } else if (s[0] == '/' && s[1] == '*') {
+            const char *e = strstr(s + 2, "*/");
+            if (!e)
+                return s + strlen(s);
+            s = e + 2;
+        } else {
+            return s;
+        }
+    }
+}
+
+static int is_word_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_';
+}
+
+/* Non-zero when s starts with the keyword kw (lower case), as a whole word. */
+static int keyword_at(const char *s, const char *kw)
+{
+    size_t n = strlen(kw);
+    for (size_t i = 0; i < n; i++)
+        if ((s[i] | 0x20) != kw[i])
+            return 0;
+    return !is_word_char(s[n]);
+}
+
+/* Non-zero when a read names a locking clause (FOR UPDATE, FOR SHARE,
+ * FOR NO KEY UPDATE, FOR KEY SHARE) or INTO (SELECT INTO creates a table).
+ * Words inside string literals count too: a false alarm only makes the
+ * statement a write. */
+static int read_writes(const char *s)
+{
+    const char *p = s;
+    while (*p) {
+        if (!is_word_char(*p) || (p > s && is_word_char(p[-1]))) {
+            p++;
+            continue;
+        }
+        if (keyword_at(p, "into"))
+            return 1;
+        if (keyword_at(p, "for")) {
+            const char *q = skip_lead(p + 3);
+            if (keyword_at(q, "update") || keyword_at(q, "share") || keyword_at(q, "no") ||
+                keyword_at(q, "key"))
+                return 1;
+        }
+        p++;
+    }
+    return 0;
+}
+
+int pgpool_share_class(const char *sql)
+{
+    const char *s = skip_lead(sql);
+    if (keyword_at(s, "select") || keyword_at(s, "values") || keyword_at(s, "table"))
+        return read_writes(s) ? PGPOOL_SHARE_TAIL : PGPOOL_SHARE_READ;
+    if (keyword_at(s, "insert") || keyword_at(s, "update") || keyword_at(s, "delete") ||
+        keyword_at(s, "merge") || keyword_at(s, "with"))
+        return PGPOOL_SHARE_TAIL;
+    return PGPOOL_SHARE_NO;
+}
+
+int pgpool_pipelining(const pgpool *p)
+{
+    return p->depth > 1;
+}
+
+/* Hands the completed statements of b to their callers. */
+static void deliver(pgpool *p, batch *b)
+{
+    b->up = p->batches;
+    p->batches = b;
+    for (unsigned i = 0; i < b->n; i++) {
+        pgpool_call *q = b->d[i].call;
+        PGresult *res = b->d[i].res;
+        if (!q) {
+            if (res)
+                PQclear(res);
+            continue;
+        }
+        b->d[i].call = NULL;
+        q->conn = NULL;
+        q->pool = NULL;
+        q->cb(q->arg, res, b->d[i].err.kind != PGE_NONE ? &b->d[i].err : NULL);
+    }
+    p->batches = b->up;
+}
+
+static void batch_add(batch *b, pgpool_call *q, PGresult *res, const pg_error *err)
+{
+    delivery *d = &b->d[b->n++];
+    d->call = q;
+    d->res = res;
+    if (err)
+        d->err = *err;
+    else
+        d->err.kind = PGE_NONE;
+}
+
+/* Sets c's timer for the earliest deadline among its slots. */
+static void pipe_arm(pgpool_conn *c)
+{
+    uint64_t first = 0;
+    for (unsigned i = 0; i < c->npipe; i++) {
+        uint64_t dl = c->pipe[(c->phead + i) % c->pool->depth].deadline_ms;
+        if (dl && (!first || dl < first))
+            first = dl;
+    }
+    if (first == c->armed_ms)
+        return;
+    c->armed_ms = first;
+    if (!first) {
+        loop_timer_stop(c->pool->lp, &c->timer);
+        return;
+    }
+    uint64_t now = loop_clock_ms();
+    loop_timer_start(c->pool->lp, &c->timer, first > now ? first - now : 0);
+}
+
+/* c starts carrying pipelined statements. */
+static void share_begin(pgpool_conn *c)
+{
+    pgpool *p = c->pool;
+    if (!c->pipe)
+        c->pipe = xcalloc(p->depth, sizeof *c->pipe);
+    c->state = CS_SHARED;
+    c->phead = c->npipe = c->nblock = 0;
+    c->armed_ms = 0;
+    atomic_fetch_add(&p->nacquired, 1);
+    atomic_fetch_add(&p->nshared, 1);
+}
+
+/* Non-zero when another statement may be queued on c now. */
+static int can_append(pgpool_conn *c)
+{
+    pgpool *p = c->pool;
+    if (c->state != CS_SHARED || c->discard || c->npipe >= p->depth || c->nblock)
+        return 0;
+    if (c->npipe == 0)
+        return 1;
+    const pipe_slot *head = &c->pipe[c->phead];
+    uint64_t since = head->sent_us > c->last_done_us ? head->sent_us : c->last_done_us;
+    return loop_clock_us() - since <= (uint64_t)p->cfg.pipeline_stall_ms * 1000;
+}
+
+/* Sends q's statement on c (CS_SHARED) as one Sync segment. */
+static int call_send(pgpool_conn *c, pgpool_call *q, const char *sql, int nparams,
+                     const char *const *values, const int *lengths, pg_error *err)
+{
+    pgpool *p = c->pool;
+    if (!c->pipeline_on) {
+        if (!PQenterPipelineMode(c->pg)) {
+            set_err(err, PGE_CONNECTION, "08006", PQerrorMessage(c->pg));
+            c->discard = 1;
+            return -1;
+        }
+        c->pipeline_on = 1;
+    }
+    stmt *st = stmt_find(c, sql);
+    int preparing = 0, sent;
+    if (st && st->prepared == ST_PREPARED) {
+        sent = send_prepared(c, st, nparams, values, lengths);
+    } else if (st && st->prepared == ST_UNPREPARED && st->uses > 0) {
+        /* second run: Prepare and execute in one segment, one round trip */
+        preparing = 1;
+        st->prepared = ST_PREPARING;
+        sent = PQsendPrepare(c->pg, st->name, sql, nparams, NULL) &&
+               send_prepared(c, st, nparams, values, lengths);
+    } else {
+        /* first run, or its Prepare is still unanswered: unnamed */
+        if (st && st->prepared == ST_UNPREPARED)
+            st->uses++;
+        sent = PQsendQueryParams(c->pg, sql, nparams, NULL, values, lengths, NULL, 0);
+    }
+    if (!sent || !PQpipelineSync(c->pg)) {
+        set_err(err, PGE_CONNECTION, "08006", PQerrorMessage(c->pg));
+        if (preparing)
+            st->prepared = ST_UNPREPARED;
+        c->discard = 1; /* what libpq queued of it has no Sync: never reuse */
+        return -1;
+    }
+    pipe_slot *s = &c->pipe[(c->phead + c->npipe) % p->depth];
+    memset(s, 0, sizeof *s);
+    s->call = q;
+    s->st = st;
+    s->preparing = preparing;
+    s->sent_us = loop_clock_us();
+    s->deadline_ms = q->deadline_ms ? loop_clock_ms() + q->deadline_ms : 0;
+    s->blocks = !(q->cls == PGPOOL_SHARE_READ && st && st->runs > 0 &&
+                  st->ewma_us <= p->cfg.pipeline_fast_us);
+    if (c->npipe > 0)
+        atomic_fetch_add(&p->pipelined, 1);
+    c->npipe++;
+    c->nblock += (unsigned)s->blocks;
+    q->conn = c;
+    int f = PQflush(c->pg);
+    if (f < 0) {
+        /* the slot stays: the socket's error fails it from the loop */
+        c->discard = 1;
+        conn_watch(c, WATCH_IN | EPOLLOUT);
+    } else {
+        conn_watch(c, f == 0 ? WATCH_IN : WATCH_IN | EPOLLOUT);
+    }
+    pipe_arm(c);
+    return 0;
+}
+
+static void free_copy(pgpool_call *q)
+{
+    free(q->copy);
+    q->copy = NULL;
+}
+
+/* Unpacks a waiting call's copy and sends it on c. */
+static int call_send_copy(pgpool_conn *c, pgpool_call *q, pg_error *err)
+{
+    const char *values[PGPOOL_MAX_PARAMS];
+    int lengths[PGPOOL_MAX_PARAMS];
+    const char *sql = q->copy;
+    const char *at = sql + strlen(sql) + 1;
+    for (int i = 0; i < q->nparams; i++) {
+        int len;
+        memcpy(&len, at, sizeof len);
+        at += sizeof len;
+        if (len < 0) {
+            values[i] = NULL;
+            lengths[i] = 0;
+        } else {
+            values[i] = at;
+            lengths[i] = len;
+            at += (size_t)len + 1;
+        }
+    }
+    int rc = call_send(c, q, sql, q->nparams, values, lengths, err);
+    free_copy(q);
+    return rc;
+}
+
+/* Sends waiting statements on c while it can take them. */
+static void refill(pgpool_conn *c)
+{
+    pgpool *p = c->pool;
+    while (p->wait_head && p->wait_head->is_call && can_append(c)) {
+        pgpool_call *q = (pgpool_call *)(void *)p->wait_head;
+        pg_error err;
+        waiter_unlink(p, &q->w);
+        if (call_send_copy(c, q, &err) < 0) {
+            q->pool = NULL;
+            q->cb(q->arg, NULL, &err);
+            return;
+        }
+    }
+}
+
+/* The last statement on c was answered: lend or park it, or close it. */
+static void share_end(pgpool_conn *c)
+{
+    pgpool *p = c->pool;
+    loop_timer_stop(p->lp, &c->timer);
+    c->armed_ms = 0;
+    if (c->discard || PQstatus(c->pg) != CONNECTION_OK ||
+        PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        conn_close(c);
+        grow_for_waiters(p);
+        return;
+    }
+    atomic_fetch_sub(&p->nacquired, 1);
+    atomic_fetch_sub(&p->nshared, 1);
+    c->state = CS_ACQUIRED; /* in passing, for conn_available */
+    conn_available(c);
+}
+
+/* Moves the head slot, answered up to its Sync, into b. */
+static void pipe_pop(pgpool_conn *c, batch *b)
+{
+    pgpool *p = c->pool;
+    pipe_slot *s = &c->pipe[c->phead];
+    uint64_t now = loop_clock_us();
+    uint64_t since = s->sent_us > c->last_done_us ? s->sent_us : c->last_done_us;
+    unsigned took = (unsigned)(now - since);
+    c->last_done_us = now;
+    if (s->st) {
+        /* a plain mean over the first runs (one hiccup does not brand a
+         * statement slow for long), then an average moving by 1/8 a run */
+        stmt *st = s->st;
+        if (st->runs < 8)
+            st->ewma_us = (unsigned)(((uint64_t)st->ewma_us * st->runs + took) / (st->runs + 1));
+        else
+            st->ewma_us = st->ewma_us - st->ewma_us / 8 + took / 8;
+        st->runs++;
+    }
+    if (s->err.kind != PGE_CONNECTION)
+        pool_answered(p);
+    pgpool_observe(s->err.kind == PGE_NONE ? "" : s->err.sqlstate,
+                   (double)(now - s->sent_us) / 1e6);
+    if (s->err.kind != PGE_NONE && s->result) {
+        PQclear(s->result);
+        s->result = NULL;
+    }
+    batch_add(b, s->call, s->result, s->err.kind != PGE_NONE ? &s->err : NULL);
+    c->nblock -= (unsigned)s->blocks;
+    memset(s, 0, sizeof *s);
+    c->phead = (c->phead + 1) % p->depth;
+    c->npipe--;
+}
+
+/* Fails every slot of c into b: the first due one (if any) with timeout,
+ * the rest with e. */
+static void pipe_fail(pgpool_conn *c, batch *b, const pg_error *e, int timed_out)
+{
+    pgpool *p = c->pool;
+    uint64_t now = loop_clock_ms();
+    while (c->npipe > 0) {
+        pipe_slot *s = &c->pipe[c->phead];
+        pg_error err = *e;
+        if (timed_out && s->deadline_ms && s->deadline_ms <= now) {
+            set_err(&err, PGE_TIMEOUT, "57014", "statement deadline exceeded");
+            timed_out = 0;
+        } else if (s->err.kind == PGE_CONNECTION || s->err.kind == PGE_TIMEOUT) {
+            err = s->err; /* its own words, e.g. the server shutting down */
+        }
+        if (s->result)
+            PQclear(s->result);
+        if (s->preparing && s->st)
+            s->st->prepared = ST_UNPREPARED;
+        if (s->call)
+            pgpool_observe(err.sqlstate, (double)(loop_clock_us() - s->sent_us) / 1e6);
+        batch_add(b, s->call, NULL, &err);
+        memset(s, 0, sizeof *s);
+        c->phead = (c->phead + 1) % p->depth;
+        c->npipe--;
+    }
+    c->nblock = 0;
+}
+
+/* Reads the results that have arrived. Returns -1 when the connection broke. */
+static int pipe_read(pgpool_conn *c, batch *b)
+{
+    int nulls = 0;
+    while (c->npipe > 0 && !PQisBusy(c->pg)) {
+        PGresult *res = PQgetResult(c->pg);
+        if (!res) {
+            /* the end of one statement's results; twice: nothing is pending */
+            if (++nulls > 1)
+                return -1;
+            continue;
+        }
+        nulls = 0;
+        pipe_slot *s = &c->pipe[c->phead];
+        switch (PQresultStatus(res)) {
+        case PGRES_PIPELINE_SYNC:
+            PQclear(res);
+            pipe_pop(c, b);
+            break;
+        case PGRES_PIPELINE_ABORTED: /* the execute after a failed Prepare */
+            PQclear(res);
+            if (s->err.kind == PGE_NONE)
+                set_err(&s->err, PGE_SQL, "XX000", "the statement was not run");
+            break;
+        case PGRES_FATAL_ERROR:
+        case PGRES_BAD_RESPONSE:
+        case PGRES_NONFATAL_ERROR:
+            classify_error(c, res, &s->err);
+            if (s->preparing) {
+                s->preparing = 0;
+                if (s->st)
+                    s->st->prepared = ST_UNPREPARED;
+            }
+            PQclear(res);
+            break;
+        default:
+            if (s->preparing) {
+                s->preparing = 0; /* the Prepare's answer */
+                if (s->st)
+                    s->st->prepared = ST_PREPARED;
+                PQclear(res);
+                break;
+            }
+            if (s->result)
+                PQclear(s->result);
+            s->result = res;
+            break;
+        }
+        if (PQstatus(c->pg) != CONNECTION_OK)
+            return -1;
+    }
+    return 0;
+}
+
+/* Fails what c carries with a connection error, closes it and answers. */
+static void pipe_break(pgpool_conn *c, batch *b, int timed_out)
+{
+    pgpool *p = c->pool;
+    pg_error e;
+    if (timed_out)
+        set_err(&e, PGE_CONNECTION, "08006",
+                "the connection was dropped: a statement ahead of this one outlived its deadline");
+    else
+        set_err(&e, PGE_CONNECTION, "08006", PQerrorMessage(c->pg));
+    if (!e.message[0])
+        set_err(&e, PGE_CONNECTION, "08006", "the database connection was lost");
+    if (!timed_out && PQstatus(c->pg) != CONNECTION_OK)
+        atomic_store(&p->server_up, 0);
+    pipe_fail(c, b, &e, timed_out);
+    conn_close(c);
+    deliver(p, b);
+    grow_for_waiters(p);
+}
+
+static void pipe_progress(pgpool_conn *c, uint32_t events)
+{
+    batch b;
+    b.n = 0;
+    if (events & EPOLLOUT) {
+        int f = PQflush(c->pg);
+        if (f < 0) {
+            pipe_break(c, &b, 0);
+            return;
+        }
+        conn_watch(c, f == 0 ? WATCH_IN : WATCH_IN | EPOLLOUT);
+    }
+    /* a flush that could not send everything may have read what the server
+     * sent meanwhile into libpq's buffer: parse after EPOLLOUT too */
+    if (((events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) && !PQconsumeInput(c->pg)) ||
+        pipe_read(c, &b) < 0) {
+        pipe_break(c, &b, 0);
+        return;
+    }
+    if (b.n == 0)
+        return;
+    pipe_arm(c);
+    /* c is consistent: the callbacks may queue more on it; nothing but this
+     * function closes it (pgpool_submit closes only a connection it took idle) */
+    deliver(c->pool, &b);
+    if (c->npipe > 0)
+        refill(c);
+    if (c->npipe == 0)
+        share_end(c);
+}
+
+static void pipe_deadline(pgpool_conn *c)
+{
+    uint64_t now = loop_clock_ms();
+    int due = 0;
+    for (unsigned i = 0; i < c->npipe; i++) {
+        uint64_t dl = c->pipe[(c->phead + i) % c->pool->depth].deadline_ms;
+        due |= dl && dl <= now;
+    }
+    c->armed_ms = 0;
+    if (!due) {
+        pipe_arm(c);
+        return;
+    }
+    /* as for a lone statement: the server, which should have cancelled it
+     * first, is not answering; answer now and drop the connection */
+    pool_silent(c->pool, "a statement");
+    batch b;
+    b.n = 0;
+    pipe_break(c, &b, 1);
+}
+
+static void call_waited(pgpool_waiter *w, pgpool_conn *c, const pg_error *err)
+{
+    pgpool_call *q = (pgpool_call *)(void *)w;
+    (void)c; /* connections reach waiting calls through refill, never here */
+    free_copy(q);
+    q->pool = NULL;
+    q->cb(q->arg, NULL, err);
+}
+
+/* Takes an idle connection that is still open, or returns NULL. */
+static pgpool_conn *take_idle(pgpool *p)
+{
+    while (p->idle) {
+        pgpool_conn *c = p->idle;
+        p->idle = c->idle_next;
+        if (PQstatus(c->pg) == CONNECTION_OK)
+            return c;
+        c->state = CS_ACQUIRED; /* not on the idle stack any more */
+        atomic_fetch_add(&p->nacquired, 1);
+        conn_close(c);
+    }
+    return NULL;
+}
+
+/* The busy connection to queue a statement on: the fullest that can take
+ * one, so that as few backends as possible are busy. */
+static pgpool_conn *pick_shared(pgpool *p)
+{
+    pgpool_conn *best = NULL;
+    if (!atomic_load_explicit(&p->nshared, memory_order_relaxed))
+        return NULL;
+    for (pgpool_conn *c = p->conns; c; c = c->next)
+        if (c->state == CS_SHARED && can_append(c) && (!best || c->npipe > best->npipe))
+            best = c;
+    return best;
+}
+
+int pgpool_submit(pgpool *p, pgpool_call *q, int cls, const char *sql, int nparams,
+                  const char *const *values, const int *lengths, unsigned deadline_ms,
+                  pgpool_query_cb cb, void *arg, pg_error *err)
+{
+    err->kind = PGE_NONE;
+    if (nparams < 0 || nparams > PGPOOL_MAX_PARAMS) {
+        set_err(err, PGE_INVALID, "", "too many parameters");
+        return -1;
+    }
+    for (int i = 0; i < nparams; i++)
+        if (values[i] && memchr(values[i], '\0', (size_t)lengths[i])) {
+            set_err(err, PGE_INVALID, "22021", "a text value contains a NUL byte");
+            return -1;
+        }
+    memset(q, 0, sizeof *q);
+    q->cb = cb;
+    q->arg = arg;
+    q->pool = p;
+    q->cls = cls;
+    q->deadline_ms = deadline_ms;
+    q->nparams = nparams;
+    if (cls != PGPOOL_SHARE_READ && cls != PGPOOL_SHARE_TAIL) {
+        set_err(err, PGE_INVALID, "", "this statement cannot share a connection");
+        return -1;
+    }
+    if (!p->wait_head) { /* first come, first served: never overtake a waiter */
+        pgpool_conn *c = pick_shared(p);
+        int fresh = 0;
+        if (!c && (c = take_idle(p)) != NULL) {
+            share_begin(c);
+            fresh = 1;
+        }
+        if (c) {
+            if (call_send(c, q, sql, nparams, values, lengths, err) == 0)
+                return 0;
+            /* a busy one is closed by whoever reads it, once it drains */
+            if (fresh) {
+                conn_close(c);
+                grow_for_waiters(p);
+            }
+            return -1;
+        }
+    }
+    if (p->connecting == 0 && atomic_load(&p->nconns) == atomic_load(&p->nacquired) &&
+        backing_off(p)) {
+        set_err(err, PGE_CONNECTION, "08006",
+                p->last_error[0] ? p->last_error : "the database is unreachable");
+        return -1;
+    }
+    if (atomic_load(&p->nwaiting) >= p->cfg.max_waiters) {
+        set_err(err, PGE_POOL_FULL, "", "too many requests are waiting for a database connection");
+        return -1;
+    }
+    /* wait: keep a copy, "sql\0" then per parameter its length (-1: NULL)
+     * and its bytes with a NUL */
+    size_t need = strlen(sql) + 1;
+    for (int i = 0; i < nparams; i++)
+        need += sizeof(int) + (values[i] ? (size_t)lengths[i] + 1 : 0);
+    char *at = q->copy = xcalloc(1, need);
+    memcpy(at, sql, strlen(sql) + 1);
+    at += strlen(sql) + 1;
+    for (int i = 0; i < nparams; i++) {
+        int len = values[i] ? lengths[i] : -1;
+        memcpy(at, &len, sizeof len);
+        at += sizeof len;
+        if (values[i]) {
+            memcpy(at, values[i], (size_t)len);
+            at += (size_t)len + 1;
+        }
+    }
+    q->w.cb = call_waited;
+    q->w.is_call = 1;
+    q->w.queued = 1;
+    q->w.next = NULL;
+    q->w.prev = p->wait_tail;
+    if (p->wait_tail)
+        p->wait_tail->next = &q->w;
+    else
+        p->wait_head = &q->w;
+    p->wait_tail = &q->w;
+    atomic_fetch_add(&p->nwaiting, 1);
+    loop_timer_init(&q->w.timer, on_wait_timeout, &q->w);
+    q->w.data = p;
+    loop_timer_start(p->lp, &q->w.timer, p->cfg.wait_timeout_ms);
+    grow_for_waiters(p);
+    return 0;
+}
+
+void pgpool_call_cancel(pgpool_call *q)
+{
+    pgpool *p = q->pool;
+    if (!p)
+        return;
+    if (q->w.queued) {
+        waiter_unlink(p, &q->w);
+        free_copy(q);
+    }
+    pgpool_conn *c = q->conn;
+    if (c && c->pipe)
+        for (unsigned i = 0; i < c->npipe; i++) {
+            pipe_slot *s = &c->pipe[(c->phead + i) % p->depth];
+            if (s->call == q)
+                s->call = NULL;
+        }
+    for (batch *b = p->batches; b; b = b->up)
+        for (unsigned i = 0; i < b->n; i++)
+            if (b->d[i].call == q)
+                b->d[i].call = NULL;
+    q->conn = NULL;
+    q->pool = NULL;
+}
+
 void pgpool_get_stats(pgpool *p, pgpool_stats *out)
 {
     out->size = atomic_load(&p->nconns);
@@ -1078,6 +1827,8 @@ void pgpool_get_stats(pgpool *p, pgpool_stats *out)
     out->health_probes = atomic_load(&p->health_probes);
     out->health_timeouts = atomic_load(&p->health_timeouts);
     out->server_up = atomic_load(&p->server_up);
+    out->pipelined = atomic_load(&p->pipelined);
+    out->shared = atomic_load(&p->nshared);
 }
 
 int pgpool_all_up(void)

@@ -17,6 +17,13 @@
  * health_timeout_ms, or a statement that outlives its client-side
  * deadline, marks it down until the next answer. A busy pool sends no
  * probes at all; an idle one sends one per interval.
+ *
+ * Two ways to run a statement: acquire a connection (pgpool_acquire, then
+ * pgpool_query and pgpool_release), which a transaction needs; or give one
+ * autocommit statement to the pool (pgpool_submit), which may queue it in
+ * libpq's pipeline mode on a connection already carrying other callers'
+ * statements (pipeline_depth), each its own Sync, so that a backend finds
+ * its next statement waiting and fewer backends are busy at once.
  */
 #ifndef GLASGOW_PGPOOL_H
 #define GLASGOW_PGPOOL_H
@@ -59,7 +66,17 @@ typedef struct pgpool_config {
     unsigned connect_timeout_ms;
     unsigned health_interval_ms; /* probe after this long without an answer (0: 1000) */
     unsigned health_timeout_ms;  /* a probe slower than this marks the pool down (0: 2000) */
+    unsigned pipeline_depth;     /* statements one connection may carry at once for
+                                    pgpool_submit (0 or 1: one, no pipelining; at most
+                                    PGPOOL_PIPELINE_MAX) */
+    unsigned pipeline_fast_us;   /* a read with at most this smoothed time may have
+                                    statements queued behind it (0: 10000) */
+    unsigned pipeline_stall_ms;  /* ... unless the one in front has been running this
+                                    long (0: 20) */
 } pgpool_config;
+
+#define PGPOOL_PIPELINE_MAX 32
+#define PGPOOL_MAX_PARAMS 100 /* parameters of one pgpool_submit statement */
 
 /* Called when an acquire completes: exactly one of conn and err is set. */
 typedef void (*pgpool_acquire_cb)(pgpool_waiter *w, pgpool_conn *conn, const pg_error *err);
@@ -71,11 +88,26 @@ struct pgpool_waiter {
     loop_timer timer;
     pgpool_waiter *prev, *next;
     int queued;
+    int is_call; /* set by pgpool_submit: the waiter of a pgpool_call */
 };
 
 /* Called when a query completes: res (owned by the callee, who must PQclear
  * it) or err. */
 typedef void (*pgpool_query_cb)(void *arg, PGresult *res, const pg_error *err);
+
+/* One statement given to the pool rather than to a connection
+ * (pgpool_submit), embedded in the caller's state; opaque. */
+typedef struct pgpool_call {
+    pgpool_waiter w; /* queued while no connection can take it */
+    pgpool_query_cb cb;
+    void *arg;
+    pgpool *pool;
+    pgpool_conn *conn; /* the connection carrying it once sent */
+    int cls;           /* PGPOOL_SHARE_* of its SQL */
+    unsigned deadline_ms;
+    int nparams;
+    char *copy; /* sql and parameters, copied while it waits (one block) */
+} pgpool_call;
 
 /* Creates a pool on lp and, from the loop's next turn, opens one connection
  * at once (a warm connection, and the first readiness answer); further ones
@@ -111,6 +143,48 @@ int pgpool_query(pgpool_conn *c, const char *sql, int nparams, const char *const
                  const int *lengths, unsigned deadline_ms, pgpool_query_cb cb, void *arg,
                  pg_error *err);
 
+/* How a statement may share a connection (pgpool_share_class). */
+enum {
+    PGPOOL_SHARE_NO = 0, /* not through pgpool_submit: session or transaction control,
+                            DDL, anything not recognised */
+    PGPOOL_SHARE_TAIL,   /* a write (INSERT, UPDATE, DELETE, MERGE, WITH, SELECT ...
+                            FOR UPDATE): may be queued behind others, never ahead of one,
+                            since it may wait on a row lock */
+    PGPOOL_SHARE_READ,   /* a plain read (SELECT, VALUES, TABLE): others may queue behind
+                            it while its statement has been fast on that connection */
+};
+
+/* Classifies sql by its first keyword (after blanks, comments and opening
+ * parentheses) and, for reads, by any locking clause. A statement that can
+ * open a transaction block or change session state is PGPOOL_SHARE_NO. */
+int pgpool_share_class(const char *sql);
+
+/* Non-zero when p pipelines (pipeline_depth > 1). */
+int pgpool_pipelining(const pgpool *p);
+
+/*
+ * Runs one autocommit statement (extended protocol, text parameters as for
+ * pgpool_query; cls is pgpool_share_class(sql), which the caller may have
+ * cached, and must not be PGPOOL_SHARE_NO: that is refused, invalid) on some
+ * connection of p: an idle one, or one already carrying fewer than
+ * pipeline_depth statements that are all fast reads (libpq's pipeline mode,
+ * each statement its own Sync, so that an error in one never touches the
+ * next), or, when neither exists, after waiting in the pool's queue like
+ * pgpool_acquire (same bounds and errors). Returns 0 (cb will be called
+ * from the loop, never from this call) or -1 with err set (cb will not be
+ * called). A lost connection fails every statement it carries with
+ * PGE_CONNECTION; a statement past its deadline fails with PGE_TIMEOUT and
+ * the others queued on its connection with PGE_CONNECTION.
+ */
+int pgpool_submit(pgpool *p, pgpool_call *q, int cls, const char *sql, int nparams,
+                  const char *const *values, const int *lengths, unsigned deadline_ms,
+                  pgpool_query_cb cb, void *arg, pg_error *err);
+
+/* Withdraws q: its callback will not run. A queued q leaves the queue; a
+ * sent one's result is read and discarded when it arrives, and its
+ * connection serves on. Safe on a call that already completed. */
+void pgpool_call_cancel(pgpool_call *q);
+
 /* Abandons the query in flight on c: its callback will not run and the
  * connection will be closed on release. */
 void pgpool_abandon(pgpool_conn *c);
@@ -133,6 +207,8 @@ typedef struct pgpool_stats {
     uint64_t connect_failures;
     uint64_t health_probes;   /* health probes sent */
     uint64_t health_timeouts; /* probes or statements the server left unanswered in time */
+    uint64_t pipelined;       /* statements sent behind another on a busy connection */
+    unsigned shared;          /* connections carrying pgpool_submit statements now */
     int server_up; /* the server answered lately: no probe or deadline has gone unanswered
                       since its last answer, and the last connect did not fail */
 } pgpool_stats;

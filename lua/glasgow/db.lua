@@ -81,8 +81,35 @@ local function run(conn, sql, ...)
     return pg.rows(res)
 end
 
+-- How each statement text may share a connection (pg.share_class), cached;
+-- bounded, since SQL built at run time would otherwise grow it forever.
+local SHARE, nshare = {}, 0
+local SHARE_MAX = 512
+
 -- Runs one statement on a pooled connection; returns rows, affected or nil, err.
+-- Plain reads and writes go to the pool, which may queue them behind other
+-- requests' statements on a busy connection (GLASGOW_DB_PIPELINE_DEPTH);
+-- anything else (SET, BEGIN, DDL, ...) gets a connection of its own.
 function _M.query(sql, ...)
+    local cls = SHARE[sql]
+    if cls == nil then
+        if type(sql) ~= "string" then
+            error("bad argument #1 to 'query' (string expected, got " .. type(sql) .. ")", 2)
+        end
+        cls = pg.share_class(sql)
+        if nshare >= SHARE_MAX then
+            SHARE, nshare = {}, 0
+        end
+        SHARE[sql], nshare = cls, nshare + 1
+    end
+    if cls ~= 0 then
+        local res, kind, state, msg = pg.query(cls, sql, ...)
+        if res == nil then
+            return nil, make_error(kind, state, msg)
+        end
+        local rows, affected = pg.rows(res)
+        return rows, affected
+    end
     local conn, kind, state, msg = pg.acquire()
     if conn == nil then
         return nil, make_error(kind, state, msg)

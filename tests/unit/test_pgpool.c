@@ -127,6 +127,333 @@ static pgpool_stats stats(pgpool *p)
     return st;
 }
 
+/* ---- pipelined statements ------------------------------------------------------------ */
+
+typedef struct cres {
+    pgpool_call call;
+    int done, kind, calls;
+    char sqlstate[6];
+    char value[128];
+    uint64_t t0, took_ms;
+} cres;
+
+static void on_call(void *arg, PGresult *res, const pg_error *err)
+{
+    cres *r = arg;
+    r->calls++;
+    r->took_ms = loop_clock_ms() - r->t0;
+    if (err) {
+        r->kind = err->kind;
+        snprintf(r->sqlstate, sizeof r->sqlstate, "%s", err->sqlstate);
+    } else {
+        r->kind = PGE_NONE;
+        if (PQntuples(res) > 0 && PQnfields(res) > 0)
+            snprintf(r->value, sizeof r->value, "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    r->done = 1;
+}
+
+/* Submits sql with up to 4 text parameters; done at once if refused. */
+static void submit(pgpool *p, cres *r, const char *sql, int n, const char *const *vals,
+                   unsigned deadline_ms)
+{
+    int lens[4] = {0};
+    pg_error err;
+    memset(r, 0, sizeof *r);
+    for (int i = 0; i < n && i < 4; i++)
+        lens[i] = vals[i] ? (int)strlen(vals[i]) : 0;
+    r->t0 = loop_clock_ms();
+    if (pgpool_submit(p, &r->call, pgpool_share_class(sql), sql, n, vals, lens, deadline_ms,
+                      on_call, r, &err) < 0) {
+        r->kind = err.kind;
+        snprintf(r->sqlstate, sizeof r->sqlstate, "%s", err.sqlstate);
+        r->done = 1;
+    }
+}
+
+/* Runs the loop until every one of rs[0..n) is done or ms pass. */
+static int run_all(cres *rs, int n, unsigned ms)
+{
+    uint64_t until = loop_clock_ms() + ms;
+    for (;;) {
+        int all = 1;
+        for (int i = 0; i < n; i++)
+            all &= rs[i].done;
+        if (all)
+            return 1;
+        if (loop_clock_ms() >= until)
+            return 0;
+        loop_run_once(lp, 20);
+    }
+}
+
+/* Submits sql and waits for its answer. */
+static void call_wait(pgpool *p, cres *r, const char *sql, int n, const char *const *vals)
+{
+    submit(p, r, sql, n, vals, 5000);
+    run_all(r, 1, 10000);
+}
+
+static void test_share_class(void)
+{
+    static const struct {
+        const char *sql;
+        int cls;
+    } cases[] = {
+        {"SELECT 1", PGPOOL_SHARE_READ},
+        {"  select id FROM users WHERE id = $1", PGPOOL_SHARE_READ},
+        {"-- a comment\n/* and another */ (SELECT 1) UNION (SELECT 2)", PGPOOL_SHARE_READ},
+        {"VALUES (1), (2)", PGPOOL_SHARE_READ},
+        {"TABLE users", PGPOOL_SHARE_READ},
+        {"SELECT format, fork FROM t", PGPOOL_SHARE_READ},
+        {"SELECT * FROM users WHERE id = $1 FOR UPDATE", PGPOOL_SHARE_TAIL},
+        {"SELECT * FROM t FOR NO KEY UPDATE", PGPOOL_SHARE_TAIL},
+        {"select * from t for\n share skip locked", PGPOOL_SHARE_TAIL},
+        {"SELECT 1 INTO new_table", PGPOOL_SHARE_TAIL},
+        {"INSERT INTO t VALUES ($1)", PGPOOL_SHARE_TAIL},
+        {"update t set a = 1", PGPOOL_SHARE_TAIL},
+        {"DELETE FROM t", PGPOOL_SHARE_TAIL},
+        {"WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", PGPOOL_SHARE_TAIL},
+        {"BEGIN", PGPOOL_SHARE_NO},
+        {"start transaction", PGPOOL_SHARE_NO},
+        {"COMMIT", PGPOOL_SHARE_NO},
+        {"SET search_path = x", PGPOOL_SHARE_NO},
+        {"LISTEN x", PGPOOL_SHARE_NO},
+        {"CREATE TABLE t (a int)", PGPOOL_SHARE_NO},
+        {"CALL p()", PGPOOL_SHARE_NO},
+        {"selectx 1", PGPOOL_SHARE_NO},
+        {"", PGPOOL_SHARE_NO},
+        {"/* unterminated", PGPOOL_SHARE_NO},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        is_int(pgpool_share_class(cases[i].sql), cases[i].cls, "share class of case %zu (%.12s)", i,
+               strchr(cases[i].sql, '\n') ? "multi-line" : cases[i].sql);
+}
+
+/* Pipelining against PostgreSQL: statements of several callers on one
+ * connection, each its own Sync. The pools count any statement up to a
+ * second as fast, so that a loaded machine cannot stop the queueing these
+ * cases need; the 20 ms bound on the one in front stays the default. */
+#define SLOWEST_OK 1000000
+static void test_pipeline(const char *url)
+{
+    /* one connection, four statements deep */
+    pgpool_config cfg = {url, 1, 8, 2000, 0, 5000, 0, 0, 4, SLOWEST_OK, 0};
+    pgpool *p = pgpool_create(lp, &cfg);
+    static const char *const v1[] = {"1"}, *const v2[] = {"2"}, *const v3[] = {"3"};
+    static const char *const v0[] = {"0"};
+    cres r[4];
+    const char *add = "SELECT $1::int + 100";
+
+    /* a statement seen once (and found fast) may have others queued behind it */
+    for (int i = 0; i < 3; i++) /* known fast on the connection */
+        call_wait(p, &r[0], add, 1, v1);
+    is_str(r[0].value, "101", "a submitted statement is answered");
+    call_wait(p, &r[0], "SELECT pg_backend_pid()", 0, NULL);
+    char pid[128];
+    snprintf(pid, sizeof pid, "%s", r[0].value);
+    pgpool_stats st = stats(p);
+    uint64_t piped0 = st.pipelined;
+    submit(p, &r[0], add, 1, v1, 5000);
+    submit(p, &r[1], add, 1, v2, 5000);
+    submit(p, &r[2], add, 1, v3, 5000);
+    submit(p, &r[3], "SELECT pg_backend_pid()", 0, NULL, 5000);
+    st = stats(p);
+    ok(st.waiting == 0 && st.shared == 1, "four statements on one connection: none waits (%u)",
+       st.waiting);
+    ok(run_all(r, 4, 5000), "... all four are answered");
+    ok(!strcmp(r[0].value, "101") && !strcmp(r[1].value, "102") && !strcmp(r[2].value, "103"),
+       "... each with its own result, in order (%s %s %s)", r[0].value, r[1].value, r[2].value);
+    is_str(r[3].value, pid, "... all on the same backend");
+    st = stats(p);
+    ok(st.pipelined - piped0 == 3, "three were pipelined behind the first (%llu)",
+       (unsigned long long)(st.pipelined - piped0));
+    ok(st.size == 1 && st.in_use == 0 && st.shared == 0,
+       "the connection is idle again (size %u, in use %u, shared %u)", st.size, st.in_use,
+       st.shared);
+
+    /* prepared on the pipelined connection (the second run prepares) */
+    call_wait(p, &r[0], "SELECT count(*) FROM pg_prepared_statements", 0, NULL);
+    ok(atoi(r[0].value) >= 1, "a repeated statement is prepared on the connection (%s)",
+       r[0].value);
+
+    /* an error in one statement does not touch the ones around it */
+    for (int i = 0; i < 3; i++) /* known fast on the connection */
+        call_wait(p, &r[0], "SELECT 10 / $1::int", 1, v1);
+    submit(p, &r[0], add, 1, v1, 5000);
+    submit(p, &r[1], "SELECT 10 / $1::int", 1, v0, 5000);
+    submit(p, &r[2], add, 1, v3, 5000);
+    run_all(r, 3, 5000);
+    ok(r[0].kind == PGE_NONE && !strcmp(r[0].value, "101"), "before a failing one: answered");
+    ok(r[1].kind == PGE_SQL && !strcmp(r[1].sqlstate, "22012"),
+       "the failing one: sql, 22012 (%s, %s)", pgpool_kind_name(r[1].kind), r[1].sqlstate);
+    ok(r[2].kind == PGE_NONE && !strcmp(r[2].value, "103"),
+       "the one queued behind it is answered (%s, %s)", pgpool_kind_name(r[2].kind), r[2].value);
+    ok(stats(p).pipelined - piped0 >= 5, "... and it was queued behind (pipelined)");
+
+    /* a failed Prepare (second run of a bad statement) is its own error, and
+     * the statement is not taken for prepared afterwards */
+    for (int i = 0; i < 3; i++) {
+        call_wait(p, &r[i], "SELECT no_such_column FROM pg_class", 0, NULL);
+    }
+    ok(r[0].kind == PGE_SQL && r[1].kind == PGE_SQL && r[2].kind == PGE_SQL &&
+           !strcmp(r[0].sqlstate, "42703") && !strcmp(r[1].sqlstate, "42703") &&
+           !strcmp(r[2].sqlstate, "42703"),
+       "a bad statement fails alike on each run, Prepare or not (%s %s %s)", r[0].sqlstate,
+       r[1].sqlstate, r[2].sqlstate);
+    call_wait(p, &r[0], "SELECT pg_backend_pid()", 0, NULL);
+    is_str(r[0].value, pid, "... and the connection serves on");
+
+    /* a caller that gives up while its statement is queued: the result is
+     * read and dropped, the callback never runs, the connection serves on */
+    submit(p, &r[0], add, 1, v1, 5000);
+    submit(p, &r[1], add, 1, v2, 5000);
+    submit(p, &r[2], add, 1, v3, 5000);
+    pgpool_call_cancel(&r[1].call);
+    run_all(r, 3, 1500);
+    ok(r[0].done && r[2].done && !r[1].done && r[1].calls == 0,
+       "a withdrawn statement: its callback never runs, the others are answered");
+    ok(!strcmp(r[2].value, "103"), "... the one after it gets its own result (%s)", r[2].value);
+    call_wait(p, &r[0], "SELECT pg_backend_pid()", 0, NULL);
+    is_str(r[0].value, pid, "... and the same connection serves the next statement");
+
+    /* more than the depth: the rest wait and are sent as room appears */
+    cres m[6];
+    for (int i = 0; i < 6; i++)
+        submit(p, &m[i], add, 1, v2, 5000);
+    ok(stats(p).waiting == 2, "six statements, depth four, one connection: two wait (%u)",
+       stats(p).waiting);
+    ok(run_all(m, 6, 5000), "... and all six are answered");
+    int right = 0;
+    for (int i = 0; i < 6; i++)
+        right += m[i].kind == PGE_NONE && !strcmp(m[i].value, "102");
+    is_int(right, 6, "... correctly");
+
+    /* an acquire for a connection of its own waits for the pipeline to drain */
+    submit(p, &r[0], add, 1, v1, 5000);
+    submit(p, &r[1], add, 1, v2, 5000);
+    acq a;
+    acquire_start(p, &a);
+    submit(p, &r[2], add, 1, v3, 5000);
+    ok(a.queued && stats(p).waiting == 2,
+       "an acquire waits while the connection carries statements; a statement after it too");
+    run_until(&a.done, 5000);
+    ok(a.conn && r[0].done && r[1].done && !r[2].done,
+       "the acquire gets the drained connection, before the statement that came after it");
+    if (a.conn) {
+        qres q;
+        query(a.conn, "SELECT txid_current_if_assigned() IS NULL", -1, NULL, 5000, &q);
+        ok(q.kind == PGE_NONE, "the acquired connection runs a simple-protocol statement");
+        query(a.conn, "SELECT pg_backend_pid()", 0, NULL, 5000, &q);
+        is_str(q.value, pid, "... on the backend that carried the pipeline");
+        pgpool_release(a.conn);
+    }
+    run_all(&r[2], 1, 5000);
+    is_str(r[2].value, "103", "the statement that waited is answered after the release");
+
+    /* the server's statement_timeout cancels one statement; the next is answered */
+    call_wait(p, &r[0], "SELECT pg_sleep($1::float8)", 1, v0);
+    call_wait(p, &r[0], "SET statement_timeout = 300", 0, NULL);
+    ok(r[0].done && r[0].kind == PGE_INVALID, "session control is refused by submit: invalid");
+    pgpool_destroy(p);
+
+    pgpool_config tcfg = {url, 1, 8, 2000, 300, 5000, 0, 0, 4, SLOWEST_OK, 0};
+    p = pgpool_create(lp, &tcfg);
+    for (int i = 0; i < 3; i++) /* known fast on the connection */
+        call_wait(p, &r[0], "SELECT pg_sleep($1::float8)", 1, v0);
+    call_wait(p, &r[0], "SELECT pg_backend_pid()", 0, NULL);
+    snprintf(pid, sizeof pid, "%s", r[0].value);
+    static const char *const slow[] = {"2"};
+    submit(p, &r[0], "SELECT pg_sleep($1::float8)", 1, slow, 5000);
+    submit(p, &r[1], "SELECT pg_backend_pid()", 0, NULL, 5000);
+    run_all(r, 2, 5000);
+    ok(r[0].kind == PGE_TIMEOUT && !strcmp(r[0].sqlstate, "57014"),
+       "statement_timeout cancels a statement that turned slow: timeout, 57014 (%s, %s)",
+       pgpool_kind_name(r[0].kind), r[0].sqlstate);
+    ok(r[1].kind == PGE_NONE && !strcmp(r[1].value, pid),
+       "the statement queued behind it is answered, on the same connection (%s)", r[1].value);
+    pgpool_destroy(p);
+
+    /* the client-side deadline: the late statement times out, those behind
+     * it fail with connection (the connection is dropped), the pool serves on */
+    pgpool_config dcfg = {url, 2, 8, 2000, 0, 5000, 0, 0, 4, SLOWEST_OK, 0};
+    p = pgpool_create(lp, &dcfg);
+    for (int i = 0; i < 3; i++) /* known fast on the connection */
+        call_wait(p, &r[0], "SELECT pg_sleep($1::float8)", 1, v0);
+    submit(p, &r[0], "SELECT pg_sleep($1::float8)", 1, slow, 300);
+    submit(p, &r[1], add, 1, v1, 5000);
+    run_all(r, 2, 5000);
+    ok(r[0].kind == PGE_TIMEOUT && r[0].took_ms < 1500,
+       "past its 300 ms deadline: timeout (%s after %llu ms)", pgpool_kind_name(r[0].kind),
+       (unsigned long long)r[0].took_ms);
+    ok(r[1].kind == PGE_CONNECTION && r[1].took_ms < 1500,
+       "the statement queued behind it: connection, at the same time (%s)",
+       pgpool_kind_name(r[1].kind));
+    call_wait(p, &r[0], add, 1, v2);
+    is_str(r[0].value, "102", "the pool serves the next statement");
+
+    /* head-of-line blocking is bounded: nothing is queued behind a statement
+     * that has been running for more than a few milliseconds */
+    call_wait(p, &r[0], "SELECT pg_sleep($1::float8)", 1, v0);
+    static const char *const half[] = {"0.5"};
+    submit(p, &r[0], "SELECT pg_sleep($1::float8)", 1, half, 5000);
+    run_for(50);
+    submit(p, &r[1], add, 1, v3, 5000);
+    run_all(&r[1], 1, 5000);
+    ok(r[1].done && r[1].kind == PGE_NONE && !r[0].done,
+       "a statement sent while another has run for 50 ms does not wait behind it (%llu ms)",
+       (unsigned long long)r[1].took_ms);
+    run_all(r, 1, 5000);
+
+    /* a lost connection fails every statement it carries with connection
+     * (one connection, its statements run a few times: known fast there) */
+    pgpool_destroy(p);
+    pgpool_config lcfg = {url, 1, 8, 2000, 0, 5000, 0, 0, 4, SLOWEST_OK, 0};
+    p = pgpool_create(lp, &lcfg);
+    const char *nap = "SELECT pg_sleep($1::float8), 'nap'";
+    for (int i = 0; i < 3; i++) {
+        call_wait(p, &r[0], nap, 1, v0);
+        call_wait(p, &r[0], add, 1, v1);
+    }
+    call_wait(p, &r[0], "SELECT pg_backend_pid()", 0, NULL);
+    PGconn *admin = PQconnectdb(url);
+    char kill_sql[96];
+    snprintf(kill_sql, sizeof kill_sql, "SELECT pg_terminate_backend(%d)", atoi(r[0].value));
+    submit(p, &r[0], nap, 1, half, 5000);
+    submit(p, &r[1], add, 1, v1, 5000);
+    submit(p, &r[2], add, 1, v2, 5000);
+    ok(stats(p).shared == 1, "three statements on one connection (shared %u, size %u, waiting %u)",
+       stats(p).shared, stats(p).size, stats(p).waiting);
+    run_for(30);
+    PGresult *kres = PQexec(admin, kill_sql);
+    ok(PQresultStatus(kres) == PGRES_TUPLES_OK, "the backend is terminated from outside");
+    PQclear(kres);
+    PQfinish(admin);
+    run_all(r, 3, 5000);
+    ok(r[0].kind == PGE_CONNECTION && r[1].kind == PGE_CONNECTION && r[2].kind == PGE_CONNECTION,
+       "a lost connection fails the running statement and the two queued: connection (%s %s "
+       "%s)",
+       pgpool_kind_name(r[0].kind), pgpool_kind_name(r[1].kind), pgpool_kind_name(r[2].kind));
+    ok(r[0].calls == 1 && r[1].calls == 1 && r[2].calls == 1, "... each callback runs once");
+    call_wait(p, &r[0], add, 1, v3);
+    is_str(r[0].value, "103", "the pool reconnects and serves on");
+
+    /* destroy fails queued statements */
+    pgpool_destroy(p);
+    pgpool_config one = {url, 1, 8, 2000, 0, 5000, 0, 0, 2, SLOWEST_OK, 0};
+    p = pgpool_create(lp, &one);
+    for (int i = 0; i < 3; i++)
+        call_wait(p, &r[0], "SELECT pg_sleep($1::float8)", 1, v0);
+    submit(p, &r[0], "SELECT pg_sleep($1::float8)", 1, half, 5000);
+    submit(p, &r[1], add, 1, v1, 5000);
+    submit(p, &r[2], add, 1, v2, 5000);
+    ok(stats(p).waiting == 1, "depth two: the third statement waits");
+    pgpool_destroy(p);
+    ok(r[2].done && r[2].kind == PGE_CONNECTION,
+       "destroying the pool fails the waiting statement: connection");
+}
+
 /* ---- pure parts -------------------------------------------------------------------- */
 
 static void test_names_and_redaction(void)
@@ -156,7 +483,7 @@ static void test_names_and_redaction(void)
 
 static void test_live(const char *url)
 {
-    pgpool_config cfg = {url, 2, 1, 300, 0, 5000, 0, 0};
+    pgpool_config cfg = {url, 2, 1, 300, 0, 5000, 0, 0, 1, 0, 0};
     pgpool *p = pgpool_create(lp, &cfg);
     ok(p != NULL, "a pool is created");
 
@@ -285,7 +612,7 @@ static void test_live(const char *url)
     ok(a3.done && a3.kind == PGE_CONNECTION, "destroying the pool fails the waiter: connection");
 
     /* the server's statement_timeout: kind timeout, the connection stays */
-    pgpool_config tcfg = {url, 1, 1, 1000, 200, 5000, 0, 0};
+    pgpool_config tcfg = {url, 1, 1, 1000, 200, 5000, 0, 0, 1, 0, 0};
     p = pgpool_create(lp, &tcfg);
     c1 = acquire(p, &a1);
     ok(c1 != NULL, "a pool with a 200 ms statement_timeout");
@@ -304,7 +631,8 @@ static void test_live(const char *url)
 static void test_unreachable(void)
 {
     /* port 1 on loopback: refused at once */
-    pgpool_config cfg = {"postgresql://glasgow@127.0.0.1:1/none", 2, 4, 5000, 0, 2000, 0, 0};
+    pgpool_config cfg = {
+        "postgresql://glasgow@127.0.0.1:1/none", 2, 4, 5000, 0, 2000, 0, 0, 4, 0, 0};
     pgpool *p = pgpool_create(lp, &cfg);
     acq a, b;
     acquire_start(p, &a);
@@ -318,6 +646,20 @@ static void test_unreachable(void)
     acquire_start(p, &b);
     ok(b.done && !b.conn && b.kind == PGE_CONNECTION,
        "during the backoff the next acquire is refused at once");
+    cres r;
+    submit(p, &r, "SELECT 1", 0, NULL, 5000);
+    ok(r.done && r.calls == 0 && r.kind == PGE_CONNECTION,
+       "... and so is a submitted statement: connection, no callback (%s)",
+       pgpool_kind_name(r.kind));
+    pgpool_destroy(p);
+
+    /* a statement submitted before the first connect fails waits, then fails */
+    p = pgpool_create(lp, &cfg);
+    submit(p, &r, "SELECT 1", 0, NULL, 5000);
+    ok(!r.done && stats(p).waiting == 1, "a statement submitted while connecting waits");
+    run_all(&r, 1, 10000);
+    ok(r.done && r.calls == 1 && r.kind == PGE_CONNECTION,
+       "... and fails with connection when the connect does (%s)", pgpool_kind_name(r.kind));
     pgpool_destroy(p);
 }
 
@@ -327,8 +669,10 @@ int main(void)
     test_names_and_redaction();
     test_unreachable();
     const char *url = getenv("GLASGOW_TEST_DATABASE_URL");
+    test_share_class();
     if (url && *url) {
         test_live(url);
+        test_pipeline(url);
     } else {
         printf("# GLASGOW_TEST_DATABASE_URL is not set (tests/run-all sets it): the cases "
                "against PostgreSQL are skipped\n");
