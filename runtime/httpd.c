@@ -64,7 +64,7 @@
 #define DRAIN_MAX (8u << 20)
 #define EARLY_MAX 4096 /* largest answer send_early writes by hand */
 /* a connection's memory pool beyond what its header phase may use */
-#define BODY_READ_BYTES ((size_t)256 << 10)
+#define BODY_READ_BYTES ((size_t)512 << 10)
 
 /* Connections per client address, shared by every worker; hashed slots
  * (a collision only makes the limit stricter for the two addresses). */
@@ -1636,8 +1636,9 @@ httpd *httpd_create(unsigned index, const config *cfg, loop *lp, int listen_fd, 
      * the header limits plus room for the response headers, no more
      * (MHD_OPTION_CONNECTION_HEADER_MEMORY_LIMIT, our patch 0005); then
      * its body's read buffer grows into BODY_READ_BYTES more (towards half
-     * the pool), so that an upload arrives in pieces of up to 136 KiB
-     * rather than 8 KiB (an event-loop turn and a recv each). The reply
+     * the pool), so that an upload arrives in pieces of up to about 264
+     * KiB rather than 8 KiB (an event-loop turn and a recv each; on a
+     * loaded machine each turn also waits for a CPU). The reply
      * gets the header part back only (patch 0015), so a small request
      * touches the pages it touched with a header-size pool. Such a pool is
      * mmapped: pages a request does not use are never touched, and a
