@@ -179,10 +179,11 @@ uint64_t body_sink_written(const body_sink *s);
 #define BODY_SINK_BLOCK ((size_t)262144)
 
 /* Capacity of a source's buffer, beyond libmicrohttpd's connection buffer
- * (which hands over up to about 136 KiB of a body per read, httpd.c): room
- * for two of the S3 client's 128 KiB batches, so that the connection goes
- * on being read while one waits and the store gets large sends. */
-#define BODY_SRC_BYTES ((size_t)262144)
+ * (which hands over up to about 264 KiB of a body per read, httpd.c): room
+ * for two of the S3 client's 256 KiB batches, so that the connection goes
+ * on being read while one waits and the store gets large sends. Allocated
+ * while a body streams, freed with it. */
+#define BODY_SRC_BYTES ((size_t)524288)
 
 /* How a request reaches its transport; set by the server on r->streams. */
 typedef struct body_transport {

@@ -63,6 +63,8 @@
 #define LOG_FLUSH_BYTES 32768
 #define DRAIN_MAX (8u << 20)
 #define EARLY_MAX 4096 /* largest answer send_early writes by hand */
+/* a connection's memory pool beyond what its header phase may use */
+#define BODY_READ_BYTES ((size_t)512 << 10)
 
 /* Connections per client address, shared by every worker; hashed slots
  * (a collision only makes the limit stricter for the two addresses). */
@@ -1682,20 +1684,22 @@ httpd *httpd_create(unsigned index, const config *cfg, loop *lp, int listen_fd, 
         snprintf(err, errlen, "worker %u: dup: %s", index, strerror(errno));
         return NULL;
     }
-    /* A connection's pool: the header limits plus room for the response
-     * headers, as one malloc'ed block. Patch 0005 can give a body's read
-     * buffer a larger mmapped pool (MHD_OPTION_CONNECTION_HEADER_MEMORY_LIMIT
-     * below the pool size), which cut an upload's recv calls 20-fold; but
-     * libmicrohttpd then sizes every response's write buffer to the free
-     * pool and the reset gives those pages back, a madvise and page faults
-     * per request that made GET /hello 2.5 times slower (bench/hello.sh).
-     * Until the write buffer is bounded, the pool stays the header size
-     * (the header limit equal to the pool: the whole pool, as upstream). */
+    /* A connection's pool: until its header block is in, a request may use
+     * the header limits plus room for the response headers, no more
+     * (MHD_OPTION_CONNECTION_HEADER_MEMORY_LIMIT, our patch 0005); then
+     * its body's read buffer grows into BODY_READ_BYTES more (towards half
+     * the pool), so that an upload arrives in pieces of up to about 264
+     * KiB rather than 8 KiB (an event-loop turn and a recv each; on a
+     * loaded machine each turn also waits for a CPU). The reply
+     * gets the header part back only (patch 0015), so a small request
+     * touches the pages it touched with a header-size pool. Such a pool is
+     * mmapped: pages a request does not use are never touched, and a
+     * body's are given back when the request ends. */
     size_t hdr_mem = cfg->max_header_bytes + cfg->max_request_line + 4096;
     long page = sysconf(_SC_PAGESIZE);
     if (page > 0)
         hdr_mem = (hdr_mem + (size_t)page - 1) / (size_t)page * (size_t)page;
-    size_t mem = hdr_mem;
+    size_t mem = hdr_mem + BODY_READ_BYTES;
     /* the Date header comes from a per-second cache (finish_response), not
      * from a gmtime call per response inside libmicrohttpd */
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |

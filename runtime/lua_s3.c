@@ -542,7 +542,7 @@ static int l_close(lua_State *L)
  * and a pause per piece (bench/files.sh: uploads at half the direct rate
  * with 8 KiB pieces). Half the source's buffer, so that the connection
  * goes on reading while a batch waits. */
-#define SRC_BATCH ((size_t)131072)
+#define SRC_BATCH ((size_t)262144)
 
 static void src_ready(void *arg)
 {

@@ -406,7 +406,7 @@ enum { BODY_NONE, BODY_MEM, BODY_STREAM };
 /* curl's upload buffer for streamed bodies: the most one read callback is
  * asked for, so the largest send (curl's default is 64 KiB); see SRC_BATCH
  * in lua_s3.c */
-#define S3_SEND_BUFFER 131072
+#define S3_SEND_BUFFER 262144
 /* memory bodies up to this are bounded by request_timeout_ms, larger ones by the low-speed limit */
 #define S3_TIMED_BODY_MAX ((size_t)8 * 1024 * 1024)
 #define MAX_QUERY 6

@@ -174,6 +174,13 @@ return {
         note(req.query.tag, tostring(e5))
       end },
     { method = "GET", path = "/hello", handler = function() return 200, { hello = true } end },
+    -- n bytes in one write on a chunked response: libmicrohttpd cuts the
+    -- chunks to the connection's write buffer
+    { method = "GET", path = "/one", handler = function(req)
+        local w = req:respond(200, { ["Content-Type"] = "application/x-test" })
+        assert(w:write(string.rep("z", tonumber(req.query.n))))
+        assert(w:close())
+      end },
     -- a buffered body (not streamed), for the pipelining case
     { method = "POST", path = "/len", max_body = 1048576, handler = function(req)
         return 200, { n = #req.body }
@@ -392,6 +399,71 @@ def pipelined_after_a_large_body(fx):
         is_(statuses, [200] * 21, "a %d-byte body, then 20 pipelined GETs with 3.4 KiB of header "
             "fields each: all answered 200" % n)
         ok(b'{"n":%d}' % n in data, "the body arrived whole", data[:300])
+
+
+def read_response(f):
+    """One HTTP/1.1 response from the file f: status, headers (lower-case
+    names), body, and the sizes of its chunks when it is chunked."""
+    status = int(f.readline().split()[1])
+    headers = {}
+    while True:
+        line = f.readline()
+        if line in (b"\r\n", b""):
+            break
+        k, v = line.decode().split(":", 1)
+        headers[k.strip().lower()] = v.strip()
+    sizes, body = [], b""
+    if headers.get("transfer-encoding") == "chunked":
+        while True:
+            n = int(f.readline().split(b";")[0], 16)
+            body += f.read(n)
+            f.readline()
+            if n == 0:
+                break
+            sizes.append(n)
+    else:
+        body = f.read(int(headers.get("content-length", "0")))
+    return status, headers, body, sizes
+
+
+@case(timeout=60)
+def reply_buffer_after_a_large_body(fx):
+    """A connection's pool has room for a large body's read buffer (patch
+    0005), but a reply gets only the header phase's part of it (patch 0015):
+    libmicrohttpd's write buffer takes all the pool it may, and a large one
+    cost every small request a madvise and page faults. A chunked reply
+    shows the write buffer's size: each chunk is at most what fits in it,
+    here under the 16 KiB header part, on a fresh connection and after a 1
+    MiB upload on the same keep-alive connection."""
+    s = fx.server
+    n = 300000
+    c = socket.create_connection((HOST, s.port), timeout=20)
+    f = c.makefile("rb")
+    try:
+        get_one = b"GET /one?n=%d HTTP/1.1\r\nHost: t\r\n\r\n" % n
+        c.sendall(get_one)
+        st, h, body, fresh = read_response(f)
+        ok(st == 200 and body == b"z" * n, "a chunked reply on a fresh connection arrives whole")
+        ok(fresh and max(fresh) <= 16384, "in chunks of at most 16 KiB (the write buffer)",
+           "largest %s of %d" % (max(fresh or [0]), len(fresh)))
+        up = os.urandom(MiB)
+        c.sendall(b"PUT /up/wb HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(up) + up)
+        st, h, body, _ = read_response(f)
+        is_(st, 201, "then a 1 MiB upload on the same connection: 201", body[:200])
+        c.sendall(get_one)
+        st, h, body, after = read_response(f)
+        ok(st == 200 and body == b"z" * n, "then the same reply on the same connection arrives whole")
+        ok(after and max(after) <= 16384,
+           "in chunks of at most 16 KiB still: the body's room is not the reply's",
+           "largest %s of %d" % (max(after or [0]), len(after)))
+        c.sendall(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+        st, h, body, _ = read_response(f)
+        ok(st == 200 and body == b'{"hello":true}', "and a small request after it is answered",
+           body)
+    finally:
+        f.close()
+        c.close()
+    ok(file_sha(os.path.join(fx.dir, "wb")) == sha(up), "the upload arrived byte for byte")
 
 
 @case(timeout=60)

@@ -144,15 +144,32 @@ static void test_only_reported_bytes_are_zeroed(void)
 
 static void test_mmapped_pool(void)
 {
-    /* patch 0005's large pools keep their own account: still all zero */
+    /* patch 0005's large pools (mmapped) keep 0012's account too (0015):
+     * the same keep-alive sequence leaves them all zero ... */
     struct MemoryPool *p = MHD_pool_create(BIG);
     uint8_t *rb = MHD_pool_allocate(p, 8192, false);
-    memset(rb, 'G', 8192);
-    MHD_pool_mark_written(p, rb + 8192);
-    uint8_t *hdr = MHD_pool_allocate(p, 200, true);
-    memset(hdr, 'G', 200);
-    uint8_t *base = MHD_pool_reset(p, NULL, 0, 8192);
-    is_int(first_nonzero(base, 0, BIG), -1, "a 64 KiB pool is zero after its reset");
+    uint8_t *base = one_request(p, rb, 'G', 7000, 0, 1);
+    is_int(first_nonzero(base, 0, BIG), -1, "a 64 KiB pool is zero after a 7000-byte request");
+    base = one_request(p, base, 'H', 4000, 120, 0);
+    is_int(first_nonzero(base, 120, BIG), -1, "and after a pipelined one, past the kept bytes");
+    base = one_request(p, base, 'I', 300, 0, 1);
+    is_int(first_nonzero(base, 0, BIG), -1, "and after a short one");
+    /* ... and zero only what was reported: a request of 100 bytes in an
+     * 8 KiB read buffer costs 100 bytes, not the buffer */
+    memset(base, 'R', 100);
+    MHD_pool_mark_written(p, base + 100);
+    base[5000] = 'U';
+    base = MHD_pool_reset(p, NULL, 0, 8192);
+    is_int(first_nonzero(base, 0, 5000), -1, "mmapped: the reported bytes are zeroed");
+    is_int(base[5000], 'U', "mmapped: an unreported byte far past them is left alone");
+    base[5000] = 0;
+    /* a large freed block is zero (its pages given back) */
+    uint8_t *big = MHD_pool_reallocate(p, base, 8192, 40960);
+    ok(big != NULL, "the read buffer grows to 40 KiB");
+    memset(big, 'L', 40960);
+    MHD_pool_mark_written(p, big + 40960);
+    MHD_pool_deallocate(p, big, 40960);
+    is_int(first_nonzero(big, 0, BIG), -1, "a freed 40 KiB buffer reads as zero");
     MHD_pool_destroy(p);
 }
 
