@@ -957,18 +957,52 @@ static void set_query_pair(void *arg, const char *name, const char *value)
     store_pair(arg, name, strlen(name), value);
 }
 
-/* Pushes the field name req_keys[k] (interned once per state): the key of a
- * lua_rawset into the request table once its value is pushed above it. */
-static void push_key(lua_State *co, const lhost_gen *g, int k)
-{
-    lua_rawgeti(co, LUA_REGISTRYINDEX, g->key_ref[k]);
-}
-
 /* Sizes a table for n pairs: a hash part too large is garbage of its own
  * on every request, and one too small is rebuilt as it fills. */
 static int table_hint(unsigned n)
 {
     return n > 64 ? 64 : (int)n;
+}
+
+/* Pushes a new table of r's request headers, names lower-cased. */
+static void push_headers(lua_State *L, request *r)
+{
+    lua_createtable(L, 0, r->nheaders ? table_hint(r->nheaders) : 8);
+    if (r->each_header)
+        r->each_header(r, set_header_pair, L);
+}
+
+int lwait_request_index(lua_State *L)
+{
+    size_t n = 0;
+    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
+    if (k && n == 7 && memcmp(k, "headers", 7) == 0) {
+        /* the running request's table is its handler's argument, so it
+         * cannot have been collected and its address is not reused */
+        request *r = tl_current;
+        if (!r || !r->lua_req || r->lua_req != lua_topointer(L, 1))
+            return luaL_error(L, "req.headers: first read outside the request's own handler "
+                                 "(after it ended, or from another request)");
+        push_headers(L, r);
+        lua_pushvalue(L, 2);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, 1);
+        return 1;
+    }
+    if (lua_istable(L, lua_upvalueindex(1))) {
+        lua_pushvalue(L, 2);
+        lua_rawget(L, lua_upvalueindex(1));
+        return 1;
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
+/* Pushes the field name req_keys[k] (interned once per state): the key of a
+ * lua_rawset into the request table once its value is pushed above it. */
+static void push_key(lua_State *co, const lhost_gen *g, int k)
+{
+    lua_rawgeti(co, LUA_REGISTRYINDEX, g->key_ref[k]);
 }
 
 static void push_request_table(lua_State *co, request *r)
@@ -1014,11 +1048,15 @@ static void push_request_table(lua_State *co, request *r)
     if (r->each_query)
         r->each_query(r, set_query_pair, co);
     lua_rawset(co, -3);
-    push_key(co, g, RK_HEADERS);
-    lua_createtable(co, 0, r->nheaders ? table_hint(r->nheaders) : 8);
-    if (r->each_header)
-        r->each_header(r, set_header_pair, co);
-    lua_rawset(co, -3);
+    /* with a metatable (r->streams), headers is built on first read
+     * (lwait_request_index): most handlers never read it, and building it
+     * interned every name and value of every request */
+    r->lua_req = r->streams ? lua_topointer(co, -1) : NULL;
+    if (!r->streams) {
+        push_key(co, g, RK_HEADERS);
+        push_headers(co, r);
+        lua_rawset(co, -3);
+    }
     if (has_body) {
         push_key(co, g, RK_BODY);
         lua_pushlstring(co, r->body.buf ? r->body.buf : "", r->body.len);

@@ -360,10 +360,12 @@ static void ensure_metatables(lua_State *L)
     };
     define(L, SOURCE_MT, source_methods, source_gc);
     define(L, WRITER_MT, writer_methods, writer_gc);
-    /* the request table itself: methods only, its fields stay writable */
+    /* the request table itself: methods and headers built on first read
+     * (lwait_request_index), its fields stay writable */
     luaL_newmetatable(L, REQUEST_MT);
     lua_newtable(L);
     luaL_register(L, NULL, request_methods);
+    lua_pushcclosure(L, lwait_request_index, 1);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
 }

@@ -43,7 +43,8 @@
 struct lua_State;
 
 /* Decorates the request table at the top of L for r: sets the metatable
- * that gives it respond(), and body_stream when r's route streams its
+ * that gives it respond() and headers (built on first read, see
+ * lwait_request_index), and body_stream when r's route streams its
  * body. */
 void lua_stream_decorate(struct lua_State *L, request *r);
 

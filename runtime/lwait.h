@@ -33,4 +33,15 @@ request *lwait_request_of(struct lua_State *L, const char *fname);
  * the completion callbacks of waiting bindings, on r's thread. */
 void lwait_resume(request *r, int nargs);
 
+/*
+ * The __index of a request table whose headers are built on first read
+ * (r->streams set): for the key "headers", builds the table from the
+ * request's header pairs, stores it in the request table and returns it;
+ * raises an error when the table is not the one of the request running on
+ * this thread (read from another request's code, or after it ended). Any
+ * other key is looked up in upvalue 1 when that is a table (the request's
+ * methods), else gives nil.
+ */
+int lwait_request_index(struct lua_State *L);
+
 #endif

@@ -60,6 +60,7 @@ struct request {
     void *co;  /* lua_State of the coroutine */
     int co_ref;
     int running;                /* between lhost_run and completion */
+    const void *lua_req;        /* its request table, whose headers are built on first read */
     int co_done;                /* the coroutine returned normally (reusable) */
     loop_timer wait_timer;      /* the pending sleep, if any */
     void (*cancel)(request *r); /* cancels the pending I/O operation */

@@ -1,0 +1,117 @@
+"""req.headers is built on first read, and reads the same as before.
+
+The request table of an HTTP request has no headers field until a handler
+reads req.headers: its metatable builds the table then, from the
+request's header pairs (runtime/lhost.c, lwait_request_index), and
+stores it in the request table. Most handlers never read it, and building
+it interned every header name and value. These cases pin that the table
+read is the one it was (names lower-cased, a repeated name an array, the
+same table on every read, assignable), across a yield, beside req:respond,
+and that a first read once the request has ended is a precise error
+rather than another request's headers.
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Server, case, is_, main, ok, raw  # noqa: E402
+
+ROUTES = """
+local glasgow = require("glasgow")
+local saved_unread, saved_read
+
+return {
+    { method = "GET", path = "/h", handler = function(req)
+        local raw_before = rawget(req, "headers") ~= nil
+        local h = req.headers
+        return 200, { raw_before = raw_before, raw_after = rawget(req, "headers") == h,
+                      same = req.headers == h, a = h["x-a"], m = h["x-m"],
+                      host = h.host, upper = h["X-A"] == nil, headers = h }
+    end },
+    { method = "GET", path = "/sleepy", handler = function(req)
+        glasgow.sleep(5)
+        return 200, { a = req.headers["x-a"] }
+    end },
+    { method = "GET", path = "/assign", handler = function(req)
+        req.headers = { mine = "yes" }
+        return 200, { mine = req.headers.mine, a = req.headers["x-a"] or "none" }
+    end },
+    { method = "GET", path = "/respond", handler = function(req)
+        local w = req:respond(200, { ["Content-Type"] = "text/plain" })
+        w:write(req.headers["x-a"] or "none")
+        w:close()
+    end },
+    { method = "GET", path = "/stash/unread", handler = function(req)
+        saved_unread = req
+        return 200, { stashed = true }
+    end },
+    { method = "GET", path = "/stash/read", handler = function(req)
+        saved_read = req
+        return 200, { stashed = req.headers["x-a"] }
+    end },
+    { method = "GET", path = "/stash/check", handler = function(req)
+        local ok_read, got = pcall(function() return saved_read.headers["x-a"] end)
+        local ok_unread, err = pcall(function() return saved_unread.headers end)
+        return 200, { read = ok_read and got or "failed",
+                      unread_failed = not ok_unread, err = tostring(err),
+                      mine = req.headers["x-a"] }
+    end },
+}
+"""
+
+
+def body(res):
+    return json.loads(res.body)
+
+
+@case
+def built_on_first_read(s):
+    res = raw(s.port, b"GET /h HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nX-M: p\r\nx-m: q\r\n"
+              b"Connection: close\r\n\r\n")
+    is_(res.status, 200, "GET /h answers")
+    b = body(res)
+    is_(b["raw_before"], False, "no headers field before the first read")
+    ok(b["raw_after"], "the first read stores the table in the request")
+    ok(b["same"], "every read gives the same table")
+    is_(b["a"], "1", "names are lower-cased")
+    is_(b["m"], ["p", "q"], "a repeated name is an array in arrival order")
+    is_(b["host"], "x", "Host is there")
+    ok(b["upper"], "an upper-case name is not a key")
+    is_(sorted(b["headers"]), ["connection", "host", "x-a", "x-m"], "exactly the sent names")
+
+
+@case
+def across_a_yield(s):
+    res = s.get("/sleepy", headers={"X-A": "slept"})
+    is_((res.status, body(res).get("a")), (200, "slept"), "read after a yield")
+
+
+@case
+def assignable(s):
+    res = s.get("/assign", headers={"X-A": "1"})
+    is_(body(res), {"mine": "yes", "a": "none"}, "an assigned headers field is kept")
+
+
+@case
+def beside_respond(s):
+    res = s.get("/respond", headers={"X-A": "streamed"})
+    is_((res.status, res.body), (200, b"streamed"), "req:respond and req.headers together")
+
+
+@case
+def after_the_request(s):
+    is_(s.get("/stash/read", headers={"X-A": "first"}).status, 200, "stashed, read")
+    is_(s.get("/stash/unread", headers={"X-A": "other"}).status, 200, "stashed, unread")
+    res = s.get("/stash/check", headers={"X-A": "second"})
+    is_(res.status, 200, "the later request answers")
+    b = body(res)
+    is_(b["read"], "first", "headers read during the request stay readable")
+    ok(b["unread_failed"], "a first read after the request ended fails")
+    ok("outside the request's own handler" in b["err"], "with a precise message: " + b["err"])
+    is_(b["mine"], "second", "and the running request reads its own")
+
+
+if __name__ == "__main__":
+    # one worker: the stashed tables live in one Lua state
+    main(Server(files={"h.lua": ROUTES}, env={"GLASGOW_WORKERS": "1"}))
