@@ -57,10 +57,59 @@ static void writer_cleanup(void *data)
     u->c = NULL;
 }
 
+/* What an err of kind k answers when raised, and what it says. */
+static void error_fields(const char *k, int *status, const char **code, const char **msg)
+{
+    if (strcmp(k, BODY_ERR_CLOSED) == 0) {
+        *status = 400, *code = "client_closed", *msg = "the client closed the connection";
+    } else if (strcmp(k, BODY_ERR_TIMEOUT) == 0) {
+        *status = 408, *code = "body_too_slow";
+        *msg = "the transfer stalled or fell below the minimum rate";
+    } else if (strcmp(k, BODY_ERR_TOO_LARGE) == 0) {
+        *status = 413, *code = "body_too_large", *msg = "the body is larger than allowed";
+    } else {
+        *status = 503, *code = "aborted", *msg = "the request is ending";
+    }
+}
+
+static void set_field(lua_State *L, const char *k, const char *v)
+{
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* Pushes nil, err: err a glasgow.errors object {source = "stream", kind =
+ * one of the BODY_ERR_* strings, status, code, message}. Built without
+ * calling Lua (this also runs on a yielded coroutine's stack, when a read
+ * or write is resumed): the metatable is glasgow.errors' own, read from
+ * package.loaded, which the app has loaded before any handler runs. */
 static int push_error(lua_State *L, const char *err)
 {
+    const char *kind = err ? err : BODY_ERR_ABORTED;
+    int status;
+    const char *code, *msg;
+    error_fields(kind, &status, &code, &msg);
     lua_pushnil(L);
-    lua_pushstring(L, err ? err : BODY_ERR_ABORTED);
+    lua_createtable(L, 0, 5);
+    set_field(L, "source", "stream");
+    set_field(L, "kind", kind);
+    set_field(L, "code", code);
+    set_field(L, "message", msg);
+    lua_pushinteger(L, status);
+    lua_setfield(L, -2, "status");
+    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "glasgow.errors");
+        lua_remove(L, -2);
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, "mt");
+            lua_remove(L, -2);
+        }
+    }
+    if (lua_istable(L, -1))
+        lua_setmetatable(L, -2);
+    else
+        lua_pop(L, 1);
     return 2;
 }
 

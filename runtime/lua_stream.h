@@ -5,11 +5,14 @@
  *     :read([max])  -> chunk (1..max bytes, max defaults to and is capped
  *                      at 65536), waiting until some is there;
  *                      nil at the end of the body;
- *                      nil, err on failure, err one of "closed" (the client
- *                      went away), "timeout" (idle or below the minimum
- *                      rate), "too_large" (past the route's max_body),
- *                      "aborted" (the request is ending). Once an error was
- *                      returned, every later read returns it again.
+ *                      nil, err on failure: err a glasgow.errors object
+ *                      (source "stream") whose kind is "closed" (the client
+ *                      went away; status 400, code "client_closed"),
+ *                      "timeout" (idle or below the minimum rate; 408,
+ *                      "body_too_slow"), "too_large" (past the route's
+ *                      max_body; 413, "body_too_large") or "aborted" (the
+ *                      request is ending; 503, "aborted"). Once an error
+ *                      was returned, every later read returns one again.
  *     :length()     -> the declared Content-Length, or nil when chunked
  *     :consumed()   -> bytes read so far
  *
@@ -33,7 +36,7 @@
  * read and write work only in the request's own coroutine (not at load
  * time, in a nested coroutine or for another request: they raise). The
  * objects stay usable until the request ends; after that every call
- * returns nil, "aborted".
+ * returns nil and an err of kind "aborted".
  */
 #ifndef GLASGOW_LUA_STREAM_H
 #define GLASGOW_LUA_STREAM_H

@@ -12,6 +12,7 @@ writes what its stream reported into <tag>.result, for the test to read.
 """
 import hashlib
 import http.client
+import json
 import os
 import re
 import signal
@@ -28,6 +29,7 @@ MiB = 1 << 20
 
 ROUTES = r'''
 local core = require "glasgow.core"
+local errors = require "glasgow.errors"
 local DIR = os.getenv("STREAM_TEST_DIR")
 local NAME = { type = "object", properties = { name = { type = "string" } } }
 
@@ -56,8 +58,8 @@ return {
             if not c then
                 f:close()
                 if err then
-                    note(req.query.tag, err)
-                    return err == "too_large" and 413 or 400, { error = err, bytes = n }
+                    note(req.query.tag, err.kind)
+                    return err.status, { error = err.kind, bytes = n }
                 end
                 break
             end
@@ -84,7 +86,7 @@ return {
             local ok, err = w:write(c)
             if not ok then
                 f:close()
-                note(req.query.tag, err)
+                note(req.query.tag, err.kind)
                 return
             end
         end
@@ -104,7 +106,7 @@ return {
             local c = left >= #BLOCK and BLOCK or BLOCK:sub(1, left)
             local ok, err = w:write(c)
             if not ok then
-                note(req.query.tag, err)
+                note(req.query.tag, err.kind)
                 return
             end
             left = left - #c
@@ -120,8 +122,11 @@ return {
             local c, err = req.body_stream:read(100)
             if not c then
                 if err then
-                    note(req.query.tag, err)
-                    return err == "too_large" and 413 or 400, { error = err }
+                    note(req.query.tag, err.kind)
+                    -- err is a glasgow.errors object: its status and code
+                    return err.status, { error = err.kind, code = err.code,
+                                         is_error = errors.is(err), source = err.source,
+                                         message = err.message, text = tostring(err) }
                 end
                 return 200, { bytes = n }
             end
@@ -358,7 +363,14 @@ def limits(fx):
        slow(5))
     st, data, _ = put(s.port, "/small?tag=lim", b"y" * 5000, chunked=True)
     is_(st, 413, "a chunked body that grows past the limit: the handler answers 413")
-    is_(result(d, "lim"), "too_large", "after read() returned nil, \"too_large\"")
+    is_(result(d, "lim"), "too_large", "after read() returned nil and an err of kind too_large")
+    j = json.loads(data or b"{}")
+    ok(j.get("is_error") is True and j.get("source") == "stream",
+       "the err is a glasgow.errors object from the stream", data[:300])
+    ok(j.get("code") == "body_too_large" and j.get("message") == "the body is larger than allowed",
+       "with the code and message of the early 413", data[:300])
+    is_(j.get("text"), "stream: 413 too_large body_too_large: the body is larger than allowed",
+        "tostring(err) names source, status, kind, code and message")
     st, data, _ = put(s.port, "/small", b"y" * 1000, chunked=True)
     ok(st == 200 and b'"bytes":1000' in data, "exactly the limit is fine")
 
