@@ -76,7 +76,9 @@ function _M.put(key, req, opts)
             local chunk, rerr = req.body_stream:read(65536)
             if not chunk then
                 if rerr then
-                    return nil, fault({ kind = "client", code = rerr, status = 400 })
+                    -- rerr: a glasgow.errors object of the stream; the
+                    -- binding reports its kind as the code, as here
+                    return nil, fault({ kind = "client", code = rerr.kind, status = rerr.status })
                 end
                 break
             end
@@ -136,7 +138,7 @@ function _M.get(key, opts)
             local w = req:respond(status, headers, #part)
             local written, werr = w:write(part)
             if not written then
-                return nil, fault({ kind = "client", code = werr })
+                return nil, fault({ kind = "client", code = werr.kind })
             end
             w:close()
             return #part
