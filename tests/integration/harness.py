@@ -624,7 +624,22 @@ class Server:
         return Client(self.port, timeout=timeout, tls=tls)
 
     def request(self, method, path, body=None, headers=None, timeout=5.0, tls=None):
-        return request(self.port, method, path, body, headers, timeout, tls)
+        try:
+            return request(self.port, method, path, body, headers, timeout, tls)
+        except ConnectionRefusedError:
+            self.report_death()
+            raise
+
+    def report_death(self):
+        """When the server process has ended unasked, says how (exit status
+        or signal) and shows the end of its stderr, once: the cases after
+        it then fail on a refused connection with the cause in the log."""
+        if self.proc is None or self.proc.poll() is None or getattr(self, "_death_told", False):
+            return
+        self._death_told = True
+        rc = self.proc.returncode
+        how = "killed by signal %d" % -rc if rc < 0 else "exited with status %d" % rc
+        diag("server %s; stderr (tail): %s" % (how, self.stderr()[-3000:]))
 
     def get(self, path, headers=None, timeout=5.0, tls=None):
         return self.request("GET", path, None, headers, timeout, tls)
