@@ -4,6 +4,7 @@
  * does.
  */
 #include <errno.h>
+#include <execinfo.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -230,6 +231,44 @@ static int serve_stuck(const char *thread, const char *what, uint64_t overdue_ms
     return 1;
 }
 
+/* A fatal signal (a crash): one line naming it and the call stack, as
+ * "binary(+offset)" frames that addr2line -f -e build/glasgow resolves,
+ * on stderr, then the default action (a core dump where enabled). Only
+ * async-signal-safe calls: write, backtrace_symbols_fd, and backtrace,
+ * whose first call (which may load libgcc) is made at start-up. Not in
+ * sanitizer builds: their own handler reports more. */
+static void on_fatal_signal(int sig)
+{
+    static const char head[] = "glasgow: fatal signal ";
+    char num[4] = {(char)('0' + sig / 10 % 10), (char)('0' + sig % 10), '\n', 0};
+    const char *digits = sig < 10 ? num + 1 : num;
+    void *frames[64];
+    if (write(STDERR_FILENO, head, sizeof head - 1) < 0 ||
+        write(STDERR_FILENO, digits, strlen(digits)) < 0) {
+        /* nothing more can be said */
+    }
+    int n = backtrace(frames, 64);
+    backtrace_symbols_fd(frames, n, STDERR_FILENO);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void report_crashes(void)
+{
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_UNDEFINED__)
+    void *warm[2];
+    (void)backtrace(warm, 2);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fatal_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = (int)SA_RESETHAND;
+    static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+        sigaction(fatal[i], &sa, NULL);
+#endif
+}
+
 static int cmd_serve(void)
 {
     static config cfg;
@@ -238,6 +277,7 @@ static int cmd_serve(void)
     sigset_t sigs;
 
     load_config(&cfg);
+    report_crashes();
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
