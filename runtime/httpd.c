@@ -1136,13 +1136,17 @@ static hreq *hreq_alloc(httpd *srv)
 
 static void hreq_free(httpd *srv, hreq *h)
 {
-    if (srv->nspare >= HREQ_SPARE) {
-        free(h);
+#if HREQ_SPARE == 0
+    (void)srv;
+#else
+    if (srv->nspare < HREQ_SPARE) {
+        h->next = srv->spare;
+        srv->spare = h;
+        srv->nspare++;
         return;
     }
-    h->next = srv->spare;
-    srv->spare = h;
-    srv->nspare++;
+#endif
+    free(h);
 }
 
 static hreq *hreq_create(httpd *srv, struct MHD_Connection *conn, const char *url,
