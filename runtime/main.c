@@ -237,6 +237,7 @@ static int serve_stuck(const char *thread, const char *what, uint64_t overdue_ms
  * async-signal-safe calls: write, backtrace_symbols_fd, and backtrace,
  * whose first call (which may load libgcc) is made at start-up. Not in
  * sanitizer builds: their own handler reports more. */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_UNDEFINED__)
 static void on_fatal_signal(int sig)
 {
     static const char head[] = "glasgow: fatal signal ";
@@ -252,6 +253,7 @@ static void on_fatal_signal(int sig)
     signal(sig, SIG_DFL);
     raise(sig);
 }
+#endif
 
 static void report_crashes(void)
 {
