@@ -22,10 +22,23 @@ typedef struct route {
     segment seg[ROUTER_MAX_SEGMENTS];
 } route;
 
+/* The routes whose first segment is one literal, by that literal: a
+ * request looks only at those of its own first segment, then at the rest. */
+typedef struct first_bucket {
+    const char *text; /* into a route's pattern; NULL for an empty slot */
+    size_t len;
+    size_t start; /* into router->by_first */
+    size_t count;
+} first_bucket;
+
 struct router {
-    route **routes;
+    route **routes; /* most specific first: literal-first routes lead */
     size_t len;
     size_t cap;
+    size_t nliteral;        /* routes[0 .. nliteral) start with a literal */
+    size_t *by_first;       /* their indices, grouped by first literal, in order */
+    first_bucket *buckets;  /* open addressing, a power of two long */
+    size_t nbuckets;
 };
 
 router *router_create(void)
@@ -42,6 +55,8 @@ void router_destroy(router *r)
         free(r->routes[i]);
     }
     free(r->routes);
+    free(r->by_first);
+    free(r->buckets);
     free(r);
 }
 
@@ -161,6 +176,71 @@ static int more_specific(const route *a, const route *b)
     return a->nseg > b->nseg;
 }
 
+static size_t segment_hash(const char *text, size_t len)
+{
+    size_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)text[i]) * 16777619u;
+    return h;
+}
+
+static first_bucket *find_bucket(const router *r, const char *text, size_t len)
+{
+    if (!r->nbuckets)
+        return NULL;
+    size_t mask = r->nbuckets - 1;
+    for (size_t i = segment_hash(text, len) & mask;; i = (i + 1) & mask) {
+        first_bucket *b = &r->buckets[i];
+        if (!b->text)
+            return NULL;
+        if (b->len == len && !memcmp(b->text, text, len))
+            return b;
+    }
+}
+
+/* Rebuilds the first-literal index (routes are added at load, not per
+ * request; the cost is linear in the routes). */
+static void build_index(router *r)
+{
+    size_t n = 0;
+    while (n < r->len && r->routes[n]->nseg > 0 && r->routes[n]->seg[0].kind == SEG_LITERAL)
+        n++;
+    r->nliteral = n;
+    size_t nb = 8;
+    while (nb < 2 * n)
+        nb *= 2;
+    free(r->buckets);
+    free(r->by_first);
+    r->buckets = xcalloc(nb, sizeof *r->buckets);
+    r->nbuckets = nb;
+    r->by_first = xcalloc(n ? n : 1, sizeof *r->by_first);
+    /* count per literal, then place the indices in the routes' order */
+    for (size_t i = 0; i < n; i++) {
+        const segment *s = &r->routes[i]->seg[0];
+        first_bucket *b = find_bucket(r, s->text, s->len);
+        if (!b) {
+            size_t j = segment_hash(s->text, s->len) & (nb - 1);
+            while (r->buckets[j].text)
+                j = (j + 1) & (nb - 1);
+            b = &r->buckets[j];
+            b->text = s->text;
+            b->len = s->len;
+        }
+        b->count++;
+    }
+    size_t start = 0;
+    for (size_t j = 0; j < nb; j++) {
+        r->buckets[j].start = start;
+        start += r->buckets[j].count;
+        r->buckets[j].count = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const segment *s = &r->routes[i]->seg[0];
+        first_bucket *b = find_bucket(r, s->text, s->len);
+        r->by_first[b->start + b->count++] = i;
+    }
+}
+
 int router_add(router *r, const char *method, const char *pattern, int id, int *conflict_id,
                char *err, size_t errlen)
 {
@@ -203,6 +283,7 @@ int router_add(router *r, const char *method, const char *pattern, int id, int *
     }
     r->routes[pos] = rt;
     r->len++;
+    build_index(r);
     return 0;
 
 err_free_route:
@@ -359,6 +440,31 @@ static const route *exact_method(const router *r, size_t i, const char *method,
     return r->routes[i];
 }
 
+/* Tries routes[i] on the split path: ROUTER_FOUND (m filled), or
+ * ROUTER_METHOD_NOT_ALLOWED when only the method differs (its methods added
+ * to allow), or ROUTER_NOT_FOUND. */
+static int try_route(const router *r, size_t i, const char *method, const char *const *starts,
+                     const size_t *lens, size_t n, router_match *m, char *allow, size_t allowlen)
+{
+    const route *rt = r->routes[i];
+    if (!route_matches(rt, starts, lens, n, NULL))
+        return ROUTER_NOT_FOUND;
+    if (method_matches(rt, method)) {
+        if (strcmp(rt->method, method) != 0)
+            rt = exact_method(r, i, method, starts, lens, n);
+        route_matches(rt, starts, lens, n, m);
+        m->id = rt->id;
+        m->pattern = rt->pattern;
+        return ROUTER_FOUND;
+    }
+    if (allow && allowlen) {
+        allow_add(allow, allowlen, rt->method);
+        if (!strcmp(rt->method, "GET"))
+            allow_add(allow, allowlen, "HEAD");
+    }
+    return ROUTER_METHOD_NOT_ALLOWED;
+}
+
 int router_lookup(const router *r, const char *method, const char *path, router_match *m,
                   char *allow, size_t allowlen)
 {
@@ -371,24 +477,23 @@ int router_lookup(const router *r, const char *method, const char *path, router_
         allow[0] = '\0';
     if (n < 0)
         return ROUTER_NOT_FOUND;
-    for (size_t i = 0; i < r->len; i++) {
-        const route *rt = r->routes[i];
-        if (!route_matches(rt, starts, lens, (size_t)n, NULL))
-            continue;
-        if (method_matches(rt, method)) {
-            if (strcmp(rt->method, method) != 0)
-                rt = exact_method(r, i, method, starts, lens, (size_t)n);
-            route_matches(rt, starts, lens, (size_t)n, m);
-            m->id = rt->id;
-            m->pattern = rt->pattern;
-            return ROUTER_FOUND;
-        }
-        path_matched = 1;
-        if (allow && allowlen) {
-            allow_add(allow, allowlen, rt->method);
-            if (!strcmp(rt->method, "GET"))
-                allow_add(allow, allowlen, "HEAD");
-        }
+    /* Routes that start with a literal come first in the sorted array, so
+     * those of the path's first segment, then every route that starts
+     * otherwise, is the order a scan of all of them would try: no route of
+     * another first literal can match. */
+    const first_bucket *b = n > 0 ? find_bucket(r, starts[0], lens[0]) : NULL;
+    for (size_t k = 0; b && k < b->count; k++) {
+        int st = try_route(r, r->by_first[b->start + k], method, starts, lens, (size_t)n, m, allow,
+                           allowlen);
+        if (st == ROUTER_FOUND)
+            return st;
+        path_matched |= st == ROUTER_METHOD_NOT_ALLOWED;
+    }
+    for (size_t i = r->nliteral; i < r->len; i++) {
+        int st = try_route(r, i, method, starts, lens, (size_t)n, m, allow, allowlen);
+        if (st == ROUTER_FOUND)
+            return st;
+        path_matched |= st == ROUTER_METHOD_NOT_ALLOWED;
     }
     return path_matched ? ROUTER_METHOD_NOT_ALLOWED : ROUTER_NOT_FOUND;
 }

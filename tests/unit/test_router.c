@@ -224,6 +224,54 @@ static void test_encoded_targets(void)
     router_destroy(r);
 }
 
+/* The first-literal index must give what a scan of every route in order
+ * gives: routes of other first segments never match, those starting with a
+ * parameter or wildcard still do, in specificity order, and 405's Allow
+ * gathers methods from both kinds. */
+static void test_first_literal_index(void)
+{
+    char err[256], allow[96], path[32];
+    router_match m;
+    router *r = router_create();
+    /* 40 first literals: the bucket table grows and its probes collide */
+    int added = 0;
+    for (int i = 0; i < 40; i++) {
+        char pat[32];
+        snprintf(pat, sizeof pat, "/r%d", i);
+        added += router_add(r, "GET", pat, 100 + i, NULL, err, sizeof err) == 0;
+    }
+    is_int(added, 40, "40 routes of distinct first literals");
+    int found = 0;
+    for (int i = 0; i < 40; i++) {
+        snprintf(path, sizeof path, "/r%d", i);
+        found += lookup(r, "GET", path, &m, allow) == ROUTER_FOUND && m.id == 100 + i;
+    }
+    is_int(found, 40, "each found by its own literal");
+    is_int(lookup(r, "GET", "/r40", &m, allow), ROUTER_NOT_FOUND, "an unknown literal: 404");
+
+    ok(router_add(r, "GET", "/a/:x", 1, NULL, err, sizeof err) == 0, "literal then param");
+    ok(router_add(r, "POST", "/:y/b", 2, NULL, err, sizeof err) == 0, "param then literal");
+    ok(router_add(r, "PUT", "/*rest", 3, NULL, err, sizeof err) == 0, "a wildcard");
+    ok(router_add(r, "GET", "/r7/:x", 4, NULL, err, sizeof err) == 0, "deeper, same first literal");
+    is_int(lookup(r, "GET", "/a/b", &m, allow), ROUTER_FOUND, "GET /a/b");
+    is_int(m.id, 1, "from the literal's bucket");
+    is_int(lookup(r, "POST", "/a/b", &m, allow), ROUTER_FOUND, "POST /a/b");
+    is_int(m.id, 2, "from a route starting with a parameter, after the bucket");
+    is_int(lookup(r, "PUT", "/a/b", &m, allow), ROUTER_FOUND, "PUT /a/b");
+    is_int(m.id, 3, "from the wildcard, last");
+    is_int(lookup(r, "DELETE", "/a/b", &m, allow), ROUTER_METHOD_NOT_ALLOWED, "DELETE /a/b");
+    is_str(allow, "GET, HEAD, POST, PUT", "Allow from the bucket and the rest, in order");
+    is_int(lookup(r, "POST", "/r7/b", &m, allow), ROUTER_FOUND, "POST /r7/b");
+    is_int(m.id, 2, "a parameter route beside a bucket of other shapes");
+    is_int(lookup(r, "GET", "/r7/z", &m, allow), ROUTER_FOUND, "GET /r7/z");
+    is_int(m.id, 4, "the deeper literal-first route");
+    is_int(lookup(r, "GET", "//b", &m, allow), ROUTER_METHOD_NOT_ALLOWED,
+           "an empty first segment: only routes not starting with a literal");
+    is_str(allow, "PUT", "the wildcard takes it; :y needs a non-empty segment");
+    is_int(lookup(r, "GET", "/", &m, allow), ROUTER_NOT_FOUND, "no root route");
+    router_destroy(r);
+}
+
 int main(void)
 {
     test_basic();
@@ -232,5 +280,6 @@ int main(void)
     test_bad_patterns();
     test_conflicts();
     test_encoded_targets();
+    test_first_literal_index();
     return done_testing();
 }
