@@ -78,6 +78,28 @@ static void *buf_grow(lua_State *L, int idx, const void *old, size_t used, size_
     return p;
 }
 
+/* Moves the used bytes at old (a buffer on the C stack, or one too small)
+ * into a userdata of at least need bytes in slot idx: the one cached in
+ * upvalue up when it is large enough, else a new one (buf_grow). Returns
+ * its address. Needs two free stack slots. */
+static void *buf_spill(lua_State *L, int up, int idx, const void *old, size_t used, size_t *cap,
+                       size_t need)
+{
+    lua_pushvalue(L, lua_upvalueindex(up));
+    if (lua_type(L, -1) == LUA_TUSERDATA && lua_objlen(L, -1) >= need) {
+        lua_pushboolean(L, 0);
+        lua_replace(L, lua_upvalueindex(up));
+        void *p = lua_touserdata(L, -1);
+        *cap = lua_objlen(L, -1);
+        if (used)
+            memcpy(p, old, used);
+        lua_replace(L, idx);
+        return p;
+    }
+    lua_pop(L, 1);
+    return buf_grow(L, idx, old, used, cap, need);
+}
+
 /*
  * UTF-8
  */
@@ -698,10 +720,10 @@ typedef struct jkey {
 
 typedef struct enc {
     lua_State *L;
-    char *out; /* userdata in slot out_idx */
+    char *out; /* json_encode's stack buffer, then a userdata in slot out_idx */
     size_t len, cap;
     int out_idx;
-    jkey *keys;             /* userdata in slot keys_idx, used as a stack */
+    jkey *keys;             /* the same, in slot keys_idx; used as a stack */
     size_t nkeys, keys_cap; /* keys_cap in bytes */
     int keys_idx;
     int depth, max_depth;
@@ -713,7 +735,7 @@ static void reserve(enc *e, size_t n)
     if (e->cap - e->len < n) {
         if (n > SIZE_MAX - e->len)
             luaL_error(e->L, "not enough memory");
-        e->out = buf_grow(e->L, e->out_idx, e->out, e->len, &e->cap, e->len + n);
+        e->out = buf_spill(e->L, UP_BUF, e->out_idx, e->out, e->len, &e->cap, e->len + n);
     }
 }
 
@@ -867,8 +889,8 @@ static void sort_keys(jkey *k, size_t n)
 static void push_key(enc *e, const char *s, size_t len, lua_Number num, size_t off)
 {
     if ((e->nkeys + 1) * sizeof(jkey) > e->keys_cap)
-        e->keys = buf_grow(e->L, e->keys_idx, e->keys, e->nkeys * sizeof(jkey), &e->keys_cap,
-                           (e->nkeys + 1) * sizeof(jkey));
+        e->keys = buf_spill(e->L, UP_KEYS, e->keys_idx, e->keys, e->nkeys * sizeof(jkey),
+                            &e->keys_cap, (e->nkeys + 1) * sizeof(jkey));
     jkey *k = &e->keys[e->nkeys++];
     k->s = s;
     k->len = len;
@@ -1100,6 +1122,9 @@ static void enc_value(enc *e)
 static int json_encode(lua_State *L)
 {
     enc e;
+    /* most documents fit these: no userdata is taken or made for them */
+    char out0[1024];
+    jkey keys0[16];
     luaL_checkany(L, 1);
     lua_Integer max_depth = luaL_optinteger(L, 2, LUA_JSON_ENCODE_DEPTH);
     luaL_argcheck(L, max_depth >= 0 && max_depth <= LUA_JSON_MAX_DEPTH, 2, "depth must be 0..1000");
@@ -1110,14 +1135,20 @@ static int json_encode(lua_State *L)
     e.depth = 0;
     e.max_depth = (int)max_depth;
     e.out_idx = 3;
-    e.out = buf_acquire(L, UP_BUF, BUF_MIN, &e.cap);
+    e.out = out0;
+    e.cap = sizeof out0;
+    lua_pushnil(L); /* slot 3: the output's userdata once it outgrows out0 */
     e.keys_idx = 4;
-    e.keys = buf_acquire(L, UP_KEYS, 64 * sizeof(jkey), &e.keys_cap);
+    e.keys = keys0;
+    e.keys_cap = sizeof keys0;
+    lua_pushnil(L); /* slot 4: the same for the keys */
     lua_pushvalue(L, 1);
     enc_value(&e);
     lua_pushlstring(L, e.out, e.len);
-    buf_release(L, UP_BUF, 3);
-    buf_release(L, UP_KEYS, 4);
+    if (lua_type(L, 3) == LUA_TUSERDATA)
+        buf_release(L, UP_BUF, 3);
+    if (lua_type(L, 4) == LUA_TUSERDATA)
+        buf_release(L, UP_KEYS, 4);
     return 1;
 }
 
