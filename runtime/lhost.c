@@ -972,18 +972,81 @@ static void push_headers(lua_State *L, request *r)
         r->each_header(r, set_header_pair, L);
 }
 
+/* Pushes a new table of the matched route's path parameters. */
+static void push_params(lua_State *L, request *r)
+{
+    lua_createtable(L, 0, (int)r->match.nparams);
+    if (r->route_status == ROUTER_FOUND)
+        for (size_t i = 0; i < r->match.nparams; i++) {
+            const router_param *p = &r->match.params[i];
+            lua_pushlstring(L, p->name, p->name_len);
+            lua_pushlstring(L, p->value, p->value_len);
+            lua_rawset(L, -3);
+        }
+}
+
+/* Pushes a new table of the query's pairs. */
+static void push_query(lua_State *L, request *r)
+{
+    lua_createtable(L, 0, table_hint(r->nquery));
+    if (r->each_query)
+        r->each_query(r, set_query_pair, L);
+}
+
+/* The request table's fields that a table with the request metatable gets
+ * on first read (the key's RK_ index), or -1 for any other key. */
+static int lazy_key(const char *k, size_t n)
+{
+    switch (n) {
+    case 2:
+        return memcmp(k, "id", 2) ? -1 : RK_ID;
+    case 5:
+        return memcmp(k, "query", 5) ? -1 : RK_QUERY;
+    case 6:
+        return !memcmp(k, "client", 6) ? RK_CLIENT : !memcmp(k, "params", 6) ? RK_PARAMS : -1;
+    case 7:
+        return memcmp(k, "headers", 7) ? -1 : RK_HEADERS;
+    default:
+        return -1;
+    }
+}
+
+/* Pushes the value of lazy field k (lazy_key) of r. */
+static void push_lazy_field(lua_State *L, request *r, int k)
+{
+    switch (k) {
+    case RK_ID:
+        lua_pushstring(L, r->request_id);
+        break;
+    case RK_CLIENT:
+        lua_pushstring(L, r->client);
+        break;
+    case RK_PARAMS:
+        push_params(L, r);
+        break;
+    case RK_QUERY:
+        push_query(L, r);
+        break;
+    default:
+        push_headers(L, r);
+        break;
+    }
+}
+
 int lwait_request_index(lua_State *L)
 {
     size_t n = 0;
     const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
-    if (k && n == 7 && memcmp(k, "headers", 7) == 0) {
+    int field = k ? lazy_key(k, n) : -1;
+    if (field >= 0) {
         /* the running request's table is its handler's argument, so it
          * cannot have been collected and its address is not reused */
         request *r = tl_current;
         if (!r || !r->lua_req || r->lua_req != lua_topointer(L, 1))
-            return luaL_error(L, "req.headers: first read outside the request's own handler "
-                                 "(after it ended, or from another request)");
-        push_headers(L, r);
+            return luaL_error(L, "req.%s: first read outside the request's own handler "
+                                 "(after it ended, or from another request)",
+                              k);
+        push_lazy_field(L, r, field);
         lua_pushvalue(L, 2);
         lua_pushvalue(L, -2);
         lua_rawset(L, 1);
@@ -1008,21 +1071,19 @@ static void push_key(lua_State *co, const lhost_gen *g, int k)
 static void push_request_table(lua_State *co, request *r)
 {
     const lhost_gen *g = r->gen;
-    /* method, path, id, client, route or allow, params, query, headers;
-     * a body adds body (and raw_body once decoded), a stream body_stream */
+    /* method, path, route or allow; with a metatable (r->streams) the
+     * rest is built on first read (lwait_request_index): most handlers
+     * read few of id, client, params, query, headers, and each was a
+     * string or table of garbage per request. A body adds body (and
+     * raw_body once decoded), a stream body_stream. */
     int has_body = r->body.len > 0 || r->body.buf;
-    lua_createtable(co, 0, 8 + (has_body ? 2 : 0) + (r->body_stream ? 1 : 0));
+    int lazy = r->streams != NULL;
+    lua_createtable(co, 0, (lazy ? 4 : 8) + (has_body ? 2 : 0) + (r->body_stream ? 1 : 0));
     push_key(co, g, RK_METHOD);
     lua_pushstring(co, r->method);
     lua_rawset(co, -3);
     push_key(co, g, RK_PATH);
     lua_pushstring(co, r->path);
-    lua_rawset(co, -3);
-    push_key(co, g, RK_ID);
-    lua_pushstring(co, r->request_id);
-    lua_rawset(co, -3);
-    push_key(co, g, RK_CLIENT);
-    lua_pushstring(co, r->client);
     lua_rawset(co, -3);
     if (r->route_status == ROUTER_FOUND) {
         push_key(co, g, RK_ROUTE);
@@ -1033,36 +1094,21 @@ static void push_request_table(lua_State *co, request *r)
         lua_pushstring(co, r->allow);
         lua_rawset(co, -3);
     }
-    push_key(co, g, RK_PARAMS);
-    lua_createtable(co, 0, (int)r->match.nparams);
-    if (r->route_status == ROUTER_FOUND)
-        for (size_t i = 0; i < r->match.nparams; i++) {
-            const router_param *p = &r->match.params[i];
-            lua_pushlstring(co, p->name, p->name_len);
-            lua_pushlstring(co, p->value, p->value_len);
+    r->lua_req = lazy ? lua_topointer(co, -1) : NULL;
+    if (!lazy) {
+        static const int eager[] = {RK_ID, RK_CLIENT, RK_PARAMS, RK_QUERY, RK_HEADERS};
+        for (size_t i = 0; i < sizeof eager / sizeof eager[0]; i++) {
+            push_key(co, g, eager[i]);
+            push_lazy_field(co, r, eager[i]);
             lua_rawset(co, -3);
         }
-    lua_rawset(co, -3);
-    push_key(co, g, RK_QUERY);
-    lua_createtable(co, 0, table_hint(r->nquery));
-    if (r->each_query)
-        r->each_query(r, set_query_pair, co);
-    lua_rawset(co, -3);
-    /* with a metatable (r->streams), headers is built on first read
-     * (lwait_request_index): most handlers never read it, and building it
-     * interned every name and value of every request */
-    r->lua_req = r->streams ? lua_topointer(co, -1) : NULL;
-    if (!r->streams) {
-        push_key(co, g, RK_HEADERS);
-        push_headers(co, r);
-        lua_rawset(co, -3);
     }
     if (has_body) {
         push_key(co, g, RK_BODY);
         lua_pushlstring(co, r->body.buf ? r->body.buf : "", r->body.len);
         lua_rawset(co, -3);
     }
-    if (r->streams)
+    if (lazy)
         lua_stream_decorate(co, r);
 }
 
@@ -1074,7 +1120,8 @@ static int results_valid(lua_State *co)
     lua_Number st = lua_tonumber(co, 1);
     if (!(st >= 100 && st <= 599) || st != floor(st))
         return 0;
-    return lua_gettop(co) < 3 || lua_isnil(co, 3) || lua_istable(co, 3);
+    return lua_gettop(co) < 3 || lua_isnil(co, 3) || lua_istable(co, 3) ||
+           lua_type(co, 3) == LUA_TSTRING;
 }
 
 /* Finishes r: calls on_complete, then drops the coroutine and generation. */
@@ -1173,6 +1220,13 @@ static void resume_request(request *r, int nargs)
     complete(r);
 }
 
+static void find_url_token(void *arg, const char *name, const char *value)
+{
+    (void)value;
+    if (!strcmp(name, "access_token"))
+        *(int *)arg = 1;
+}
+
 int lhost_run(lhost_gen *g, request *r)
 {
     lua_State *L = g->L;
@@ -1181,6 +1235,20 @@ int lhost_run(lhost_gen *g, request *r)
     r->err_status = 0;
     r->cancel = NULL;
     r->running = 1;
+    /* URLs end up in logs, proxies and browser history: a credential there
+     * is refused on every route, before its handler (and before the query
+     * table, which most requests never build, would exist to look in) */
+    int url_token = 0;
+    if (r->route_status == ROUTER_FOUND && r->each_query)
+        r->each_query(r, find_url_token, &url_token);
+    if (url_token) {
+        r->co = NULL;
+        r->co_ref = LUA_NOREF;
+        set_c_error(r, 401, "invalid_request",
+                    "send credentials in the Authorization header, not in the URL");
+        complete(r);
+        return LHOST_DONE;
+    }
     lua_State *co;
     if (g->nco_free > 0) {
         g->nco_free--;
@@ -1233,10 +1301,19 @@ void lhost_result_headers(request *r, request_pair_fn fn, void *arg)
 {
     if (r->err_status || !r->co) {
         fn(arg, "Content-Type", "application/json");
+        if (r->err_status == 401) /* lhost_run's refusal of a token in the URL */
+            fn(arg, "WWW-Authenticate", "Bearer realm=\"glasgow\", error=\"invalid_request\"");
         return;
     }
     lua_State *co = r->co;
-    if (lua_gettop(co) < 3 || !lua_istable(co, 3))
+    if (lua_gettop(co) < 3)
+        return;
+    if (lua_type(co, 3) == LUA_TSTRING) {
+        /* glasgow.app's common case: the Content-Type alone */
+        fn(arg, "Content-Type", lua_tostring(co, 3));
+        return;
+    }
+    if (!lua_istable(co, 3))
         return;
     lua_pushnil(co);
     while (lua_next(co, 3) != 0) {

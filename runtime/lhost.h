@@ -113,7 +113,8 @@ typedef struct lhost_response {
 
 void lhost_result(request *r, lhost_response *out);
 
-/* Inside on_complete: calls fn for each response header. */
+/* Inside on_complete: calls fn for each response header (the runner's
+ * third result: a table of them, or a string that is the Content-Type). */
 void lhost_result_headers(request *r, request_pair_fn fn, void *arg);
 
 /* Runs r's cleanups (request_add_cleanup), then releases what lhost holds

@@ -134,7 +134,26 @@ describe("glasgow.app handle", function()
         local status, body, headers = app.handle(1, req({ path = "/x" }))
         assert.are.equal(200, status)
         assert.are.same({ ok = true }, json.decode(body))
-        assert.are.equal("application/json", headers["Content-Type"])
+        -- the Content-Type alone comes back as a string, not a table
+        assert.are.equal("application/json", headers)
+    end)
+
+    it("returns a string body's Content-Type as a string, other headers as a table", function()
+        local app = setup({
+            { method = "GET", path = "/t", handler = function() return 200, "hi" end },
+            { method = "GET", path = "/h", handler = function() return 200, "hi", { ["X-A"] = "1" } end },
+            { method = "GET", path = "/e", handler = function() return 204 end },
+        })
+        local _, body, headers = app.handle(1, req({ path = "/t" }))
+        assert.are.equal("hi", body)
+        assert.are.equal("text/plain; charset=utf-8", headers)
+        _, _, headers = app.handle(2, req({ path = "/h" }))
+        assert.are.same({ ["X-A"] = "1", ["Content-Type"] = "text/plain; charset=utf-8" }, headers)
+        local status
+        status, body, headers = app.handle(3, req({ path = "/e" }))
+        assert.are.equal(204, status)
+        assert.are.equal("", body)
+        assert.are.same({}, headers)
     end)
 
     it("ignores what a handler returns after a streamed response, but not an error", function()

@@ -4,7 +4,9 @@
 -- declare(file, routes) for every route file, finalize() once to get the
 -- routing table, then handle(id, req) for every request, inside the
 -- request's coroutine. handle() always returns status, body (a string) and
--- a headers table; it never raises.
+-- the headers: a table, or in the common case a string that is the
+-- Content-Type alone (the host adds it without walking a table); it never
+-- raises.
 local core = require "glasgow.core"
 local errors = require "glasgow.errors"
 local json = require "glasgow.json"
@@ -12,7 +14,7 @@ local schema = require "glasgow.schema"
 local openapi = require "glasgow.openapi"
 local docs = require "glasgow.docs"
 
-local type, pairs, ipairs, tostring, xpcall = type, pairs, ipairs, tostring, xpcall
+local type, pairs, ipairs, tostring, xpcall, rawget = type, pairs, ipairs, tostring, xpcall, rawget
 local format, find, lower = string.format, string.find, string.lower
 local traceback = debug.traceback
 
@@ -192,9 +194,10 @@ end
 
 local error_body = errors.body
 
-local JSON_HEADERS = { ["Content-Type"] = "application/json" }
-local TEXT_HEADERS = { ["Content-Type"] = "text/plain; charset=utf-8" }
 local NO_HEADERS = {}
+-- handle()'s third result when the Content-Type is the only header
+local JSON_TYPE = "application/json"
+local TEXT_TYPE = "text/plain; charset=utf-8"
 
 local function is_json_type(ct)
     if type(ct) ~= "string" then
@@ -247,13 +250,8 @@ local function run(id, req)
         errors.raise(405, "method_not_allowed", quotable(req.method) .. " is not allowed here", nil,
                      { Allow = req.allow })
     end
-    if req.query.access_token ~= nil then
-        -- URLs end up in logs, proxies and browser history: never accept a
-        -- credential there, whatever the route
-        errors.raise(401, "invalid_request",
-                     "send credentials in the Authorization header, not in the URL", nil,
-                     { ["WWW-Authenticate"] = 'Bearer realm="glasgow", error="invalid_request"' })
-    end
+    -- a token in the URL (?access_token=) was refused by the runtime
+    -- (lhost_run) before this handler ran: req.query is built on first read
     local r = routes[id]
     local decl = r.decl
     if decl.params then
@@ -294,7 +292,9 @@ local function run(id, req)
     end
 
     local status, body, headers = decl.handler(req)
-    if req.responded then
+    -- rawget: req:respond() stores the flag in the table itself, and a
+    -- plain read of a missing field would call the request's __index
+    if rawget(req, "responded") then
         -- req:respond() started a streamed response: what the handler
         -- returns is ignored, and the fourth value tells the host so
         return 200, "", NO_HEADERS, true
@@ -306,9 +306,9 @@ local function run(id, req)
     if headers == nil then
         -- the common case: shared header tables the C side only reads
         if bt == "table" then
-            return status, json.encode(body), JSON_HEADERS
+            return status, json.encode(body), JSON_TYPE
         elseif bt == "string" then
-            return status, body, TEXT_HEADERS
+            return status, body, TEXT_TYPE
         elseif body == nil then
             return status, "", NO_HEADERS
         end
@@ -358,7 +358,7 @@ function _M.handle(id, req)
     end
     if e.unexpected then
         core.log("error", "handler failed", json.encode({ route = req.route, error = e.message }))
-        return 500, error_body("internal", "internal error", nil, req.id), JSON_HEADERS
+        return 500, error_body("internal", "internal error", nil, req.id), JSON_TYPE
     end
     local h = { ["Content-Type"] = "application/json" }
     if e.headers then

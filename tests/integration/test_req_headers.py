@@ -1,4 +1,4 @@
-"""req.headers is built on first read, and reads the same as before.
+"""req.headers (and id, client, params, query) are built on first read.
 
 The request table of an HTTP request has no headers field until a handler
 reads req.headers: its metatable builds the table then, from the
@@ -8,7 +8,9 @@ it interned every header name and value. These cases pin that the table
 read is the one it was (names lower-cased, a repeated name an array, the
 same table on every read, assignable), across a yield, beside req:respond,
 and that a first read once the request has ended is a precise error
-rather than another request's headers.
+rather than another request's headers. The same holds for req.id,
+req.client, req.params and req.query; a token in the URL is refused by
+the runtime before any handler, since no query table exists to look in.
 """
 import json
 import os
@@ -19,7 +21,9 @@ from harness import Server, case, is_, main, ok, raw  # noqa: E402
 
 ROUTES = """
 local glasgow = require("glasgow")
-local saved_unread, saved_read
+local saved_unread, saved_read, saved_fields
+local runs = 0
+local LAZY = { "id", "client", "params", "query", "headers" }
 
 return {
     { method = "GET", path = "/h", handler = function(req)
@@ -49,6 +53,28 @@ return {
     { method = "GET", path = "/stash/read", handler = function(req)
         saved_read = req
         return 200, { stashed = req.headers["x-a"] }
+    end },
+    { method = "GET", path = "/f/:name", handler = function(req)
+        runs = runs + 1
+        local raw = {}
+        for _, k in ipairs(LAZY) do raw[#raw + 1] = rawget(req, k) ~= nil end
+        local q = req.query
+        return 200, { raw = raw, id = req.id, client = req.client, name = req.params.name,
+                      q = q.q, same = req.query == q and rawget(req, "query") == q,
+                      method = rawget(req, "method"), path = rawget(req, "path"),
+                      route = rawget(req, "route"), runs = runs }
+    end },
+    { method = "GET", path = "/f-stash", handler = function(req)
+        saved_fields = req
+        return 200, { runs = runs }
+    end },
+    { method = "GET", path = "/f-check", handler = function()
+        local out = {}
+        for _, k in ipairs({ "id", "client", "params", "query" }) do
+            local ok_read, err = pcall(function() return saved_fields[k] end)
+            out[k] = ok_read and "read" or tostring(err)
+        end
+        return 200, out
     end },
     { method = "GET", path = "/stash/check", handler = function(req)
         local ok_read, got = pcall(function() return saved_read.headers["x-a"] end)
@@ -110,6 +136,53 @@ def after_the_request(s):
     ok(b["unread_failed"], "a first read after the request ended fails")
     ok("outside the request's own handler" in b["err"], "with a precise message: " + b["err"])
     is_(b["mine"], "second", "and the running request reads its own")
+
+
+@case
+def other_fields_on_first_read(s):
+    res = s.get("/f/some%20one?q=1&q=2", headers={"X-Request-ID": "abc-123"})
+    is_(res.status, 200, "GET /f/:name answers")
+    b = body(res)
+    is_(b["raw"], [False] * 5, "id, client, params, query, headers: none before a read")
+    is_(b["id"], "abc-123", "req.id is the request id")
+    is_(res.header("X-Request-ID"), "abc-123", "... the one sent back")
+    ok(str(b["client"]).startswith("127.0.0.1"), "req.client is the peer: %s" % b["client"])
+    is_(b["name"], "some one", "req.params, decoded")
+    is_(b["q"], ["1", "2"], "req.query, a repeated name an array")
+    ok(b["same"], "the query table is stored on first read")
+    is_((b["method"], b["path"], b["route"]), ("GET", "/f/some one", "/f/:name"),
+        "method, path and route are raw fields from the start")
+    res = s.get("/f/x")
+    b = body(res)
+    ok(len(b["id"]) == 32 and res.header("X-Request-ID") == b["id"],
+       "a made-up id, the same in the header and req.id")
+    is_(b.get("q"), None, "no query: an empty table")
+
+
+@case
+def other_fields_after_the_request(s):
+    is_(s.get("/f-stash").status, 200, "stashed, nothing read")
+    b = body(s.get("/f-check"))
+    for k in ("id", "client", "params", "query"):
+        ok("req.%s: first read outside the request's own handler" % k in b[k],
+           "req.%s read after its request fails precisely: %s" % (k, b[k]))
+
+
+@case
+def token_in_the_url_refused_before_the_handler(s):
+    before = body(s.get("/f-stash"))["runs"]
+    for target in ("/f/x?access_token=secret", "/f/x?a=1&access_token=", "/h?access_token=t"):
+        res = s.get(target)
+        is_(res.status, 401, "%s: 401" % target)
+        b = body(res).get("error", {})
+        is_(b.get("code"), "invalid_request", "... code invalid_request")
+        is_(b.get("request_id"), res.header("X-Request-ID"), "... with the request id")
+        is_(res.header("WWW-Authenticate"),
+            'Bearer realm="glasgow", error="invalid_request"', "... and the challenge")
+        ok("secret" not in res.body.decode(), "... never echoing the token")
+    is_(body(s.get("/f-stash"))["runs"], before, "no handler ran for them")
+    is_(s.get("/nowhere?access_token=x").status, 404, "no route: still 404 first")
+    is_(s.get("/f/x?access_tokens=1").status, 200, "another name is no token")
 
 
 if __name__ == "__main__":
