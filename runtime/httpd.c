@@ -584,9 +584,27 @@ typedef struct header_scan {
     const char *request_id;
 } header_scan;
 
-static int is_alnum(unsigned char c)
+/* Character classes as 128-bit sets (bit c of lo for c < 64, of hi for
+ * 64 <= c < 128): a test per header byte, where strchr over the list of
+ * punctuation cost a call per byte. */
+#define CBIT(c) ((uint64_t)1 << ((unsigned)(c)&63u))
+#define DIGITS_LO 0x03FF000000000000ull  /* '0'..'9' */
+#define LETTERS_HI 0x07FFFFFE07FFFFFEull /* 'A'..'Z', 'a'..'z' */
+/* RFC 9110 5.6.2 tchar */
+static const uint64_t tchar_lo = DIGITS_LO | CBIT('!') | CBIT('#') | CBIT('$') | CBIT('%') |
+                                 CBIT('&') | CBIT('\'') | CBIT('*') | CBIT('+') | CBIT('-') |
+                                 CBIT('.');
+static const uint64_t tchar_hi = LETTERS_HI | CBIT('^') | CBIT('_') | CBIT('`') | CBIT('|') |
+                                 CBIT('~');
+/* RFC 3986 unreserved and sub-delims: a reg-name's bytes besides %XX */
+static const uint64_t regname_lo = DIGITS_LO | CBIT('-') | CBIT('.') | CBIT('!') | CBIT('$') |
+                                   CBIT('&') | CBIT('\'') | CBIT('(') | CBIT(')') | CBIT('*') |
+                                   CBIT('+') | CBIT(',') | CBIT(';') | CBIT('=');
+static const uint64_t regname_hi = LETTERS_HI | CBIT('_') | CBIT('~');
+
+static int in_set(unsigned char c, uint64_t lo, uint64_t hi)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    return c < 64 ? (int)((lo >> c) & 1u) : c < 128 ? (int)((hi >> (c - 64)) & 1u) : 0;
 }
 
 static int is_hex(unsigned char c)
@@ -600,7 +618,7 @@ static int valid_name(const char *s)
     if (!*s)
         return 0;
     for (; *s; s++)
-        if (!is_alnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+        if (!in_set((unsigned char)*s, tchar_lo, tchar_hi))
             return 0;
     return 1;
 }
@@ -623,7 +641,7 @@ static int valid_host(const char *s)
                 if (!is_hex((unsigned char)p[1]) || !is_hex((unsigned char)p[2]))
                     return 0;
                 p += 3;
-            } else if (is_alnum((unsigned char)*p) || strchr("-._~!$&'()*+,;=", *p)) {
+            } else if (in_set((unsigned char)*p, regname_lo, regname_hi)) {
                 p++;
             } else {
                 return 0;
@@ -805,12 +823,13 @@ static int maybe_json_type(const char *ct)
  * the connection open and the app's order of checks. */
 static void check_expect(hreq *h)
 {
+    if (h->err_status || !h->has_body || h->r.route_status != ROUTER_FOUND)
+        return;
     const char *expect = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Expect");
+    if (!expect || strcasecmp(expect, "100-continue") != 0)
+        return;
     const char *content_type =
         MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Content-Type");
-    if (h->err_status || !h->has_body || h->r.route_status != ROUTER_FOUND || !expect ||
-        strcasecmp(expect, "100-continue") != 0)
-        return;
     if (h->r.wants_bearer &&
         !MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Authorization") &&
         !MHD_lookup_connection_value(h->conn, MHD_GET_ARGUMENT_KIND, "access_token") &&
