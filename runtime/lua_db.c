@@ -412,12 +412,11 @@ static int result_gc(lua_State *L)
     return 0;
 }
 
-static void on_result(void *arg, PGresult *res, const pg_error *err)
+/* Ends r's wait on a statement: resumes it with the error's values, or
+ * with res wrapped in a result userdata (which then owns it). */
+static void resume_with_result(request *r, PGresult *res, const pg_error *err)
 {
-    db_op *op = arg;
-    request *r = op->r;
     lua_State *co = r->co;
-    op->conn->busy = 0;
     r->cancel = NULL;
     r->op = NULL;
     if (err) {
@@ -429,6 +428,13 @@ static void on_result(void *arg, PGresult *res, const pg_error *err)
     luaL_getmetatable(co, DBRESULT_MT);
     lua_setmetatable(co, -2);
     lwait_resume(r, 1);
+}
+
+static void on_result(void *arg, PGresult *res, const pg_error *err)
+{
+    db_op *op = arg;
+    op->conn->busy = 0;
+    resume_with_result(op->r, res, err);
 }
 
 /* pg.rows(result) -> rows, affected, command tag: converts and frees the result. */
@@ -523,19 +529,7 @@ static void cancel_call(request *r)
 static void on_call_result(void *arg, PGresult *res, const pg_error *err)
 {
     dbcall *dc = arg;
-    request *r = dc->r;
-    lua_State *co = r->co;
-    r->cancel = NULL;
-    r->op = NULL;
-    if (err) {
-        lwait_resume(r, push_error(co, err));
-        return;
-    }
-    dbresult *dr = lua_newuserdata(co, sizeof *dr);
-    dr->res = res;
-    luaL_getmetatable(co, DBRESULT_MT);
-    lua_setmetatable(co, -2);
-    lwait_resume(r, 1);
+    resume_with_result(dc->r, res, err);
 }
 
 /* pg.share_class(sql) -> 0 (a connection of its own), 1 (may queue behind
