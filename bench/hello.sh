@@ -347,14 +347,16 @@ fi
 sleep 1
 for s in "${SERVER_LIST[@]}"; do measure_idle "$s"; done
 
-declare -A RPS=() P99=() ERRS=() CPU_US=()
+declare -A RPS=() P99=() ERRS=() CPU_US=() CS_K=()
 for ((r = 1; r <= ROUNDS; r++)); do
     for s in "${SERVER_LIST[@]}"; do
         log "round $r/$ROUNDS: $s (warm-up $WARMUP, then $DURATION)"
         run_wrk "$s" "${URL[$s]}" "$WARMUP" "$RUN/wrk-$s-warmup-$r.txt"
         t0=$(tree_ticks "${PID[$s]}")
+        c0=$(tree_switches "${PID[$s]}")
         run_wrk "$s" "${URL[$s]}" "$DURATION" "$RUN/wrk-$s-$r.txt"
         t1=$(tree_ticks "${PID[$s]}")
+        c1=$(tree_switches "${PID[$s]}")
         read -r rps p99 errs < <(parse_wrk "$RUN/wrk-$s-$r.txt") ||
             die "could not parse $RUN/wrk-$s-$r.txt"
         RPS[$s:$r]=$rps
@@ -362,6 +364,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
         ERRS[$s:$r]=$errs
         nreq=$(awk '/requests in/ {print $1}' "$RUN/wrk-$s-$r.txt")
         CPU_US[$s:$r]=$(us_per $((t1 - t0)) "${nreq:-0}")
+        CS_K[$s:$r]=$(awk -v c=$((c1 - c0)) -v n="${nreq:-0}" 'BEGIN {printf "%.0f", (n > 0) ? c * 1000 / n : 0}')
     done
 done
 for s in "${SERVER_LIST[@]}"; do measure_peak "$s"; done
@@ -376,14 +379,17 @@ echo "GET /hello  wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency  (warm-up 
 echo "host: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
 echo "workers: $WORKERS per server; wrk shares the same CPUs"
 echo
-printf '%-8s %5s %12s %10s %8s %12s\n' server run req/s p99_ms errors cpu_us/req
+printf '%-8s %5s %12s %10s %8s %12s %10s\n' server run req/s p99_ms errors cpu_us/req cs/kreq
 for ((r = 1; r <= ROUNDS; r++)); do
     for s in "${SERVER_LIST[@]}"; do
-        printf '%-8s %5d %12.0f %10.2f %8d %12s\n' "$s" "$r" "${RPS[$s:$r]}" "${P99[$s:$r]}" \
-            "${ERRS[$s:$r]}" "${CPU_US[$s:$r]}"
+        printf '%-8s %5d %12.0f %10.2f %8d %12s %10s\n' "$s" "$r" "${RPS[$s:$r]}" "${P99[$s:$r]}" \
+            "${ERRS[$s:$r]}" "${CPU_US[$s:$r]}" "${CS_K[$s:$r]}"
     done
 done
 echo "(cpu_us/req: user+system CPU of the server's processes per request; steadier than req/s)"
+echo "(cs/kreq: the server threads' context switches per 1000 requests: a server that"
+echo " costs more CPU per request than wrk is preempted by it on most replies, and the"
+echo " switches cost both of them CPU)"
 
 for s in "${SERVER_LIST[@]}"; do
     for ((r = 1; r <= ROUNDS; r++)); do

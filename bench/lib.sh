@@ -156,5 +156,20 @@ tree_ticks() {
     echo "$total"
 }
 
+# Context switches (voluntary and involuntary) of every thread of a process
+# tree so far. On a machine where the load generator shares the CPUs, a
+# server that costs more CPU per request than the client falls into waking
+# and being preempted by it once per request; this count shows it.
+tree_switches() {
+    local p t total=0 v
+    for p in $(tree_pids "$1"); do
+        for t in /proc/"$p"/task/*/status; do
+            v=$(awk '/ctxt_switches/ {s += $2} END {print s + 0}' "$t" 2>/dev/null) || continue
+            total=$((total + v))
+        done
+    done
+    echo "$total"
+}
+
 # Microseconds of CPU per request from a tick count.
 us_per() { awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN {printf "%.0f", (n > 0) ? t * 1e6 / hz / n : 0}'; }
