@@ -594,8 +594,8 @@ typedef struct header_scan {
 static const uint64_t tchar_lo = DIGITS_LO | CBIT('!') | CBIT('#') | CBIT('$') | CBIT('%') |
                                  CBIT('&') | CBIT('\'') | CBIT('*') | CBIT('+') | CBIT('-') |
                                  CBIT('.');
-static const uint64_t tchar_hi = LETTERS_HI | CBIT('^') | CBIT('_') | CBIT('`') | CBIT('|') |
-                                 CBIT('~');
+static const uint64_t tchar_hi =
+    LETTERS_HI | CBIT('^') | CBIT('_') | CBIT('`') | CBIT('|') | CBIT('~');
 /* RFC 3986 unreserved and sub-delims: a reg-name's bytes besides %XX */
 static const uint64_t regname_lo = DIGITS_LO | CBIT('-') | CBIT('.') | CBIT('!') | CBIT('$') |
                                    CBIT('&') | CBIT('\'') | CBIT('(') | CBIT(')') | CBIT('*') |

@@ -998,16 +998,11 @@ static void push_query(lua_State *L, request *r)
 static int lazy_key(const char *k, size_t n)
 {
     switch (n) {
-    case 2:
-        return memcmp(k, "id", 2) ? -1 : RK_ID;
-    case 5:
-        return memcmp(k, "query", 5) ? -1 : RK_QUERY;
-    case 6:
-        return !memcmp(k, "client", 6) ? RK_CLIENT : !memcmp(k, "params", 6) ? RK_PARAMS : -1;
-    case 7:
-        return memcmp(k, "headers", 7) ? -1 : RK_HEADERS;
-    default:
-        return -1;
+    case 2: return memcmp(k, "id", 2) ? -1 : RK_ID;
+    case 5: return memcmp(k, "query", 5) ? -1 : RK_QUERY;
+    case 6: return !memcmp(k, "client", 6) ? RK_CLIENT : !memcmp(k, "params", 6) ? RK_PARAMS : -1;
+    case 7: return memcmp(k, "headers", 7) ? -1 : RK_HEADERS;
+    default: return -1;
     }
 }
 
@@ -1015,21 +1010,11 @@ static int lazy_key(const char *k, size_t n)
 static void push_lazy_field(lua_State *L, request *r, int k)
 {
     switch (k) {
-    case RK_ID:
-        lua_pushstring(L, r->request_id);
-        break;
-    case RK_CLIENT:
-        lua_pushstring(L, r->client);
-        break;
-    case RK_PARAMS:
-        push_params(L, r);
-        break;
-    case RK_QUERY:
-        push_query(L, r);
-        break;
-    default:
-        push_headers(L, r);
-        break;
+    case RK_ID: lua_pushstring(L, r->request_id); break;
+    case RK_CLIENT: lua_pushstring(L, r->client); break;
+    case RK_PARAMS: push_params(L, r); break;
+    case RK_QUERY: push_query(L, r); break;
+    default: push_headers(L, r); break;
     }
 }
 
@@ -1043,8 +1028,9 @@ int lwait_request_index(lua_State *L)
          * cannot have been collected and its address is not reused */
         request *r = tl_current;
         if (!r || !r->lua_req || r->lua_req != lua_topointer(L, 1))
-            return luaL_error(L, "req.%s: first read outside the request's own handler "
-                                 "(after it ended, or from another request)",
+            return luaL_error(L,
+                              "req.%s: first read outside the request's own handler "
+                              "(after it ended, or from another request)",
                               k);
         push_lazy_field(L, r, field);
         lua_pushvalue(L, 2);

@@ -35,9 +35,9 @@ struct router {
     route **routes; /* most specific first: literal-first routes lead */
     size_t len;
     size_t cap;
-    size_t nliteral;        /* routes[0 .. nliteral) start with a literal */
-    size_t *by_first;       /* their indices, grouped by first literal, in order */
-    first_bucket *buckets;  /* open addressing, a power of two long */
+    size_t nliteral;       /* routes[0 .. nliteral) start with a literal */
+    size_t *by_first;      /* their indices, grouped by first literal, in order */
+    first_bucket *buckets; /* open addressing, a power of two long */
     size_t nbuckets;
 };
 

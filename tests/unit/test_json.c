@@ -92,11 +92,14 @@ static const struct {
      * cached one when large enough, and the result is the same */
     {"#enc(('x'):rep(3000))", "3002"},
     {"return (function() local t = {} for i = 1, 40 do t[('k%02d'):format(i)] = ('v'):rep(i) end "
-     "return enc(t) == ref(t) and #enc(t) end)()", "1181"},
+     "return enc(t) == ref(t) and #enc(t) end)()",
+     "1181"},
     {"return (function() local t = {} for i = 1, 20 do t['a' .. i] = {b = {c = i}} end "
-     "local s = enc(t) return s == ref(t) and s == enc(t) end)()", "true"},
+     "local s = enc(t) return s == ref(t) and s == enc(t) end)()",
+     "true"},
     {"return (function() pcall(json.encode, {('y'):rep(5000), print}) "
-     "return enc({('z'):rep(2000)}) == '[\"' .. ('z'):rep(2000) .. '\"]' end)()", "true"},
+     "return enc({('z'):rep(2000)}) == '[\"' .. ('z'):rep(2000) .. '\"]' end)()",
+     "true"},
     /* empty containers keep their kind */
     {"rt('[]')", "[]"},
     {"rt('{}')", "{}"},
