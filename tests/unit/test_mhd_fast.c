@@ -16,16 +16,22 @@
  *   connections on a pool of threads is sent whole every time and freed
  *   once, when the last reference goes.
  * - MHD_uint64_to_str writes the same digits.
+ * - A daemon with MHD_USE_NO_THREAD_SAFETY, run from one thread as
+ *   glasgow's workers run theirs, moves a connection in its timeout list
+ *   without a lock: a busy keep-alive connection is still answered and an
+ *   idle one still times out.
  */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mhd_headers.h"
@@ -327,6 +333,92 @@ static void served(void)
     ok(1, "freed by the last reference (the SAN build checks it is freed once)");
 }
 
+/* ------------------------------------------- one thread, no thread safety */
+
+static int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Runs the daemon (on this thread, as glasgow's workers do) for up to ms
+ * milliseconds, or until fd has given a whole reply (its headers and the
+ * body they announce) or its end. Returns the bytes read, 0 at the end of
+ * the connection, -1 when nothing whole came in time. */
+static long drive(struct MHD_Daemon *d, int fd, char *out, size_t cap, unsigned ms)
+{
+    size_t got = 0;
+    uint64_t until = now_ms() + ms;
+    out[0] = '\0';
+    while (now_ms() < until) {
+        MHD_run(d);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 5) <= 0)
+            continue;
+        ssize_t r = read(fd, out + got, cap - 1 - got);
+        if (r <= 0)
+            return got ? (long)got : 0;
+        got += (size_t)r;
+        out[got] = '\0';
+        const char *b = body_of(out);
+        const char *cl = strstr(out, "\r\nContent-Length: ");
+        if (b && cl && strlen(b) >= strtoul(cl + 18, NULL, 10))
+            return (long)got;
+    }
+    return -1;
+}
+
+static void single_threaded(void)
+{
+    static const char req[] = "GET /256 HTTP/1.1\r\nHost: t\r\n\r\n";
+    char reply[2048];
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_NO_THREAD_SAFETY | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
+        on_request, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 1u, MHD_OPTION_END);
+    ok(d != NULL, "a daemon without thread safety, run from this thread");
+    if (!d)
+        return;
+    int port = port_of(d);
+    int busy = connect_to(port), idle = connect_to(port);
+    ok(busy >= 0 && idle >= 0, "two connections");
+    /* the busy one asks every 200 ms for 1.6 s, keep-alive: each request
+     * moves it to the head of the timeout list (without the lock); the idle
+     * one never asks and must be closed after its 1 s */
+    int answered = 0, asked = 0;
+    for (uint64_t end = now_ms() + 1600; now_ms() < end; asked++) {
+        if (write(busy, req, sizeof req - 1) != (ssize_t)(sizeof req - 1))
+            break;
+        long n = drive(d, busy, reply, sizeof reply, 1000);
+        const char *b = body_of(reply);
+        if (n > 0 && b && strncmp(b, edge_body, 256) == 0)
+            answered++;
+        drive(d, busy, reply, sizeof reply, 200);
+    }
+    ok(asked >= 5, "the busy connection asked %d times", asked);
+    is_int(answered, asked, "and had every answer on the same connection");
+    is_int(drive(d, idle, reply, sizeof reply, 500), 0, "the idle one was closed (timed out)");
+    if (write(busy, req, sizeof req - 1) == (ssize_t)(sizeof req - 1))
+        ok(drive(d, busy, reply, sizeof reply, 1000) > 0, "the busy one still answers");
+    else
+        ok(0, "the busy one still answers");
+    close(busy);
+    close(idle);
+    MHD_stop_daemon(d);
+}
+
 int main(void)
 {
     refused_input();
@@ -334,5 +426,6 @@ int main(void)
     many_headers();
     digits();
     served();
+    single_threaded();
     return done_testing();
 }
