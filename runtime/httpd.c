@@ -1727,6 +1727,10 @@ httpd *httpd_create(unsigned index, const config *cfg, loop *lp, int listen_fd, 
      * from a gmtime call per response inside libmicrohttpd */
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
                      MHD_USE_SUPPRESS_DATE_NO_CLOCK;
+    /* only this worker's thread calls libmicrohttpd for this daemon (it is
+     * made before the thread starts): no inter-thread channel, and no lock
+     * per request on the timeout list (our patch 0016) */
+    flags |= MHD_USE_NO_THREAD_SAFETY;
     if (tls)
         flags |= MHD_USE_TLS;
     unsigned per_worker = cfg->max_connections / cfg->workers;

@@ -12,30 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mhd_headers.h"
 #include "tap.h"
-
-typedef struct seen {
-    char text[512];
-    int n;
-} seen;
-
-static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *key,
-                               const char *value)
-{
-    seen *s = cls;
-    size_t len = strlen(s->text);
-    (void)kind;
-    snprintf(s->text + len, sizeof s->text - len, "%s=%s;", key, value);
-    s->n++;
-    return MHD_YES;
-}
-
-static const char *headers_of(struct MHD_Response *r, seen *s)
-{
-    memset(s, 0, sizeof *s);
-    MHD_get_response_headers(r, collect, s);
-    return s->text;
-}
 
 int main(void)
 {
