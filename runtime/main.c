@@ -341,16 +341,22 @@ static int cmd_serve(void)
         cfg.workers, cfg.routes_dir, b->nfiles, b->hash, services);
     bundle_free(b);
 
-    int sig = 0;
-    while (sigwait(&sigs, &sig) != 0) {
+    siginfo_t si;
+    int sig;
+    memset(&si, 0, sizeof si);
+    while ((sig = sigwaitinfo(&sigs, &si)) < 0) {
     }
     atomic_store(&metrics.draining, 1);
     int status = atomic_load(&exit_status);
-    log_msg(LOG_INFO, NULL, "%s: draining (grace %u ms, %ld requests in flight)",
+    /* who sent it: an orchestrator, a script, or this process (stuck) */
+    char from[48] = "";
+    if (si.si_code == SI_USER || si.si_code == SI_QUEUE)
+        snprintf(from, sizeof from, " from pid %ld", (long)si.si_pid);
+    log_msg(LOG_INFO, NULL, "%s%s: draining (grace %u ms, %ld requests in flight)",
             status           ? "stuck thread"
             : sig == SIGTERM ? "SIGTERM received"
                              : "SIGINT received",
-            cfg.shutdown_grace_ms, atomic_load(&metrics.in_flight));
+            status ? "" : from, cfg.shutdown_grace_ms, atomic_load(&metrics.in_flight));
     /* Lua code still running at the end of the grace is stopped by the
      * watchdog; what even that cannot stop is left behind at exit. */
     uint64_t grace_end = loop_clock_ms() + cfg.shutdown_grace_ms;

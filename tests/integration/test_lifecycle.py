@@ -96,6 +96,9 @@ def sigterm_drains_in_flight_requests():
            "sleeps are done, not at the end of the grace (%.2f s)" % (bound, sleep_ms, t_exit))
         out = s.stdout()
         ok("SIGTERM" in out and "stopped" in out, "the log records the drain and the stop")
+        # a server that ends unasked in a test run says who stopped it
+        ok("SIGTERM received from pid %d: draining" % os.getpid() in out,
+           "the drain line names the sender's pid (%d)" % os.getpid())
         lines = [x for x in s.log_lines() if x.get("msg") == "request" and
                  x.get("route") == "/v1/sleep"]
         is_(len(lines), n, "an access log line for each drained request was flushed before exit")
