@@ -612,17 +612,6 @@ static int is_hex(unsigned char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* A field name is a token (RFC 9110 5.1). */
-static int valid_name(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!in_set((unsigned char)*s, tchar_lo, tchar_hi))
-            return 0;
-    return 1;
-}
-
 /* A Host value is uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2), or
  * empty: a reg-name of unreserved, sub-delims and %XX, or an IPv6 literal
  * in brackets (IPvFuture is refused); the port is digits. */
@@ -662,18 +651,26 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     (void)kind;
     s->count++;
     s->bytes += key_size + value_size + 4;
-    /* libmicrohttpd keeps the real lengths: a shorter C string means a NUL */
-    if (strlen(key) != key_size)
+    /* libmicrohttpd keeps the real lengths, so a NUL inside shows here: a
+     * NUL is a bad character, otherwise a name that is no token (RFC 9110
+     * 5.1) a bad name */
+    int nul = 0, not_token = key_size == 0;
+    for (size_t i = 0; i < key_size; i++) {
+        unsigned char c = (unsigned char)key[i];
+        nul |= c == 0;
+        not_token |= !in_set(c, tchar_lo, tchar_hi);
+    }
+    if (nul)
         s->bad_char = 1;
-    else if (!valid_name(key))
+    else if (not_token)
         s->bad_name = 1;
     if (!value)
         return MHD_YES;
-    if (strlen(value) != value_size)
-        s->bad_char = 1;
-    for (const char *p = value; *p; p++)
-        if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+    for (size_t i = 0; i < value_size; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) /* NUL included */
             s->bad_char = 1;
+    }
     /* the names compared by length first: most headers are none of these */
     if (key_size == 14 && !strcasecmp(key, "Content-Length")) {
         if (s->content_lengths++ && strcmp(s->content_length, value) != 0)
