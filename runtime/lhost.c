@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "jobs.h"
@@ -1018,20 +1019,59 @@ static void push_lazy_field(lua_State *L, request *r, int k)
     }
 }
 
+/* The running request whose table is at idx, or raises naming what (the
+ * two parts of the field's name: "req." and "id", "req:" and "header"). */
+static request *own_request(lua_State *L, int idx, const char *what, const char *name)
+{
+    /* the running request's table is its handler's argument, so it
+     * cannot have been collected and its address is not reused */
+    request *r = tl_current;
+    if (!r || !r->lua_req || r->lua_req != lua_topointer(L, idx))
+        luaL_error(L,
+                   "%s%s: first read outside the request's own handler "
+                   "(after it ended, or from another request)",
+                   what, name);
+    return r;
+}
+
+typedef struct header_find {
+    const char *name;
+    const char *first;
+    int count;
+} header_find;
+
+static void find_header(void *arg, const char *name, const char *value)
+{
+    header_find *f = arg;
+    if (strcasecmp(name, f->name) != 0)
+        return;
+    if (!f->count++)
+        f->first = value;
+}
+
+int lwait_request_header(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const char *name = luaL_checkstring(L, 2);
+    request *r = own_request(L, 1, "req:", "header");
+    header_find f = {name, NULL, 0};
+    if (r->each_header)
+        r->each_header(r, find_header, &f);
+    if (f.first)
+        lua_pushstring(L, f.first);
+    else
+        lua_pushnil(L);
+    lua_pushinteger(L, f.count);
+    return 2;
+}
+
 int lwait_request_index(lua_State *L)
 {
     size_t n = 0;
     const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
     int field = k ? lazy_key(k, n) : -1;
     if (field >= 0) {
-        /* the running request's table is its handler's argument, so it
-         * cannot have been collected and its address is not reused */
-        request *r = tl_current;
-        if (!r || !r->lua_req || r->lua_req != lua_topointer(L, 1))
-            return luaL_error(L,
-                              "req.%s: first read outside the request's own handler "
-                              "(after it ended, or from another request)",
-                              k);
+        request *r = own_request(L, 1, "req.", k);
         push_lazy_field(L, r, field);
         lua_pushvalue(L, 2);
         lua_pushvalue(L, -2);

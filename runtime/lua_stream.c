@@ -405,6 +405,7 @@ static void ensure_metatables(lua_State *L)
     };
     static const luaL_Reg request_methods[] = {
         {"respond", req_respond},
+        {"header", lwait_request_header},
         {NULL, NULL},
     };
     define(L, SOURCE_MT, source_methods, source_gc);

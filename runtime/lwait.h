@@ -34,14 +34,22 @@ request *lwait_request_of(struct lua_State *L, const char *fname);
 void lwait_resume(request *r, int nargs);
 
 /*
- * The __index of a request table whose headers are built on first read
- * (r->streams set): for the key "headers", builds the table from the
- * request's header pairs, stores it in the request table and returns it;
- * raises an error when the table is not the one of the request running on
- * this thread (read from another request's code, or after it ended). Any
- * other key is looked up in upvalue 1 when that is a table (the request's
+ * The __index of a request table whose fields id, client, params, query and
+ * headers are built on first read (r->streams set): for those keys, builds
+ * the value, stores it in the request table and returns it; raises an
+ * error when the table is not the one of the request running on this
+ * thread (read from another request's code, or after it ended). Any other
+ * key is looked up in upvalue 1 when that is a table (the request's
  * methods), else gives nil.
  */
 int lwait_request_index(struct lua_State *L);
+
+/*
+ * req:header(name) -> value, count: the first field of that name the
+ * client sent (names compare case-insensitively; nil when none) and how
+ * many fields had it, read from the request without building req.headers.
+ * Raises like lwait_request_index outside the request's own handler.
+ */
+int lwait_request_header(struct lua_State *L);
 
 #endif

@@ -64,6 +64,22 @@ return {
                       method = rawget(req, "method"), path = rawget(req, "path"),
                       route = rawget(req, "route"), runs = runs }
     end },
+    { method = "GET", path = "/one", handler = function(req)
+        local a, na = req:header("x-a")
+        local m, nm = req:header("X-M")
+        local z, nz = req:header("x-none")
+        return 200, { a = a, na = na, m = m, nm = nm, z = z == nil, nz = nz,
+                      built = rawget(req, "headers") ~= nil,
+                      bad = select(2, pcall(req.header, req)) }
+    end },
+    { method = "GET", path = "/one-stash", handler = function(req)
+        saved_fields = req
+        return 200, {}
+    end },
+    { method = "GET", path = "/one-check", handler = function()
+        local ok_read, err = pcall(saved_fields.header, saved_fields, "x-a")
+        return 200, { failed = not ok_read, err = tostring(err) }
+    end },
     { method = "GET", path = "/f-stash", handler = function(req)
         saved_fields = req
         return 200, { runs = runs }
@@ -166,6 +182,24 @@ def other_fields_after_the_request(s):
     for k in ("id", "client", "params", "query"):
         ok("req.%s: first read outside the request's own handler" % k in b[k],
            "req.%s read after its request fails precisely: %s" % (k, b[k]))
+
+
+@case
+def one_header_without_the_table(s):
+    res = raw(s.port, b"GET /one HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-m: p\r\nX-m: q\r\n"
+              b"Connection: close\r\n\r\n")
+    is_(res.status, 200, "GET /one answers")
+    b = body(res)
+    is_((b["a"], b["na"]), ("1", 1), "req:header: the value and a count of 1")
+    is_((b["m"], b["nm"]), ("p", 2), "a repeated name: the first value, a count of 2, "
+        "whatever the case of the name asked or sent")
+    is_((b["z"], b["nz"]), (True, 0), "no such field: nil and 0")
+    is_(b["built"], False, "req.headers was not built")
+    ok("bad argument #2" in str(b["bad"]), "no name: a precise error: %s" % b["bad"])
+    is_(s.get("/one-stash").status, 200, "stashed")
+    b = body(s.get("/one-check"))
+    ok(b["failed"] and "req:header: first read outside the request's own handler" in b["err"],
+       "req:header after the request ended fails precisely: %s" % b["err"])
 
 
 @case
