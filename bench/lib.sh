@@ -172,4 +172,4 @@ tree_switches() {
 }
 
 # Microseconds of CPU per request from a tick count.
-us_per() { awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN {printf "%.0f", (n > 0) ? t * 1e6 / hz / n : 0}'; }
+us_per() { awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN {printf "%.1f", (n > 0) ? t * 1e6 / hz / n : 0}'; }
