@@ -65,6 +65,21 @@ static void pop_hex(lua_State *L, char *out, size_t outlen)
     lua_pop(L, 1);
 }
 
+/* util_hex (the digests' and the request ids' encoding) over every byte. */
+static void test_hex(void)
+{
+    unsigned char all[256];
+    char got[513], want[513];
+    for (int i = 0; i < 256; i++) {
+        all[i] = (unsigned char)i;
+        snprintf(want + 2 * i, 3, "%02x", i);
+    }
+    util_hex(all, sizeof all, got);
+    is_str(got, want, "util_hex: two lowercase digits for each of the 256 byte values");
+    util_hex(all, 0, got);
+    is_str(got, "", "util_hex of nothing is the empty string");
+}
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -636,6 +651,7 @@ static void test_password_defaults(lua_State *L)
 int main(void)
 {
     lua_State *L = new_state();
+    test_hex();
     test_scrypt_vectors(L);
     test_sha256(L);
     test_hmac_sha256(L);
