@@ -23,7 +23,8 @@ typedef struct series {
 
 typedef struct histo {
     char *route;
-    uint64_t buckets[NBUCKETS];
+    uint64_t buckets[NBUCKETS]; /* per bucket (le its bound, above the one before); cumulated
+                                 * when rendered */
     uint64_t count;
     double sum;
 } histo;
@@ -117,8 +118,10 @@ void metrics_observe(metrics_worker *w, const char *method, const char *route, u
     }
     histo *h = &w->histos[i];
     for (int b = 0; b < NBUCKETS; b++)
-        if (seconds <= bucket_bounds[b])
+        if (seconds <= bucket_bounds[b]) {
             h->buckets[b]++;
+            break;
+        }
     h->count++;
     h->sum += seconds;
     pthread_mutex_unlock(&w->mu);
@@ -237,11 +240,12 @@ void metrics_render(strbuf *out)
     strbuf_adds(out, "# HELP http_request_duration_seconds Time from full request to response, "
                      "by route template.\n# TYPE http_request_duration_seconds histogram\n");
     for (size_t i = 0; i < nh; i++) {
+        uint64_t below = 0;
         for (int b = 0; b < NBUCKETS; b++) {
+            below += h[i].buckets[b];
             strbuf_adds(out, "http_request_duration_seconds_bucket{route=\"");
             add_label_value(out, h[i].route);
-            strbuf_addf(out, "\",le=\"%g\"} %llu\n", bucket_bounds[b],
-                        (unsigned long long)h[i].buckets[b]);
+            strbuf_addf(out, "\",le=\"%g\"} %llu\n", bucket_bounds[b], (unsigned long long)below);
         }
         strbuf_adds(out, "http_request_duration_seconds_bucket{route=\"");
         add_label_value(out, h[i].route);

@@ -145,6 +145,15 @@ def admin(s):
        "duration histogram count for /hello")
     ok('http_request_duration_seconds_bucket{route="/hello",le="+Inf"}' in text,
        "histogram has a +Inf bucket")
+    les = [float(x) for x in re.findall(
+        r'^http_request_duration_seconds_bucket\{route="/hello",le="([0-9.e+-]+)"\}', text, re.M)]
+    counts = [int(x) for x in re.findall(
+        r'^http_request_duration_seconds_bucket\{route="/hello",le="[0-9.e+-]+"\} (\d+)$',
+        text, re.M)]
+    ok(len(les) == 12 and les == sorted(les), "twelve finite buckets in ascending order")
+    ok(counts == sorted(counts), "bucket counts are cumulative (never fall): %s" % counts)
+    ok(counts and counts[-1] == s.metric("http_request_duration_seconds_count", route="/hello"),
+       "the 10 s bucket holds every /hello request (none took longer)")
     for name in ("http_requests_in_flight", "glasgow_routes_generation",
                  "glasgow_routes_reloads_total", "http_header_timeouts_total"):
         ok(any(k.split("{")[0] == name for k in m), "metrics have %s" % name)
