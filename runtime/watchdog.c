@@ -19,6 +19,8 @@ struct wd_slot {
     atomic_uint_fast64_t deadline_us;
     atomic_uint_fast64_t seq;
     _Atomic(const char *) what;
+    _Atomic(watchdog_describe_fn) describe; /* instead of what when set */
+    _Atomic(const void *) describe_arg;
     /* watchdog thread only */
     uint64_t signalled_seq;
     uint64_t signalled_us;
@@ -92,6 +94,16 @@ void watchdog_begin(wd_slot *s, uint64_t deadline_us, const char *what)
     if (!s)
         return;
     atomic_store_explicit(&s->what, what, memory_order_relaxed);
+    watchdog_begin_described(s, deadline_us, NULL, NULL);
+}
+
+void watchdog_begin_described(wd_slot *s, uint64_t deadline_us, watchdog_describe_fn describe,
+                              const void *arg)
+{
+    if (!s)
+        return;
+    atomic_store_explicit(&s->describe, describe, memory_order_relaxed);
+    atomic_store_explicit(&s->describe_arg, arg, memory_order_relaxed);
     atomic_store_explicit(&s->deadline_us, deadline_us, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->seq, 1, memory_order_relaxed);
     atomic_store_explicit(&s->busy, 1, memory_order_release);
@@ -188,6 +200,15 @@ static void scan(uint64_t now)
         if (s->stuck_seq != seq && now >= d + g) {
             s->stuck_seq = seq;
             const char *what = atomic_load_explicit(&s->what, memory_order_relaxed);
+            watchdog_describe_fn describe =
+                atomic_load_explicit(&s->describe, memory_order_relaxed);
+            char described[160];
+            if (describe) {
+                described[0] = '\0';
+                describe(atomic_load_explicit(&s->describe_arg, memory_order_relaxed), described,
+                         sizeof described);
+                what = described;
+            }
             uint64_t overdue_ms = (now - d) / 1000u;
             snprintf(s->stuck_what, sizeof s->stuck_what, "%s: %s, %llu ms past its deadline",
                      s->name, what ? what : "Lua code", (unsigned long long)overdue_ms);

@@ -68,6 +68,18 @@ wd_slot *watchdog_slot(const char *name);
  * until watchdog_end (may be NULL). */
 void watchdog_begin(wd_slot *s, uint64_t deadline_us, const char *what);
 
+/* Writes a description of the work into out (outlen > 0, NUL-terminated).
+ * Called from the watchdog thread while the slot's thread is still inside
+ * the run it describes. */
+typedef void (*watchdog_describe_fn)(const void *arg, char *out, size_t outlen);
+
+/* As watchdog_begin, with the description made only when a report needs
+ * it: describe(arg, ...) from the watchdog thread. arg must stay valid
+ * until watchdog_end. For work entered per request, where formatting a
+ * description every time would cost more than the rest of the bookkeeping. */
+void watchdog_begin_described(wd_slot *s, uint64_t deadline_us, watchdog_describe_fn describe,
+                              const void *arg);
+
 /* Updates the description of the work in progress (may be NULL). */
 void watchdog_set_what(wd_slot *s, const char *what);
 

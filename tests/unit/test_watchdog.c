@@ -72,6 +72,15 @@ static void *other_main(void *arg)
  * spins on past it is reported stuck. */
 #define GRACE_MS 1000
 
+static atomic_int describe_calls;
+
+/* A description made on demand, as lhost's per-request one is. */
+static void describe_work(const void *arg, char *out, size_t outlen)
+{
+    atomic_fetch_add(&describe_calls, 1);
+    snprintf(out, outlen, "request %d POST /d", *(const int *)arg);
+}
+
 int main(void)
 {
     watchdog_start(on_interrupt, on_stuck, GRACE_MS, 5);
@@ -127,6 +136,25 @@ int main(void)
     watchdog_end(s);
     sleep_ms(30);
     is_int(atomic_load(&stuck_calls), 1, "reported once per run");
+
+    /* a description made only for the report */
+    int id = 43;
+    watchdog_begin_described(s, watchdog_now_us() + 2000000, describe_work, &id);
+    spin_ms(20);
+    watchdog_end(s);
+    is_int(atomic_load(&describe_calls), 0, "work that ends in time is never described");
+    watchdog_begin_described(s, watchdog_now_us() + 10000, describe_work, &id);
+    spin_ms(10 + GRACE_MS);
+    spin_until(&stuck_calls, 2, 5000);
+    is_int(atomic_load(&stuck_calls), 2, "stuck work entered with a describer is reported");
+    is_str(stuck_what, "main: request 43 POST /d", "with the description it made on demand");
+    is_int(atomic_load(&describe_calls), 1, "made once, for the report");
+    watchdog_end(s);
+    watchdog_begin(s, watchdog_now_us() + 10000, "plain again");
+    spin_ms(10 + GRACE_MS);
+    spin_until(&stuck_calls, 3, 5000);
+    is_str(stuck_what, "main: plain again", "a plain description after a described run");
+    watchdog_end(s);
 
     /* the shutdown deadline applies to work that has none of its own */
     before_main = atomic_load(&interrupts_main);
