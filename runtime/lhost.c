@@ -35,10 +35,17 @@ typedef struct route_info {
     size_t max_body;
     int wants_json;
     int stream;
-    int bearer; /* declared auth = "bearer" */
+    int bearer;      /* declared auth = "bearer" */
+    int pattern_ref; /* the route's path pattern as a Lua string */
 } route_info;
 
 #define CO_CACHE 64
+
+/* The methods whose names the request table takes from a reference rather
+ * than hashing them per request. */
+static const char *const common_methods[] = {"GET",    "HEAD",  "POST",   "PUT",
+                                              "DELETE", "PATCH", "OPTIONS"};
+#define NMETHODS (sizeof common_methods / sizeof common_methods[0])
 
 /*
  * The per-state memory cap: an allocator wrapped around LuaJIT's own that
@@ -93,6 +100,8 @@ struct lhost_gen {
     size_t nroutes;
     int handle_ref;        /* app.handle */
     int key_ref[RK_COUNT]; /* the request table's field names (req_keys) */
+    int method_ref[NMETHODS]; /* common_methods as Lua strings */
+    int req_mt_ref;           /* the request tables' metatable */
     unsigned refs;
     uint64_t number;
     char hash[65];
@@ -190,7 +199,8 @@ void lhost_watchdog_start(int (*cb)(const char *, const char *, uint64_t), unsig
 
 /* Enters Lua on g's state under deadline_us (0: none); msg is what the
  * error says if the watchdog stops it. Pair with leave_lua. */
-static void enter_lua(lhost_gen *g, uint64_t deadline_us, const char *what, const char *code,
+static void enter_lua(lhost_gen *g, uint64_t deadline_us, const char *what,
+                      watchdog_describe_fn describe, const void *arg, const char *code,
                       const char *msg)
 {
     tl_stop_msg = msg;
@@ -200,22 +210,33 @@ static void enter_lua(lhost_gen *g, uint64_t deadline_us, const char *what, cons
     tl_stopped = 0;
     g->mem.enforce = 1;
     tl_run_L = g->L;
-    watchdog_begin(watchdog_slot(NULL), deadline_us, what);
+    if (describe)
+        watchdog_begin_described(watchdog_slot(NULL), deadline_us, describe, arg);
+    else
+        watchdog_begin(watchdog_slot(NULL), deadline_us, what);
 }
 
 /* Leaves Lua: disarms the hook if the watchdog or the memory cap armed it.
- * Returns non-zero when the code was stopped (settle_memory collects once
- * the stopped code's coroutine is gone). */
-static int leave_lua(lhost_gen *g, const char *who)
+ * who names the work in a warning, or else describe(arg) does. Returns
+ * non-zero when the code was stopped (settle_memory collects once the
+ * stopped code's coroutine is gone). */
+static int leave_lua(lhost_gen *g, const char *who, watchdog_describe_fn describe,
+                     const void *arg)
 {
     watchdog_end(watchdog_slot(NULL));
     tl_run_L = NULL;
     g->mem.enforce = 0;
     if (lua_gethookmask(g->L))
         lua_sethook(g->L, NULL, 0, 0);
-    if (g->mem.hit)
-        log_msg(LOG_WARN, NULL, "%s: the Lua memory limit (%zu bytes) was reached", who,
-                g->mem.limit);
+    if (g->mem.hit) {
+        char described[200];
+        if (!who && describe) {
+            describe(arg, described, sizeof described);
+            who = described;
+        }
+        log_msg(LOG_WARN, NULL, "%s: the Lua memory limit (%zu bytes) was reached",
+                who ? who : "Lua code", g->mem.limit);
+    }
     return tl_stopped;
 }
 
@@ -719,6 +740,8 @@ static int build_router(lhost_gen *g, int app, char *err, size_t errlen)
         const char *where = lua_tostring(L, -3);
         g->routes[i - 1].max_body = (size_t)lua_tonumber(L, -2);
         g->routes[i - 1].wants_json = lua_toboolean(L, -1);
+        lua_pushvalue(L, -4);
+        g->routes[i - 1].pattern_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         if (!method || !path || !where ||
             router_add(g->router, method, path, (int)i, &conflict, rerr, sizeof rerr) < 0) {
             const char *other = "";
@@ -785,14 +808,15 @@ lhost_gen *lhost_gen_create(const bundle *b, const lhost_opts *o, uint64_t numbe
     /* every step below runs protected, under the load budget and the cap */
     char stopmsg[96];
     snprintf(stopmsg, sizeof stopmsg, "loading did not finish within %u ms", o->load_timeout_ms);
-    enter_lua(g, deadline_after(o->load_timeout_ms), "loading routes", "load_timeout", stopmsg);
+    enter_lua(g, deadline_after(o->load_timeout_ms), "loading routes", NULL, NULL, "load_timeout",
+              stopmsg);
     struct load_args la = {g, b, err, errlen, -1};
     if (lua_cpcall(L, load_generation_cp, &la) != 0) {
         take_error(L, err, errlen); /* raised outside the steps' own pcalls */
         la.rc = -1;
     }
     int rc = la.rc;
-    if (leave_lua(g, "routes") && rc == 0) { /* stopped, yet the error was swallowed */
+    if (leave_lua(g, "routes", NULL, NULL) && rc == 0) { /* stopped, yet the error was swallowed */
         snprintf(err, errlen, "%s", tl_stop_where);
         rc = -1;
     }
@@ -834,6 +858,11 @@ static int load_generation(lhost_gen *g, const bundle *b, char *err, size_t errl
         lua_pushstring(L, req_keys[i]);
         g->key_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
     }
+    for (size_t i = 0; i < NMETHODS; i++) {
+        lua_pushstring(L, common_methods[i]);
+        g->method_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    g->req_mt_ref = lua_stream_request_mt(L);
     return 0;
 }
 
@@ -1094,6 +1123,18 @@ static void push_key(lua_State *co, const lhost_gen *g, int k)
     lua_rawgeti(co, LUA_REGISTRYINDEX, g->key_ref[k]);
 }
 
+/* Pushes r's method, from a reference when it is a common one (interning
+ * a string hashes it per request). */
+static void push_method(lua_State *co, const lhost_gen *g, const char *method)
+{
+    for (size_t i = 0; i < NMETHODS; i++)
+        if (!strcmp(method, common_methods[i])) {
+            lua_rawgeti(co, LUA_REGISTRYINDEX, g->method_ref[i]);
+            return;
+        }
+    lua_pushstring(co, method);
+}
+
 static void push_request_table(lua_State *co, request *r)
 {
     const lhost_gen *g = r->gen;
@@ -1106,14 +1147,19 @@ static void push_request_table(lua_State *co, request *r)
     int lazy = r->streams != NULL;
     lua_createtable(co, 0, (lazy ? 4 : 8) + (has_body ? 2 : 0) + (r->body_stream ? 1 : 0));
     push_key(co, g, RK_METHOD);
-    lua_pushstring(co, r->method);
+    push_method(co, g, r->method);
     lua_rawset(co, -3);
+    int found = r->route_status == ROUTER_FOUND;
+    int pattern_ref = found ? g->routes[r->match.id - 1].pattern_ref : LUA_NOREF;
     push_key(co, g, RK_PATH);
-    lua_pushstring(co, r->path);
+    if (found && !strcmp(r->path, r->match.pattern)) /* a literal route */
+        lua_rawgeti(co, LUA_REGISTRYINDEX, pattern_ref);
+    else
+        lua_pushstring(co, r->path);
     lua_rawset(co, -3);
-    if (r->route_status == ROUTER_FOUND) {
+    if (found) {
         push_key(co, g, RK_ROUTE);
-        lua_pushstring(co, r->match.pattern);
+        lua_rawgeti(co, LUA_REGISTRYINDEX, pattern_ref);
         lua_rawset(co, -3);
     } else if (r->route_status == ROUTER_METHOD_NOT_ALLOWED) {
         push_key(co, g, RK_ALLOW);
@@ -1135,7 +1181,7 @@ static void push_request_table(lua_State *co, request *r)
         lua_rawset(co, -3);
     }
     if (lazy)
-        lua_stream_decorate(co, r);
+        lua_stream_decorate(co, r, g->req_mt_ref);
 }
 
 /* Checks the runner's results (status, body, headers) on the coroutine stack. */
@@ -1158,6 +1204,16 @@ static void complete(request *r)
     lhost_release(r);
 }
 
+/* The stuck report's and memory warning's name for a request: made only
+ * when one is written (the watchdog thread calls it while r's worker is
+ * still inside the run, so r's fields stand still). */
+static void describe_request(const void *arg, char *out, size_t outlen)
+{
+    const request *r = arg;
+    snprintf(out, outlen, "request %s %s %s", r->request_id, r->method,
+             r->route_status == ROUTER_FOUND ? r->match.pattern : "(unrouted)");
+}
+
 /* Runs co under r's deadline and the generation's run limit (requests of
  * glasgow run have neither). Returns lua_resume's status; *stopped is set
  * when the watchdog stopped the code, with the answer already chosen. */
@@ -1167,7 +1223,6 @@ static int resume_watched(request *r, lua_State *co, int nargs, int *stopped)
     uint64_t deadline = 0;
     const char *code = "deadline_exceeded";
     const char *msg = "the request did not finish within its deadline";
-    char what[200];
     if (!r->raw_results) {
         uint64_t run = deadline_after(g->run_limit_ms);
         deadline = r->deadline_us;
@@ -1177,23 +1232,9 @@ static int resume_watched(request *r, lua_State *co, int nargs, int *stopped)
             msg = "the handler ran too long without yielding";
         }
     }
-    /* the stuck report's description; plain copies: this runs per request */
-    const char *parts[] = {
-        "request ", r->request_id,
-        " ",        r->method,
-        " ",        r->route_status == ROUTER_FOUND ? r->match.pattern : "(unrouted)"};
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        size_t len = strlen(parts[i]);
-        if (len > sizeof what - 1 - n)
-            len = sizeof what - 1 - n;
-        memcpy(what + n, parts[i], len);
-        n += len;
-    }
-    what[n] = '\0';
-    enter_lua(g, deadline, what, code, msg);
+    enter_lua(g, deadline, NULL, describe_request, r, code, msg);
     int st = lua_resume(co, nargs);
-    *stopped = leave_lua(g, what);
+    *stopped = leave_lua(g, NULL, describe_request, r);
     return st;
 }
 

@@ -420,14 +420,17 @@ static void ensure_metatables(lua_State *L)
     lua_pop(L, 1);
 }
 
-void lua_stream_decorate(lua_State *L, request *r)
+int lua_stream_request_mt(lua_State *L)
 {
+    ensure_metatables(L);
     luaL_getmetatable(L, REQUEST_MT);
-    if (!lua_istable(L, -1)) { /* the state's first request: one lookup after */
-        lua_pop(L, 1);
-        ensure_metatables(L);
-        luaL_getmetatable(L, REQUEST_MT);
-    }
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void lua_stream_decorate(lua_State *L, request *r, int mt_ref)
+{
+    /* by reference: a name lookup hashed the name per request */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, mt_ref);
     lua_setmetatable(L, -2);
     body_source *s = request_body_source(r);
     if (!s)

@@ -45,10 +45,14 @@
 
 struct lua_State;
 
+/* Returns a registry reference to L's request metatable (respond(),
+ * header(), and the fields built on first read, see lwait_request_index),
+ * creating the stream metatables on the state's first call. */
+int lua_stream_request_mt(struct lua_State *L);
+
 /* Decorates the request table at the top of L for r: sets the metatable
- * that gives it respond() and headers (built on first read, see
- * lwait_request_index), and body_stream when r's route streams its
- * body. */
-void lua_stream_decorate(struct lua_State *L, request *r);
+ * mt_ref (from lua_stream_request_mt), and body_stream when r's route
+ * streams its body. */
+void lua_stream_decorate(struct lua_State *L, request *r, int mt_ref);
 
 #endif
