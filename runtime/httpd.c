@@ -31,6 +31,7 @@
 #include <linux/sockios.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -584,32 +585,42 @@ typedef struct header_scan {
     const char *request_id;
 } header_scan;
 
-/* Character classes as 128-bit sets (bit c of lo for c < 64, of hi for
- * 64 <= c < 128): a test per header byte, where strchr over the list of
- * punctuation cost a call per byte. */
-#define CBIT(c) ((uint64_t)1 << ((unsigned)(c)&63u))
-#define DIGITS_LO 0x03FF000000000000ull  /* '0'..'9' */
-#define LETTERS_HI 0x07FFFFFE07FFFFFEull /* 'A'..'Z', 'a'..'z' */
-/* RFC 9110 5.6.2 tchar */
-static const uint64_t tchar_lo = DIGITS_LO | CBIT('!') | CBIT('#') | CBIT('$') | CBIT('%') |
-                                 CBIT('&') | CBIT('\'') | CBIT('*') | CBIT('+') | CBIT('-') |
-                                 CBIT('.');
-static const uint64_t tchar_hi =
-    LETTERS_HI | CBIT('^') | CBIT('_') | CBIT('`') | CBIT('|') | CBIT('~');
-/* RFC 3986 unreserved and sub-delims: a reg-name's bytes besides %XX */
-static const uint64_t regname_lo = DIGITS_LO | CBIT('-') | CBIT('.') | CBIT('!') | CBIT('$') |
-                                   CBIT('&') | CBIT('\'') | CBIT('(') | CBIT(')') | CBIT('*') |
-                                   CBIT('+') | CBIT(',') | CBIT(';') | CBIT('=');
-static const uint64_t regname_hi = LETTERS_HI | CBIT('_') | CBIT('~');
+/* Character classes, one table lookup per header byte (a bit test with two
+ * range branches, and before that a strchr per byte, cost more per request
+ * than any other check). Filled once by init_char_classes. */
+enum {
+    CC_TCHAR = 1,     /* RFC 9110 5.6.2 tchar: a field name's bytes */
+    CC_CTL = 2,       /* not in a field value: controls but HTAB, and DEL */
+    CC_REGNAME = 4,   /* RFC 3986 unreserved and sub-delims: a reg-name besides %XX */
+    CC_HEX = 8,       /* HEXDIG */
+    CC_IPLITERAL = 16 /* inside [...]: HEXDIG, ':' and '.' */
+};
+static unsigned char char_class[256];
+static pthread_once_t char_class_once = PTHREAD_ONCE_INIT;
 
-static int in_set(unsigned char c, uint64_t lo, uint64_t hi)
+static void mark_chars(const char *chars, unsigned char bit)
 {
-    return c < 64 ? (int)((lo >> c) & 1u) : c < 128 ? (int)((hi >> (c - 64)) & 1u) : 0;
+    for (; *chars; chars++)
+        char_class[(unsigned char)*chars] |= bit;
+}
+
+static void init_char_classes(void)
+{
+    static const char alnum[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    mark_chars(alnum, CC_TCHAR | CC_REGNAME);
+    mark_chars("!#$%&'*+-.^_`|~", CC_TCHAR);
+    mark_chars("-._~!$&'()*+,;=", CC_REGNAME);
+    mark_chars("0123456789ABCDEFabcdef", CC_HEX | CC_IPLITERAL);
+    mark_chars(":.", CC_IPLITERAL);
+    for (int c = 0; c < 0x20; c++)
+        if (c != '\t')
+            char_class[c] |= CC_CTL;
+    char_class[0x7f] |= CC_CTL;
 }
 
 static int is_hex(unsigned char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    return char_class[c] & CC_HEX;
 }
 
 /* A Host value is uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2), or
@@ -620,7 +631,7 @@ static int valid_host(const char *s)
     const char *p = s;
     if (*p == '[') {
         for (p++; *p && *p != ']'; p++)
-            if (!is_hex((unsigned char)*p) && *p != ':' && *p != '.')
+            if (!(char_class[(unsigned char)*p] & CC_IPLITERAL))
                 return 0;
         if (*p++ != ']')
             return 0;
@@ -630,7 +641,7 @@ static int valid_host(const char *s)
                 if (!is_hex((unsigned char)p[1]) || !is_hex((unsigned char)p[2]))
                     return 0;
                 p += 3;
-            } else if (in_set((unsigned char)*p, regname_lo, regname_hi)) {
+            } else if (char_class[(unsigned char)*p] & CC_REGNAME) {
                 p++;
             } else {
                 return 0;
@@ -654,23 +665,22 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     /* libmicrohttpd keeps the real lengths, so a NUL inside shows here: a
      * NUL is a bad character, otherwise a name that is no token (RFC 9110
      * 5.1) a bad name */
-    int nul = 0, not_token = key_size == 0;
-    for (size_t i = 0; i < key_size; i++) {
-        unsigned char c = (unsigned char)key[i];
-        nul |= c == 0;
-        not_token |= !in_set(c, tchar_lo, tchar_hi);
+    unsigned all = CC_TCHAR;
+    for (size_t i = 0; i < key_size; i++)
+        all &= char_class[(unsigned char)key[i]];
+    if (key_size == 0 || !all) {
+        if (memchr(key, 0, key_size))
+            s->bad_char = 1;
+        else
+            s->bad_name = 1;
     }
-    if (nul)
-        s->bad_char = 1;
-    else if (not_token)
-        s->bad_name = 1;
     if (!value)
         return MHD_YES;
-    for (size_t i = 0; i < value_size; i++) {
-        unsigned char c = (unsigned char)value[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f) /* NUL included */
-            s->bad_char = 1;
-    }
+    unsigned any = 0;
+    for (size_t i = 0; i < value_size; i++)
+        any |= char_class[(unsigned char)value[i]];
+    if (any & CC_CTL) /* NUL included */
+        s->bad_char = 1;
     /* the names compared by length first: most headers are none of these */
     if (key_size == 14 && !strcasecmp(key, "Content-Length")) {
         if (s->content_lengths++ && strcmp(s->content_length, value) != 0)
@@ -1689,6 +1699,7 @@ static void on_sweep(loop *lp, loop_timer *t)
 httpd *httpd_create(unsigned index, const config *cfg, loop *lp, int listen_fd, int tls,
                     lhost_gen *gen, char *err, size_t errlen)
 {
+    pthread_once(&char_class_once, init_char_classes);
     httpd *srv = xcalloc(1, sizeof *srv);
     srv->index = index;
     srv->cfg = cfg;

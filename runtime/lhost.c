@@ -44,7 +44,7 @@ typedef struct route_info {
 /* The methods whose names the request table takes from a reference rather
  * than hashing them per request. */
 static const char *const common_methods[] = {"GET",    "HEAD",  "POST",   "PUT",
-                                              "DELETE", "PATCH", "OPTIONS"};
+                                             "DELETE", "PATCH", "OPTIONS"};
 #define NMETHODS (sizeof common_methods / sizeof common_methods[0])
 
 /*
@@ -98,8 +98,8 @@ struct lhost_gen {
     router *router;
     route_info *routes; /* indexed by route id - 1 */
     size_t nroutes;
-    int handle_ref;        /* app.handle */
-    int key_ref[RK_COUNT]; /* the request table's field names (req_keys) */
+    int handle_ref;           /* app.handle */
+    int key_ref[RK_COUNT];    /* the request table's field names (req_keys) */
     int method_ref[NMETHODS]; /* common_methods as Lua strings */
     int req_mt_ref;           /* the request tables' metatable */
     unsigned refs;
@@ -220,8 +220,7 @@ static void enter_lua(lhost_gen *g, uint64_t deadline_us, const char *what,
  * who names the work in a warning, or else describe(arg) does. Returns
  * non-zero when the code was stopped (settle_memory collects once the
  * stopped code's coroutine is gone). */
-static int leave_lua(lhost_gen *g, const char *who, watchdog_describe_fn describe,
-                     const void *arg)
+static int leave_lua(lhost_gen *g, const char *who, watchdog_describe_fn describe, const void *arg)
 {
     watchdog_end(watchdog_slot(NULL));
     tl_run_L = NULL;

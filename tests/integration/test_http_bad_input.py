@@ -145,6 +145,25 @@ def nul_in_header(s):
 
 
 @case
+def header_byte_classes(s):
+    """Every byte class of a header field, at the edges of the table that judges them."""
+    for name, value in ((b"SOH", b"a\x01b"), (b"US", b"a\x1fb"), (b"DEL", b"a\x7fb")):
+        expect(s, "a %s in a header value" % name.decode(),
+               b"GET /hello HTTP/1.1\r\n" + H + b"X-A: " + value + b"\r\n\r\n", 400, "bad_header")
+    for name, value in ((b"HTAB", b"a\tb"), (b"obs-text", b"caf\xc3\xa9 \xff"),
+                        (b"every visible ASCII byte", bytes(range(0x21, 0x7f)))):
+        res = s.raw(b"GET /hello HTTP/1.1\r\n" + H + b"X-A: " + value + b"\r\n\r\n")
+        is_(res.status, 200, "a header value with %s is served" % name.decode(), res.raw[:200])
+    for name in (b"X@A", b"X/A", b"X[A", b"X\x7fA", b"X\x80A"):
+        expect(s, "a header named %r" % name,
+               b"GET /hello HTTP/1.1\r\n" + H + name + b": 1\r\n\r\n", 400, "bad_header")
+    for host in (b"[::1g]", b"[::1]x", b"x~y.z:08"):
+        res = s.raw(b"GET /hello HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+        want = 200 if host == b"x~y.z:08" else 400
+        is_(res.status, want, "Host: %r answers %d" % (host, want), res.raw[:200])
+
+
+@case
 def nul_in_request_line(s):
     res = s.raw(b"GET /hello\x00/../../etc HTTP/1.1\r\n" + H + b"\r\n")
     ok(res.status in (200, 400), "NUL in the request target: the target is cut at the NUL "
