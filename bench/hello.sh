@@ -404,25 +404,30 @@ if want glasgow; then
     for s in nginx fastapi; do want "$s" && peers+=("$s"); done
     if ((${#peers[@]} > 0)); then
         echo
+        # req/s: higher is better for glasgow; CPU per request: lower is
         printf '%-8s' "run"
-        for p in "${peers[@]}"; do printf ' %16s' "glasgow/$p"; done
+        for p in "${peers[@]}"; do printf ' %16s %16s' "req/s g/$p" "cpu/req g/$p"; done
         echo
-        declare -A RATIOS=()
+        declare -A RATIOS=() CPU_RATIOS=()
         for ((r = 1; r <= ROUNDS; r++)); do
             printf '%-8d' "$r"
             for p in "${peers[@]}"; do
                 x=$(ratio "${RPS[glasgow:$r]}" "${RPS[$p:$r]}")
+                c=$(ratio "${CPU_US[glasgow:$r]}" "${CPU_US[$p:$r]}")
                 RATIOS[$p]="${RATIOS[$p]:-} $x"
-                printf ' %15sx' "$x"
+                CPU_RATIOS[$p]="${CPU_RATIOS[$p]:-} $c"
+                printf ' %15sx %15sx' "$x" "$c"
             done
             echo
         done
         printf '%-8s' median
-        declare -A MED=()
+        declare -A MED=() CPU_MED=()
         for p in "${peers[@]}"; do
             read -r -a vals <<<"${RATIOS[$p]}"
             MED[$p]=$(median "${vals[@]}")
-            printf ' %15.2fx' "${MED[$p]}"
+            read -r -a vals <<<"${CPU_RATIOS[$p]}"
+            CPU_MED[$p]=$(median "${vals[@]}")
+            printf ' %15.2fx %15.2fx' "${MED[$p]}" "${CPU_MED[$p]}"
         done
         echo
     fi
@@ -442,6 +447,8 @@ if want glasgow; then
     if want nginx; then
         verdict=$(awk -v m="${MED[nginx]}" -v t="$TARGET_NGINX_RATIO" 'BEGIN {print (m >= t) ? "met" : "MISSED"}')
         printf '  glasgow req/s >= %.1fx nginx+Lua    median %.2fx   %s\n' "$TARGET_NGINX_RATIO" "${MED[nginx]}" "$verdict"
+        verdict=$(awk -v m="${CPU_MED[nginx]}" 'BEGIN {print (m <= 1.0) ? "met" : "MISSED"}')
+        printf '  glasgow CPU/request <= 1.0x nginx+Lua   median %.2fx   %s\n' "${CPU_MED[nginx]}" "$verdict"
     fi
     # One process: its VmRSS. Several (forked workers): the sum over the tree,
     # which over-counts shared pages, so the main process and PSS are shown too.
