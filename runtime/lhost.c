@@ -191,10 +191,17 @@ static int on_stuck(wd_slot *s, const char *name, const char *what, uint64_t ove
     return stuck_cb ? stuck_cb(name, what, overdue_ms) : 1;
 }
 
-void lhost_watchdog_start(int (*cb)(const char *, const char *, uint64_t), unsigned stuck_grace_ms)
+#define WATCHDOG_TICK_MS 5
+#define WATCHDOG_IDLE_MAX_MS 250
+
+void lhost_watchdog_start(int (*cb)(const char *, const char *, uint64_t), unsigned stuck_grace_ms,
+                          unsigned shortest_limit_ms)
 {
     stuck_cb = cb;
-    watchdog_start(on_interrupt, on_stuck, stuck_grace_ms, 5);
+    unsigned idle = shortest_limit_ms / 2;
+    if (!shortest_limit_ms || idle > WATCHDOG_IDLE_MAX_MS)
+        idle = WATCHDOG_IDLE_MAX_MS;
+    watchdog_start(on_interrupt, on_stuck, stuck_grace_ms, WATCHDOG_TICK_MS, idle);
 }
 
 /* Enters Lua on g's state under deadline_us (0: none); msg is what the

@@ -51,12 +51,15 @@ void lhost_thread_init(loop *lp);
  * bundle loading at its budget. on_stuck (may be NULL) is told about code
  * that a hook cannot reach (a long C call) stuck_grace_ms after its
  * deadline, with the thread's name and what it runs; it returns non-zero
- * to count the thread as stuck (/livez). Without this call deadlines
- * apply only to waits.
+ * to count the thread as stuck (/livez). shortest_limit_ms is the shortest
+ * budget code is given (run limit, request timeout, load budget; 0: none):
+ * the watchdog sleeps at most half of it (and at most 250 ms) while nothing
+ * is due, so that entering work seldom has to wake it. Without this call
+ * deadlines apply only to waits.
  */
 void lhost_watchdog_start(int (*on_stuck)(const char *thread, const char *what,
                                           uint64_t overdue_ms),
-                          unsigned stuck_grace_ms);
+                          unsigned stuck_grace_ms, unsigned shortest_limit_ms);
 
 /*
  * Builds a generation from b: a fresh state with the library and bindings,

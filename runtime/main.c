@@ -96,6 +96,17 @@ static lhost_opts opts_of(const config *cfg, const char *lp)
                         cfg->load_timeout_ms};
 }
 
+/* The shortest budget serve gives code (the watchdog's idle sleep follows it). */
+static unsigned shortest_limit(const config *cfg)
+{
+    unsigned m = cfg->request_timeout_ms;
+    if (cfg->lua_run_limit_ms && cfg->lua_run_limit_ms < m)
+        m = cfg->lua_run_limit_ms;
+    if (cfg->load_timeout_ms < m)
+        m = cfg->load_timeout_ms;
+    return m;
+}
+
 /* glasgow check: code that no hook can stop (a long C call) at the top
  * level of a route file still ends the check, naming the file. */
 static int check_stuck(const char *thread, const char *what, uint64_t overdue_ms)
@@ -132,7 +143,7 @@ static int cmd_check(int argc, char **argv)
     lua_path(&cfg, lp, sizeof lp);
     lhost_opts o = opts_of(&cfg, lp);
     watchdog_slot("check");
-    lhost_watchdog_start(check_stuck, cfg.stuck_grace_ms);
+    lhost_watchdog_start(check_stuck, cfg.stuck_grace_ms, cfg.load_timeout_ms);
     bundle *b = bundle_read(argv[0], err, sizeof err);
     if (!b) {
         fprintf(stderr, "glasgow check: %s\n", err);
@@ -290,7 +301,7 @@ static int cmd_serve(void)
     static lhost_opts opts;
     opts = opts_of(&cfg, lp);
     watchdog_slot("main");
-    lhost_watchdog_start(serve_stuck, cfg.stuck_grace_ms);
+    lhost_watchdog_start(serve_stuck, cfg.stuck_grace_ms, shortest_limit(&cfg));
 
     int tls = cfg.tls_cert_file[0] != '\0';
     services_metrics_init();

@@ -40,13 +40,19 @@ static atomic_uint_fast64_t shutdown_deadline_us;
 static atomic_uint stuck_count;
 
 static pthread_mutex_t run_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t run_cv = PTHREAD_COND_INITIALIZER;
-static int running, stop_requested;
+static pthread_cond_t run_cv; /* on CLOCK_MONOTONIC, made by the first watchdog_start */
+static int cv_made, running, stop_requested;
+static int kicked; /* under run_mu: a sooner deadline came while the thread planned */
 static pthread_t wd_thread;
 static watchdog_interrupt_fn interrupt_fn;
 static watchdog_stuck_fn stuck_fn;
 static uint64_t grace_us;
-static unsigned tick;
+static uint64_t tick_us; /* between looks while some slot is overdue */
+static uint64_t idle_us; /* the longest sleep: see watchdog_start */
+/* When the thread will next look at the slots (watchdog_now_us clock). A
+ * thread that enters work due sooner wakes it (kick_if_sooner). */
+static atomic_uint_fast64_t wake_at;
+static atomic_uint_fast64_t wakeups;
 
 uint64_t watchdog_now_us(void)
 {
@@ -70,6 +76,36 @@ static void on_signal(int sig)
     if (s && atomic_load_explicit(&s->busy, memory_order_acquire) && interrupt_fn)
         interrupt_fn(s);
     errno = saved;
+}
+
+/* The deadline that applies to s: its own or the shutdown's, the sooner. */
+static uint64_t effective_deadline(const wd_slot *s)
+{
+    uint64_t d = atomic_load_explicit(&s->deadline_us, memory_order_relaxed);
+    uint64_t sd = atomic_load_explicit(&shutdown_deadline_us, memory_order_relaxed);
+    if (sd && (!d || sd < d))
+        d = sd;
+    return d;
+}
+
+/* Wakes the watchdog thread when deadline_us (0: none) comes before the
+ * time it means to look next. The fence orders this thread's slot stores
+ * before its read of wake_at, as the watchdog orders its store of wake_at
+ * before it reads the slots again (watchdog_main): one of the two sees the
+ * other, so no deadline is slept through. Work entered with a deadline
+ * further off than the idle sleep (a request's run limit) never calls. */
+static void kick_if_sooner(uint64_t deadline_us)
+{
+    if (!deadline_us)
+        return;
+    atomic_thread_fence(memory_order_seq_cst);
+    if (deadline_us >= atomic_load(&wake_at))
+        return;
+    pthread_mutex_lock(&run_mu);
+    kicked = 1;
+    if (cv_made)
+        pthread_cond_signal(&run_cv);
+    pthread_mutex_unlock(&run_mu);
 }
 
 wd_slot *watchdog_slot(const char *name)
@@ -107,6 +143,7 @@ void watchdog_begin_described(wd_slot *s, uint64_t deadline_us, watchdog_describ
     atomic_store_explicit(&s->deadline_us, deadline_us, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->seq, 1, memory_order_relaxed);
     atomic_store_explicit(&s->busy, 1, memory_order_release);
+    kick_if_sooner(effective_deadline(s));
 }
 
 void watchdog_set_what(wd_slot *s, const char *what)
@@ -121,16 +158,6 @@ void watchdog_end(wd_slot *s)
         return;
     atomic_store_explicit(&s->busy, 0, memory_order_release);
     atomic_store_explicit(&s->what, NULL, memory_order_relaxed);
-}
-
-/* The deadline that applies to s: its own or the shutdown's, the sooner. */
-static uint64_t effective_deadline(const wd_slot *s)
-{
-    uint64_t d = atomic_load_explicit(&s->deadline_us, memory_order_relaxed);
-    uint64_t sd = atomic_load_explicit(&shutdown_deadline_us, memory_order_relaxed);
-    if (sd && (!d || sd < d))
-        d = sd;
-    return d;
 }
 
 int watchdog_expired(const wd_slot *s)
@@ -149,6 +176,7 @@ uint64_t watchdog_deadline(const wd_slot *s)
 void watchdog_set_shutdown_deadline(uint64_t deadline_us)
 {
     atomic_store(&shutdown_deadline_us, deadline_us);
+    kick_if_sooner(deadline_us);
 }
 
 int watchdog_is_stuck(const wd_slot *s)
@@ -219,41 +247,90 @@ static void scan(uint64_t now)
     }
 }
 
+/* When to look next, at now: a busy slot's deadline, or every tick while
+ * one is past it (to re-signal and to judge it stuck), else after the idle
+ * sleep. */
+static uint64_t plan(uint64_t now)
+{
+    uint64_t next = now + idle_us;
+    unsigned k = atomic_load(&nslots);
+    for (unsigned i = 0; i < k; i++) {
+        wd_slot *s = &slots[i];
+        if (!atomic_load(&s->busy))
+            continue;
+        uint64_t d = effective_deadline(s);
+        uint64_t t = !d ? next : now < d ? d : now + tick_us;
+        if (t < next)
+            next = t;
+    }
+    return next;
+}
+
+/* Sleeps until next, or until kicked or stopped; run_mu held. */
+static void sleep_until(uint64_t next)
+{
+    struct timespec ts = {(time_t)(next / 1000000u), (long)(next % 1000000u) * 1000L};
+    while (!kicked && !stop_requested && watchdog_now_us() < next)
+        if (pthread_cond_timedwait(&run_cv, &run_mu, &ts) == ETIMEDOUT)
+            break;
+    kicked = 0;
+}
+
 static void *watchdog_main(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&run_mu);
     while (!stop_requested) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)tick * 1000000L;
-        while (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&run_cv, &run_mu, &ts);
-        if (stop_requested)
-            break;
         pthread_mutex_unlock(&run_mu);
-        scan(watchdog_now_us());
+        uint64_t now = watchdog_now_us();
+        scan(now);
+        uint64_t next = plan(now);
+        atomic_store(&wake_at, next);
+        /* again after publishing it: a slot that entered work meanwhile
+         * either shows here or saw wake_at (kick_if_sooner) */
+        uint64_t again = plan(watchdog_now_us());
+        if (again < next) {
+            next = again;
+            atomic_store(&wake_at, next);
+        }
         pthread_mutex_lock(&run_mu);
+        sleep_until(next);
+        atomic_fetch_add_explicit(&wakeups, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&run_mu);
     return NULL;
 }
 
+uint64_t watchdog_wakeups(void)
+{
+    return atomic_load_explicit(&wakeups, memory_order_relaxed);
+}
+
 void watchdog_start(watchdog_interrupt_fn interrupt, watchdog_stuck_fn on_stuck,
-                    unsigned stuck_grace_ms, unsigned tick_ms)
+                    unsigned stuck_grace_ms, unsigned tick_ms, unsigned idle_ms)
 {
     pthread_mutex_lock(&run_mu);
     if (running) {
         pthread_mutex_unlock(&run_mu);
         return;
     }
+    if (!cv_made) {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&run_cv, &ca);
+        pthread_condattr_destroy(&ca);
+        cv_made = 1;
+    }
     interrupt_fn = interrupt;
     stuck_fn = on_stuck;
     grace_us = (uint64_t)stuck_grace_ms * 1000u;
-    tick = tick_ms ? tick_ms : 10;
+    tick_us = (uint64_t)(tick_ms ? tick_ms : 10) * 1000u;
+    idle_us = (uint64_t)idle_ms * 1000u;
+    if (idle_us < tick_us)
+        idle_us = tick_us;
+    atomic_store(&wake_at, 0); /* nobody kicks before the first plan */
+    kicked = 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

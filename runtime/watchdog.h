@@ -4,9 +4,12 @@
  *
  * A thread that runs Lua owns a slot. Before it enters Lua it publishes a
  * deadline in its slot (watchdog_begin) and clears it when Lua returns
- * (watchdog_end): two relaxed atomic stores, no system call. A watchdog
- * thread scans the slots every few milliseconds; when a slot is past its
- * deadline (or past the shutdown deadline) it sends that thread a signal,
+ * (watchdog_end): a few atomic stores and a fence, no system call unless
+ * the deadline comes before the watchdog thread means to look next. That
+ * thread sleeps until the nearest deadline of the busy slots (at most the
+ * idle sleep, so an idle process wakes a few times a second, not every few
+ * milliseconds); when a slot is past its deadline (or past the shutdown
+ * deadline) it sends that thread a signal,
  * and the signal handler calls the interrupt function the Lua host
  * registered (it arms an instruction hook, exactly as LuaJIT's own Ctrl-C
  * handler does from SIGINT). The hook then raises a Lua error in the
@@ -47,10 +50,19 @@ uint64_t watchdog_now_us(void);
 /*
  * Starts the watchdog thread (idempotent). interrupt is called in a thread
  * whose deadline passed; on_stuck (may be NULL: every such slot is marked
- * stuck) when a slot stays busy stuck_grace_ms after its deadline. The thread scans every tick_ms.
+ * stuck) when a slot stays busy stuck_grace_ms after its deadline. The
+ * thread looks at a deadline when it comes, then every tick_ms while that
+ * slot stays past it (re-signalling, judging it stuck), and otherwise
+ * sleeps at most idle_ms (at least tick_ms). Work entered with a deadline
+ * sooner than the thread's next look wakes it at once (a mutex and a
+ * condition variable): an idle_ms no longer than the shortest deadline work
+ * is given (its run limit) keeps that off the common path.
  */
 void watchdog_start(watchdog_interrupt_fn interrupt, watchdog_stuck_fn on_stuck,
-                    unsigned stuck_grace_ms, unsigned tick_ms);
+                    unsigned stuck_grace_ms, unsigned tick_ms, unsigned idle_ms);
+
+/* How many times the watchdog thread woke since the process started. */
+uint64_t watchdog_wakeups(void);
 
 /* Stops the watchdog thread (it is idempotent and safe when not started). */
 void watchdog_stop(void);

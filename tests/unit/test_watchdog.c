@@ -8,6 +8,7 @@
 #include "watchdog.h"
 
 static atomic_int interrupts_main, interrupts_other;
+static atomic_uint_fast64_t last_interrupt_us; /* when the main thread was last signalled */
 static atomic_int stuck_calls;
 static char stuck_what[128];
 static _Thread_local int tl_is_other;
@@ -16,6 +17,8 @@ static _Thread_local int tl_is_other;
 static void on_interrupt(wd_slot *s)
 {
     (void)s;
+    if (!tl_is_other)
+        atomic_store(&last_interrupt_us, watchdog_now_us()); /* clock_gettime: signal-safe */
     atomic_fetch_add(tl_is_other ? &interrupts_other : &interrupts_main, 1);
 }
 
@@ -72,6 +75,10 @@ static void *other_main(void *arg)
  * spins on past it is reported stuck. */
 #define GRACE_MS 1000
 
+/* The idle sleep: far longer than the deadlines below, so that a deadline
+ * met only at the next idle look would show as late. */
+#define IDLE_MS 1000
+
 static atomic_int describe_calls;
 
 /* A description made on demand, as lhost's per-request one is. */
@@ -83,10 +90,52 @@ static void describe_work(const void *arg, char *out, size_t outlen)
 
 int main(void)
 {
-    watchdog_start(on_interrupt, on_stuck, GRACE_MS, 5);
+    watchdog_start(on_interrupt, on_stuck, GRACE_MS, 5, IDLE_MS);
     wd_slot *s = watchdog_slot("main");
     ok(s != NULL, "the main thread gets a slot");
     ok(watchdog_slot("again") == s, "a thread keeps its slot");
+
+    /* idle, the thread sleeps: it used to look every 5 ms (120 times here) */
+    sleep_ms(50);
+    uint64_t w0 = watchdog_wakeups();
+    sleep_ms(1200);
+    uint64_t woke = watchdog_wakeups() - w0;
+    ok(woke <= 3, "idle for 1.2 s, the watchdog thread woke %llu times (idle sleep %d ms)",
+       (unsigned long long)woke, IDLE_MS);
+
+    /* a deadline sooner than the thread's next look wakes it: signalled on
+     * time, not at the end of its idle sleep */
+    uint64_t due = watchdog_now_us() + 20000;
+    watchdog_begin(s, due, "sooner than the idle sleep");
+    spin_until(&interrupts_main, 1, 3000);
+    watchdog_end(s);
+    uint64_t late_ms = (atomic_load(&last_interrupt_us) - due) / 1000u;
+    ok(atomic_load(&interrupts_main) == 1 && atomic_load(&last_interrupt_us) >= due &&
+           late_ms < IDLE_MS / 3,
+       "a 20 ms deadline is signalled %llu ms after it passed (the idle sleep is %d ms)",
+       (unsigned long long)late_ms, IDLE_MS);
+
+    /* many short deadlines, entered at varied moments after the thread's
+     * last look (it re-plans 5 ms after a signal, then sleeps idle): each is
+     * signalled soon after it passes, none waits for an idle look */
+    int late = 0, worst = 0;
+    for (int i = 0; i < 100; i++) {
+        sleep_ms((unsigned)(i % 11));
+        int before = atomic_load(&interrupts_main);
+        due = watchdog_now_us() + 2000 + (uint64_t)(i % 7) * 300;
+        watchdog_begin(s, due, "short");
+        spin_until(&interrupts_main, before + 1, 3000);
+        watchdog_end(s);
+        int ms = (int)((atomic_load(&last_interrupt_us) - due) / 1000u);
+        if (atomic_load(&interrupts_main) == before || ms >= IDLE_MS / 3)
+            late++;
+        if (ms > worst)
+            worst = ms;
+    }
+    ok(late == 0, "100 short deadlines: %d signalled late or never (worst %d ms)", late, worst);
+    atomic_store(&interrupts_main, 0);
+    sleep_ms(60); /* past RESIGNAL: no re-signal is pending for the cases below */
+    atomic_store(&interrupts_main, 0);
 
     /* no deadline: never signalled */
     watchdog_begin(s, 0, "unbounded");
