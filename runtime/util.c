@@ -227,7 +227,7 @@ static const char hex_pairs[513] =
 void util_hex(const unsigned char *in, size_t n, char *out)
 {
     for (size_t i = 0; i < n; i++)
-        memcpy(out + 2 * i, hex_pairs + 2 * in[i], 2);
+        memcpy(out + 2 * i, hex_pairs + 2 * (size_t)in[i], 2);
     out[2 * n] = '\0';
 }
 
