@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@ struct wd_slot {
     uint64_t signalled_us;
     uint64_t stuck_seq;
     atomic_int busy;
+    atomic_int describing; /* the watchdog is inside describe(describe_arg) */
     atomic_int stuck;
     char name[32];
     char stuck_what[160];
@@ -156,7 +158,12 @@ void watchdog_end(wd_slot *s)
 {
     if (!s)
         return;
-    atomic_store_explicit(&s->busy, 0, memory_order_release);
+    /* after this the run's description may go (a request ends and is
+     * freed): wait out a describe() the watchdog began while it was busy
+     * (both sides store, then read the other's flag) */
+    atomic_store(&s->busy, 0);
+    while (atomic_load(&s->describing))
+        sched_yield();
     atomic_store_explicit(&s->what, NULL, memory_order_relaxed);
 }
 
@@ -227,16 +234,26 @@ static void scan(uint64_t now)
         uint64_t g = sd && now >= sd && grace_us > SHUTDOWN_STUCK_US ? SHUTDOWN_STUCK_US : grace_us;
         if (s->stuck_seq != seq && now >= d + g) {
             s->stuck_seq = seq;
-            const char *what = atomic_load_explicit(&s->what, memory_order_relaxed);
-            watchdog_describe_fn describe =
-                atomic_load_explicit(&s->describe, memory_order_relaxed);
+            /* the description of this very run, or none if it just ended
+             * (watchdog_end waits while describing is set) */
+            atomic_store(&s->describing, 1);
+            int same_run = atomic_load(&s->busy) && atomic_load(&s->seq) == seq;
+            const char *what = NULL;
             char described[160];
-            if (describe) {
-                described[0] = '\0';
-                describe(atomic_load_explicit(&s->describe_arg, memory_order_relaxed), described,
-                         sizeof described);
-                what = described;
+            if (same_run) {
+                what = atomic_load_explicit(&s->what, memory_order_relaxed);
+                watchdog_describe_fn describe =
+                    atomic_load_explicit(&s->describe, memory_order_relaxed);
+                if (describe) {
+                    described[0] = '\0';
+                    describe(atomic_load_explicit(&s->describe_arg, memory_order_relaxed),
+                             described, sizeof described);
+                    what = described;
+                }
             }
+            atomic_store(&s->describing, 0);
+            if (!same_run)
+                continue;
             uint64_t overdue_ms = (now - d) / 1000u;
             snprintf(s->stuck_what, sizeof s->stuck_what, "%s: %s, %llu ms past its deadline",
                      s->name, what ? what : "Lua code", (unsigned long long)overdue_ms);

@@ -80,6 +80,19 @@ static void *other_main(void *arg)
 #define IDLE_MS 1000
 
 static atomic_int describe_calls;
+static atomic_int slow_state; /* 1 while describe_slowly runs, 2 once it returned */
+
+/* A description that takes a while: the run's end must wait for it, as a
+ * request's must before the request (the description's source) is freed. */
+static void describe_slowly(const void *arg, char *out, size_t outlen)
+{
+    atomic_store(&slow_state, 1);
+    struct timespec ts = {0, 200 * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    snprintf(out, outlen, "slow %s", (const char *)arg);
+    atomic_store(&slow_state, 2);
+}
 
 /* A description made on demand, as lhost's per-request one is. */
 static void describe_work(const void *arg, char *out, size_t outlen)
@@ -204,6 +217,19 @@ int main(void)
     spin_until(&stuck_calls, 3, 5000);
     is_str(stuck_what, "main: plain again", "a plain description after a described run");
     watchdog_end(s);
+
+    /* a run that ends while the watchdog describes it: the end waits */
+    watchdog_begin_described(s, watchdog_now_us() + 10000, describe_slowly, "thing");
+    uint64_t until = watchdog_now_us() + (10 + GRACE_MS + 5000) * 1000u;
+    while (atomic_load(&slow_state) == 0 && watchdog_now_us() < until) {
+    }
+    int during = atomic_load(&slow_state);
+    watchdog_end(s);
+    int after = atomic_load(&slow_state);
+    ok(during == 1 && after == 2,
+       "watchdog_end waited for the description in progress (state %d, then %d)", during, after);
+    spin_until(&stuck_calls, 4, 3000);
+    is_str(stuck_what, "main: slow thing", "and the report used it");
 
     /* the shutdown deadline applies to work that has none of its own */
     before_main = atomic_load(&interrupts_main);
