@@ -163,6 +163,34 @@ def header_byte_classes(s):
         is_(res.status, want, "Host: %r answers %d" % (host, want), res.raw[:200])
 
 
+TCHAR = set(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+@case
+def every_byte_in_a_header(s):
+    """Each of the 256 byte values inside a header name and inside a value, against RFC
+    9110's rules (a name is tchar; a value has no control but HTAB, and no DEL): served
+    exactly when the rule allows it, refused with a 400 otherwise, never a 500. CR and LF
+    end a line (framing, tested above), ':' ends a name, and SP or HTAB in a name is
+    refused by libmicrohttpd itself, so those are only required to answer 400."""
+    wrong = []
+    for b in range(256):
+        c = bytes([b])
+        if c not in (b"\r", b"\n", b":"):
+            res = s.raw(b"GET /hello HTTP/1.1\r\n" + H + b"X" + c + b"A: 1\r\n\r\n")
+            want = 200 if b in TCHAR else 400
+            if res.status != want:
+                wrong.append("name byte %#04x: %s (want %d)" % (b, res.status, want))
+        if c not in (b"\r", b"\n"):
+            res = s.raw(b"GET /hello HTTP/1.1\r\n" + H + b"X-A: a" + c + b"b\r\n\r\n")
+            want = 400 if (b < 0x20 and b != 0x09) or b == 0x7f else 200
+            if res.status != want:
+                wrong.append("value byte %#04x: %s (want %d)" % (b, res.status, want))
+    ok(not wrong, "every byte value in a header name and value is judged by RFC 9110's rules",
+       "; ".join(wrong[:20]))
+    still_serving(s, "every byte in a header")
+
+
 @case
 def nul_in_request_line(s):
     res = s.raw(b"GET /hello\x00/../../etc HTTP/1.1\r\n" + H + b"\r\n")
