@@ -188,6 +188,18 @@ def every_byte_in_a_header(s):
                 wrong.append("value byte %#04x: %s (want %d)" % (b, res.status, want))
     ok(not wrong, "every byte value in a header name and value is judged by RFC 9110's rules",
        "; ".join(wrong[:20]))
+    # Host is a reg-name (RFC 3986: unreserved, sub-delims, %XX) with an optional port
+    regname = set(b"-._~!$&'()*+,;=0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+    wrong = []
+    for b in range(256):
+        if b in (0x0a, 0x0d):
+            continue
+        res = s.raw(b"GET /hello HTTP/1.1\r\nHost: a" + bytes([b]) + b"b\r\n\r\n")
+        want = 200 if b in regname else 400
+        if res.status != want:
+            wrong.append("Host byte %#04x: %s (want %d)" % (b, res.status, want))
+    ok(not wrong, "every byte value inside a Host name is judged by RFC 3986's reg-name",
+       "; ".join(wrong[:20]))
     still_serving(s, "every byte in a header")
 
 
