@@ -30,7 +30,7 @@ struct wd_slot {
     atomic_int describing; /* the watchdog is inside describe(describe_arg) */
     atomic_int stuck;
     char name[32];
-    char stuck_what[160];
+    char stuck_what[256]; /* name (32), description (160), overdue: room for all */
 };
 
 static wd_slot slots[MAX_SLOTS];
